@@ -1,0 +1,30 @@
+# Two entry points for a newcomer: `make course` (headless quickstart) / `make lab` (JupyterLab) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+
+.PHONY: setup lab course test bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[course,instructor,dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+course: setup
+	$(BIN)/lorakit train --recipe quickstart
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+test: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/quickstart.py

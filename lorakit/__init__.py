@@ -1,0 +1,33 @@
+"""lorakit: the companion package of a hands-on LoRA/QLoRA course.
+
+Public names are imported lazily so that `import lorakit` stays instant (no torch import until needed).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_base": "base",
+    "load_tokenizer": "base",
+    "load_dataset": "data",
+    "DATASETS": "data",
+    "Recipe": "recipes",
+    "RECIPES": "recipes",
+    "get_recipe": "recipes",
+    "train": "train",
+    "TrainResult": "train",
+    "detect": "hardware",
+    "choose_precision": "hardware",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'lorakit' has no attribute {name!r}")

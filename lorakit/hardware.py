@@ -1,0 +1,99 @@
+"""What this machine can do, and the precision a run should use on it.
+
+bf16 only where the GPU supports it natively (Ampere and newer), fp16 on older CUDA GPUs such as Colab's T4,
+fp32 on CPU unless a user asks otherwise. Every fallback is announced, never silent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+
+import torch
+
+log = logging.getLogger("lorakit")
+if not log.handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("[lorakit] %(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def announce(message: str) -> None:
+    """Tell the learner about a choice lorakit made for them (fallbacks, substitutions)."""
+    log.info(message)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """A summary of the accelerator (if any) this process sees."""
+
+    device: str
+    name: str
+    bf16: bool
+    fp16: bool
+    total_memory_bytes: int | None
+    bitsandbytes: bool
+
+    @property
+    def best_precision(self) -> str:
+        return "bf16" if self.bf16 else "fp16" if self.fp16 else "fp32"
+
+
+def _native_bf16() -> bool:
+    if not torch.cuda.is_available():
+        return False
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch < 2.3 has no including_emulation
+        return torch.cuda.get_device_capability()[0] >= 8
+
+
+def detect() -> Hardware:
+    """Probe the device: CUDA GPU if present, else CPU."""
+    has_bnb = importlib.util.find_spec("bitsandbytes") is not None
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return Hardware("cuda", props.name, _native_bf16(), True, props.total_memory, has_bnb)
+    return Hardware("cpu", "CPU", False, False, None, has_bnb)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' → 'cuda' when a GPU is present, else 'cpu'; other values are checked and returned."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
+    return device
+
+
+def choose_precision(requested: str = "auto", hardware: Hardware | None = None) -> str:
+    """Return the precision to train in: the requested one if the hardware runs it natively, else the best it has."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {requested!r}")
+    hw = hardware or detect()
+    if requested == "auto":
+        return hw.best_precision
+    if requested == "bf16" and not hw.bf16:
+        fallback = "fp16" if hw.fp16 else "fp32"
+        announce(f"bf16 requested but {hw.name} has no native bf16: training in {fallback} instead")
+        return fallback
+    if requested == "fp16" and not hw.fp16:
+        announce(f"fp16 requested but {hw.name} has no fp16 mixed precision: training in fp32 instead")
+        return "fp32"
+    return requested
+
+
+def choose_dtype(device: str = "auto") -> torch.dtype:
+    """Weights dtype for loading: bf16 on native-bf16 GPUs, fp16 on other GPUs, fp32 on CPU."""
+    device = resolve_device(device)
+    if device.startswith("cuda"):
+        return torch.bfloat16 if _native_bf16() else torch.float16
+    return torch.float32
