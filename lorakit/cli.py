@@ -1,0 +1,86 @@
+"""The `lorakit` command: list recipes, show the hardware, train a recipe end to end."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from typing import Any
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set expects FIELD=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return key.strip(), value
+
+
+def _cmd_recipes(_: argparse.Namespace) -> int:
+    from .recipes import RECIPES
+
+    for recipe in RECIPES.values():
+        print(f"{recipe.name:15s} r={recipe.r:<3d} alpha={recipe.lora_alpha:<5g} lr={recipe.learning_rate:<7g} "
+              f"targets={recipe.target_modules!s:10s} quant={recipe.quantization}  {recipe.description}")
+    return 0
+
+
+def _cmd_info(_: argparse.Namespace) -> int:
+    from .hardware import detect
+
+    hw = detect()
+    print(f"device: {hw.device} ({hw.name})\nbf16 native: {hw.bf16}\nfp16: {hw.fp16}\n"
+          f"best precision: {hw.best_precision}\nbitsandbytes installed: {hw.bitsandbytes}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    overrides = dict(args.set or [])
+    result = train(args.recipe, model=args.model, output_dir=args.output_dir, **overrides)
+    print(result.summary())
+    for note in result.notes:
+        print(f"note: {note}")
+    try:
+        from .plots import plot_losses
+    except ImportError:
+        print("loss plot skipped: matplotlib is not installed (pip install 'lorakit[course]')")
+    else:
+        plot_path = result.output_dir / "loss.png"
+        plot_losses(result.log_history, plot_path, title=f"recipe {result.recipe.name}")
+        print(f"loss plot: {plot_path}")
+    print(f"adapter: {result.adapter_dir}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lorakit", description="LoRA/QLoRA course companion")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("recipes", help="list the built-in recipes").set_defaults(func=_cmd_recipes)
+    sub.add_parser("info", help="show the hardware and the precision lorakit would pick").set_defaults(func=_cmd_info)
+    p_train = sub.add_parser("train", help="train a recipe end to end")
+    p_train.add_argument("--recipe", default="quickstart")
+    p_train.add_argument("--model", default=None, help="'tiny' (default, offline) or a hub id / local path")
+    p_train.add_argument("--output-dir", default=None)
+    p_train.add_argument("--set", action="append", type=_parse_override, metavar="FIELD=VALUE",
+                         help="override a recipe field, e.g. --set r=8 --set learning_rate=1e-4")
+    p_train.set_defaults(func=_cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:
+        print(f"lorakit: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""`lorakit.train`: a recipe, a model and data in; a trained adapter, its logs and its costs out.
+
+A thin wrapper around Hugging Face `Trainer` + peft (and TRL's `DPOTrainer` for the preference stage). It adds
+only what the course needs: eval perplexity in the logs, per-epoch adapter checkpoints, honest fallbacks, a result
+object with the log history, the best epoch and the peak memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback, set_seed
+
+from . import compat
+from .hardware import announce, choose_precision, detect
+from .recipes import Recipe, get_recipe
+
+
+class LorakitTrainer(Trainer):
+    """Trainer that also logs eval perplexity = exp(eval loss)."""
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if "eval_loss" in logs:
+            logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
+        super().log(logs, *args, **kwargs)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced. `model` is the trained peft model, ready for evaluation or generation."""
+
+    recipe: Recipe
+    output_dir: Path
+    adapter_dir: Path
+    log_history: list[dict[str, float]]
+    train_seconds: float
+    peak_memory_bytes: int
+    peak_memory_kind: str
+    precision: str
+    trainable_params: int
+    total_params: int
+    notes: list[str] = field(default_factory=list)
+    model: Any = field(default=None, repr=False)
+    tokenizer: Any = field(default=None, repr=False)
+
+    @property
+    def train_losses(self) -> list[tuple[int, float]]:
+        return [(h["step"], h["loss"]) for h in self.log_history if "loss" in h]
+
+    @property
+    def eval_losses(self) -> list[tuple[float, float]]:
+        return [(h["epoch"], h["eval_loss"]) for h in self.log_history if "eval_loss" in h]
+
+    @property
+    def final_eval_loss(self) -> float | None:
+        evals = self.eval_losses
+        return evals[-1][1] if evals else None
+
+    @property
+    def best_epoch(self) -> float | None:
+        """The epoch with the lowest eval loss (None without evaluation)."""
+        evals = self.eval_losses
+        return min(evals, key=lambda e: e[1])[0] if evals else None
+
+    def checkpoints(self) -> list[Path]:
+        """Per-epoch checkpoint folders, oldest first."""
+        found = self.output_dir.glob("checkpoint-*")
+        return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+    def summary(self) -> str:
+        ev = self.final_eval_loss
+        return (f"{self.recipe.name}: {self.train_seconds:.1f} s, trainable {self.trainable_params:,} of "
+                f"{self.total_params:,} params, final eval loss {ev if ev is None else round(ev, 4)}, "
+                f"best epoch {self.best_epoch}, peak memory {self.peak_memory_bytes / 2**20:.0f} MiB "
+                f"({self.peak_memory_kind}), adapter in {self.adapter_dir}")
+
+
+def _peak_memory(device: str) -> tuple[int, str]:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated(), "cuda max_memory_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
+
+
+def _check_writable(output_dir: Path) -> None:
+    """Fail before training, not at the first checkpoint, when the output folder can't be written."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output_dir):
+            pass
+    except OSError as err:
+        raise ValueError(f"output_dir {str(output_dir)!r} is not writable: {err.strerror}") from err
+    free = shutil.disk_usage(output_dir).free
+    if free < 50 * 2**20:
+        raise ValueError(f"output_dir {str(output_dir)!r} has only {free / 2**20:.0f} MiB free; "
+                         "need at least 50 MiB for adapter checkpoints")
+
+
+def _choose_optimizer(recipe: Recipe, notes: list[str]) -> str:
+    if "8bit" in recipe.optim:
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            note = f"optim {recipe.optim!r} needs bitsandbytes, which is not installed: using adamw_torch"
+            announce(note)
+            notes.append(note)
+            return "adamw_torch"
+    return recipe.optim
+
+
+def prepare_model(recipe: Recipe, model: Any) -> Any:
+    """Wrap a base model with the recipe's LoRA adapter (after k-bit preparation for quantized bases)."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=recipe.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    return get_peft_model(model, recipe.lora_config(model))
+
+
+def _load(recipe: Recipe, model: Any, tokenizer: Any, data: Any) -> tuple[Any, Any, Any]:
+    if model is None or isinstance(model, str):
+        from .base import load_base
+        from .data import load_dataset
+
+        dataset = data if data is not None and not isinstance(data, str) else None
+        num_labels = len(dataset.label_names) if dataset is not None and dataset.label_names else None
+        if recipe.task == "seq_cls" and num_labels is None:
+            num_labels = len(load_dataset(recipe.dataset, None, n_train=1, n_eval=1).label_names)
+        model, tokenizer = load_base(
+            model or "tiny",
+            quantization=recipe.quantization,
+            task="seq_cls" if recipe.task == "seq_cls" else "causal_lm",
+            num_labels=num_labels,
+        )
+    if tokenizer is None:
+        raise ValueError("tokenizer must be given when model is a model object (load both with lorakit.load_base)")
+    if data is None or isinstance(data, str):
+        from .data import load_dataset
+
+        data = load_dataset(data or recipe.dataset, tokenizer, n_train=recipe.n_train, n_eval=recipe.n_eval,
+                            seed=recipe.seed, max_length=recipe.max_length)
+    if data.train is None or len(data.train) == 0:
+        raise ValueError(f"data.train is empty: dataset {data.name!r} has no training rows")
+    return model, tokenizer, data
+
+
+def train(
+    recipe: str | Recipe = "quickstart",
+    model: Any = None,
+    data: Any = None,
+    tokenizer: Any = None,
+    output_dir: str | os.PathLike | None = None,
+    callbacks: list[TrainerCallback] | None = None,
+    resume_from_checkpoint: str | bool | None = None,
+    **overrides: Any,
+) -> TrainResult:
+    """Train a LoRA adapter.
+
+    recipe: a name from `lorakit.RECIPES` or a `Recipe`; `overrides` replace recipe fields (e.g. `r=8`).
+    model: None (the built-in tiny model), a hub id/local path, or a loaded model (then pass `tokenizer`).
+    data: None (the recipe's dataset), a dataset name, or a `lorakit.data.TaskData`.
+    """
+    recipe = get_recipe(recipe, **overrides)
+    if recipe.task == "dpo":
+        from .preference import train_sft_then_dpo
+
+        return train_sft_then_dpo(recipe, model=model, data=data, tokenizer=tokenizer, output_dir=output_dir,
+                                  callbacks=callbacks)
+    output_dir = Path(output_dir or Path("runs") / recipe.name)
+    _check_writable(output_dir)
+    set_seed(recipe.seed)
+    model, tokenizer, data = _load(recipe, model, tokenizer, data)
+    model = model if hasattr(model, "peft_config") else prepare_model(recipe, model)
+    trainable, total = model.get_nb_trainable_parameters()
+
+    notes: list[str] = []
+    hardware = detect()
+    precision = choose_precision(recipe.precision, hardware)
+    if precision != recipe.precision:
+        notes.append(f"precision {recipe.precision} → {precision} on {hardware.name}")
+    has_eval = data.eval is not None and len(data.eval) > 0
+    kwargs = recipe.training_kwargs(str(output_dir), precision, use_cpu=hardware.device == "cpu", has_eval=has_eval)
+    kwargs["optim"] = _choose_optimizer(recipe, notes)
+    args = compat.training_arguments(**kwargs)
+    trainer = LorakitTrainer(
+        model=model,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.eval if has_eval else None,
+        data_collator=data.collator,
+        callbacks=callbacks,
+        **compat.trainer_kwargs(LorakitTrainer, tokenizer),
+    )
+    if hardware.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    seconds = time.perf_counter() - start
+    peak, kind = _peak_memory(hardware.device)
+
+    adapter_dir = output_dir / "adapter"
+    model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)
+    return TrainResult(
+        recipe=recipe,
+        output_dir=output_dir,
+        adapter_dir=adapter_dir,
+        log_history=list(trainer.state.log_history),
+        train_seconds=seconds,
+        peak_memory_bytes=peak,
+        peak_memory_kind=kind,
+        precision=precision,
+        trainable_params=trainable,
+        total_params=total,
+        notes=notes,
+        model=model,
+        tokenizer=tokenizer,
+    )
