@@ -1,0 +1,119 @@
+"""Build the course's instructor notebooks from readable percent-format sources (`course/*.py`).
+
+A chapter is written as a Python file in which `# %%` starts a code cell and `# %% [markdown]` a markdown cell
+(lines of markdown cells start with `# `). Two extra cell kinds carry nbgrader schema-3 metadata:
+
+    # %% [solution] id=ch1-scale           -> an autograded answer cell (### BEGIN/END SOLUTION inside)
+    # %% [tests] id=ch1-scale-tests points=2   -> a locked, graded test cell (### BEGIN/END HIDDEN TESTS inside)
+
+Every notebook gets a kernelspec, Colab/Binder badges and the guarded Colab install cell at its top.
+`python -m lorakit.notebook_builder` writes `notebooks/source/<chapter>/<chapter>.ipynb` for each source file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from pathlib import Path
+
+import nbformat
+
+GITHUB_REPO = "lorakit-course/lorakit"
+BRANCH = "main"
+INSTALL_SPEC = f"lorakit[course] @ git+https://github.com/{GITHUB_REPO}@{BRANCH}"
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+HEADER = re.compile(r"^# %%(?: \[(?P<kind>markdown|solution|tests)\])?(?P<attrs>.*)$")
+
+COLAB_CELL = f'''# Colab only: install lorakit (does nothing in JupyterLab or Binder, where it is already installed).
+import importlib.util, subprocess, sys
+if "google.colab" in sys.modules and importlib.util.find_spec("lorakit") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{INSTALL_SPEC}"], check=True)'''
+
+
+def badges(chapter: str) -> str:
+    """Markdown with Colab and Binder badges opening the student version of `chapter`."""
+    path = f"notebooks/release/{chapter}/{chapter}.ipynb"
+    colab = f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{BRANCH}/{path}"
+    binder = f"https://mybinder.org/v2/gh/{GITHUB_REPO}/{BRANCH}?labpath={path}"
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab}) "
+            f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder})")
+
+
+def _grading_metadata(kind: str, attrs: dict[str, str], where: str) -> dict:
+    if "id" not in attrs:
+        raise ValueError(f"{where}: a [{kind}] cell needs id=...")
+    meta = {"grade": kind == "tests", "solution": kind == "solution", "locked": kind == "tests",
+            "grade_id": attrs["id"], "schema_version": 3, "task": False}
+    if kind == "tests":
+        meta["points"] = float(attrs.get("points", 1))
+    return {"nbgrader": meta}
+
+
+def _cell(kind: str | None, attrs: dict[str, str], lines: list[str], where: str) -> nbformat.NotebookNode:
+    while lines and not lines[-1].strip():
+        lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if kind == "markdown":
+        text = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in lines)
+        return nbformat.v4.new_markdown_cell(text)
+    cell = nbformat.v4.new_code_cell("\n".join(lines))
+    if kind in ("solution", "tests"):
+        cell.metadata.update(_grading_metadata(kind, attrs, where))
+    return cell
+
+
+def parse(source: str, name: str = "<source>") -> list[nbformat.NotebookNode]:
+    """Split a percent-format chapter into notebook cells."""
+    cells: list[nbformat.NotebookNode] = []
+    kind: str | None = None
+    attrs: dict[str, str] = {}
+    lines: list[str] = []
+    started = False
+    for number, line in enumerate(source.splitlines(), 1):
+        match = HEADER.match(line)
+        if match:
+            if started and any(x.strip() for x in lines):
+                cells.append(_cell(kind, attrs, lines, f"{name}:{number}"))
+            kind, lines, started = match["kind"], [], True
+            attrs = dict(part.split("=", 1) for part in shlex.split(match["attrs"]) if "=" in part)
+        elif started:
+            lines.append(line)
+    if started and any(x.strip() for x in lines):
+        cells.append(_cell(kind, attrs, lines, f"{name}:end"))
+    return cells
+
+
+def build(source_file: Path, course_root: Path) -> Path:
+    """Write the instructor notebook for one chapter source; return its path."""
+    chapter = source_file.stem
+    cells = parse(source_file.read_text(), source_file.name)
+    ids = [c.metadata["nbgrader"]["grade_id"] for c in cells if "nbgrader" in c.metadata]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise ValueError(f"{source_file.name}: duplicate grade ids {duplicated}")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell(badges(chapter)), nbformat.v4.new_code_cell(COLAB_CELL), *cells]
+    for index, cell in enumerate(nb.cells):
+        cell["id"] = f"{chapter[:20]}-{index:03d}"
+    out = course_root / "source" / chapter / f"{chapter}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.validate(nb)
+    nbformat.write(nb, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sources", default="course", type=Path)
+    parser.add_argument("--course-root", default="notebooks", type=Path)
+    args = parser.parse_args(argv)
+    for source in sorted(args.sources.glob("*.py")):
+        print(build(source, args.course_root))
+
+
+if __name__ == "__main__":
+    main()
