@@ -1,0 +1,116 @@
+# %% [markdown]
+# # Chapter 0 — Set-up and preflight
+#
+# This notebook checks what your machine can do before the course asks anything of it. It runs the same on a laptop
+# CPU, on Binder and on a Colab GPU; where they differ, it says so.
+#
+# **Learning goals.** After this chapter you can
+# 1. tell which precision (bf16, fp16, fp32) your hardware trains in, and why a T4 can't use bf16;
+# 2. check that bitsandbytes (4-bit NF4 and 8-bit optimizers) works here;
+# 3. load the course's built-in tiny model offline, and generate text with it.
+
+# %%
+import platform
+
+import torch
+import transformers
+
+import lorakit
+
+print("python", platform.python_version(), "| torch", torch.__version__, "| transformers", transformers.__version__,
+      "| lorakit", lorakit.__version__)
+
+# %% [markdown]
+# ## The hardware and the precision it trains in
+#
+# * **bf16** (bfloat16) keeps fp32's exponent range with fewer mantissa bits: no loss scaling needed, few overflow
+#   surprises. It runs natively on NVIDIA Ampere and newer (A100, H100, RTX 30xx/40xx).
+# * **fp16** has more mantissa but a narrow range, so training needs a gradient scaler. Colab's free **T4** (Turing)
+#   has fast fp16 but no native bf16; there lorakit trains in fp16 and tells you so.
+# * **fp32** on a CPU: mixed precision brings little on CPUs, and the tiny model is small enough.
+
+# %%
+hw = lorakit.detect()
+print(hw)
+print("lorakit will train in:", lorakit.choose_precision("auto", hw))
+
+# %% [markdown]
+# ## bitsandbytes: 4-bit weights and 8-bit optimizers
+#
+# QLoRA stores the frozen base weights in 4-bit **NF4** (a 4-bit code whose 16 levels are quantiles of a normal
+# distribution, which is what trained weights look like) and keeps the optimizer's states in 8 bits. bitsandbytes
+# ≥ 0.45 runs both on the CPU too, so this course exercises the real QLoRA path everywhere.
+
+# %%
+import bitsandbytes as bnb
+
+weights = torch.randn(64, 64)
+packed, state = bnb.functional.quantize_4bit(weights, quant_type="nf4", blocksize=64)
+restored = bnb.functional.dequantize_4bit(packed, state)
+print(f"bitsandbytes {bnb.__version__}: NF4 packs {weights.numel()} fp32 numbers into {packed.numel()} bytes; "
+      f"mean abs round-trip error {float((weights - restored).abs().mean()):.3f}")
+
+# %% [markdown]
+# ## The built-in model
+#
+# The course never downloads a model: lorakit ships a tiny Llama-architecture model it pre-trained itself on
+# Python's own documentation and standard-library source (`scripts/build_tiny_model.py` rebuilds it). Same
+# architecture family as LLaMA-2/3, a few million parameters instead of billions, so every experiment runs in
+# seconds on a CPU. On an online GPU machine you can pass any hub id instead of `"tiny"`.
+
+# %%
+model, tokenizer = lorakit.load_base("tiny")
+n_params = sum(p.numel() for p in model.parameters())
+print(f"{type(model).__name__}: {n_params:,} parameters, {model.config.num_hidden_layers} layers, "
+      f"hidden size {model.config.hidden_size}, dtype {model.dtype}")
+print("special tokens:", tokenizer.pad_token, tokenizer.eos_token)
+
+# %%
+prompt = "The for statement"
+inputs = tokenizer(prompt, return_tensors="pt")
+with torch.no_grad():
+    out = model.generate(**inputs, max_new_tokens=30, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+print(tokenizer.decode(out[0], skip_special_tokens=True))
+
+# %% [markdown]
+# It writes Python-documentation-flavoured text: that is all it knows. In chapter 6 you will teach it new tasks
+# with LoRA.
+#
+# ## The chat template
+#
+# Instruction data is formatted with the tokenizer's chat template. Training masks the prompt so that the loss only
+# counts the assistant's answer (chapter 5 shows what goes wrong without that).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(tokenizer.apply_chat_template([{"role": "user", "content": "Repeat: cat"},
+                                     {"role": "assistant", "content": "cat"}], tokenize=False))
+
+# %% [markdown]
+# ### Exercise 0.1 — your machine (1 point)
+#
+# Set `my_precision` to the precision lorakit picks on a machine **with a Tesla T4** GPU (no native bf16).
+# Use `lorakit.choose_precision` with a `lorakit.hardware.Hardware` that describes a T4.
+
+# %% [solution] id=ch0-precision
+from lorakit.hardware import Hardware
+
+### BEGIN SOLUTION
+t4 = Hardware(device="cuda", name="Tesla T4", bf16=False, fp16=True, total_memory_bytes=15 * 2**30, bitsandbytes=True)
+my_precision = lorakit.choose_precision("auto", t4)
+### END SOLUTION
+
+# %% [tests] id=ch0-precision-tests points=1
+from lorakit.grading import check_equal, passed
+
+check_equal(my_precision in ("bf16", "fp16", "fp32"), True, "my_precision is a precision name")
+### BEGIN HIDDEN TESTS
+check_equal(my_precision, "fp16", "precision on a T4", hint="a T4 has fast fp16 but no native bf16.")
+### END HIDDEN TESTS
+passed("Exercise 0.1")
+
+# %% [markdown]
+# ## Check yourself
+# - bf16 where native (Ampere+), fp16 on a T4, fp32 on CPU: lorakit chooses and announces it.
+# - bitsandbytes gives NF4 weights and 8-bit optimizers, on GPU and (≥ 0.45) CPU.
+# - The course model is built in; hub ids work when you are online.

@@ -1,0 +1,181 @@
+# %% [markdown]
+# # Chapter 1 — The LoRA hyperparameters: rank, alpha, dropout
+#
+# **Learning goals.** After this chapter you can
+# 1. explain what LoRA adds to a frozen linear layer and compute its scale `alpha / r` (and rsLoRA's `alpha / √r`);
+# 2. compare the three alpha strategies (alpha = r, alpha = 2r, alpha fixed at 16) and say what each does when you
+#    change the rank;
+# 3. choose a dropout from the size of your dataset;
+# 4. read a recipe as data and change it safely.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+import lorakit
+from lorakit.recipes import RECIPES
+
+# %% [markdown]
+# ## What LoRA adds
+#
+# A frozen weight `W` (shape `out × in`) is left untouched. LoRA learns two thin matrices, `A` (`r × in`) and
+# `B` (`out × r`), and the layer computes `W x + (alpha / r) · B A x`. `B` starts at zero, so training starts from
+# exactly the pre-trained model. The rank `r` bounds how much the update can express; `alpha / r` scales it.
+#
+# Below is that arithmetic on random matrices, checked against peft's own `LoraLayer` on the built-in model.
+
+# %%
+torch.manual_seed(0)
+d_in, d_out, r, alpha = 64, 32, 4, 8
+W = torch.randn(d_out, d_in)
+A = torch.randn(r, d_in) * 0.01
+B = torch.zeros(d_out, r)
+x = torch.randn(d_in)
+print("at init, LoRA output == base output:", torch.equal(W @ x + (alpha / r) * (B @ (A @ x)), W @ x))
+
+# %% [markdown]
+# ### Exercise 1.1 — the LoRA scale (2 points)
+#
+# Write `lora_scale(r, alpha, rslora=False)`: `alpha / r` normally, `alpha / sqrt(r)` with rsLoRA.
+
+# %% [solution] id=ch1-scale
+def lora_scale(r: int, alpha: float, rslora: bool = False) -> float:
+    ### BEGIN SOLUTION
+    return alpha / (math.sqrt(r) if rslora else r)
+    ### END SOLUTION
+
+# %% [tests] id=ch1-scale-tests points=2
+from lorakit.grading import check_close, passed
+
+check_close(lora_scale(16, 32), 2.0, "lora_scale(16, 32)", hint="the scale is alpha / r.")
+check_close(lora_scale(16, 32, rslora=True), 8.0, "lora_scale(16, 32, rslora=True)", hint="rsLoRA uses alpha / sqrt(r).")
+### BEGIN HIDDEN TESTS
+for rank, a in [(1, 1), (8, 16), (64, 16), (128, 256)]:
+    check_close(lora_scale(rank, a), RECIPES["quickstart"].replace(r=rank, lora_alpha=a).scale, f"lora_scale({rank}, {a})")
+    check_close(lora_scale(rank, a, True), RECIPES["quickstart"].replace(r=rank, lora_alpha=a, use_rslora=True).scale,
+                f"lora_scale({rank}, {a}, rslora=True)")
+### END HIDDEN TESTS
+passed("Exercise 1.1")
+
+# %% [markdown]
+# ## Three alpha strategies
+#
+# * **alpha = r** — scale 1 at every rank.
+# * **alpha = 2r** — scale 2 at every rank: the guide's default (r = 16, alpha = 32).
+# * **alpha fixed (16)** — the scale *shrinks* as the rank grows (16/64 = 0.25), so raising the rank also quietly
+#   lowers the effective learning rate of the adapter. rsLoRA's `alpha/√r` is a middle ground designed so that
+#   higher ranks keep learning.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+ranks = [4, 8, 16, 32, 64, 128]
+print("rank  alpha=r  alpha=2r  alpha=16  rsLoRA(alpha=2r)")
+for rank in ranks:
+    print(f"{rank:4d}  {lora_scale(rank, rank):7.2f}  {lora_scale(rank, 2 * rank):8.2f}  {lora_scale(rank, 16):8.3f}"
+          f"  {lora_scale(rank, 2 * rank, True):8.2f}")
+
+# %% [markdown]
+# ## Rank and alpha on the real model
+#
+# Short runs of the tiny model on the instruction dataset: the same recipe with `r` = 4, 16 and 64 under
+# alpha = 2r. (Gradient checkpointing off for speed; it does not change the loss.)
+
+# %%
+results = {}
+for rank in (4, 16, 64):
+    results[rank] = lorakit.train("quickstart", r=rank, lora_alpha=2 * rank, max_steps=40, n_train=320, n_eval=64,
+                                  gradient_checkpointing=False, save_strategy="no", output_dir=f"runs/ch1-r{rank}")
+fig, ax = plt.subplots(figsize=(7, 3.5))
+for rank, res in results.items():
+    ax.plot(*zip(*res.train_losses), label=f"r={rank}: {res.trainable_params:,} params, eval {res.final_eval_loss:.2f}")
+ax.set_xlabel("step")
+ax.set_ylabel("train loss")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# On a task this small, rank matters far less than you might expect: the update needed is low-rank. That is the
+# LoRA paper's observation and the reason r = 8–16 is a sound default; go to 64+ for domain adaptation, where the
+# model must absorb a lot of new knowledge.
+#
+# ## Dropout by dataset size
+#
+# LoRA dropout zeroes a random part of the adapter's input during training. It fights overfitting, which matters
+# when data is scarce: the guide's rule of thumb, in our words:
+#
+# | training examples | lora_dropout |
+# |---|---|
+# | fewer than 1,000 | 0.1 |
+# | 1,000 – 10,000 | 0.05 |
+# | more than 10,000 | 0.0 – 0.05 |
+#
+# ### Exercise 1.2 — dropout for a dataset (1 point)
+#
+# Write `dropout_for(n_examples)` following the table (use 0.05 for the 1,000–10,000 band and 0.0 above 10,000).
+
+# %% [solution] id=ch1-dropout
+def dropout_for(n_examples: int) -> float:
+    ### BEGIN SOLUTION
+    if n_examples < 1_000:
+        return 0.1
+    if n_examples <= 10_000:
+        return 0.05
+    return 0.0
+    ### END SOLUTION
+
+# %% [tests] id=ch1-dropout-tests points=1
+from lorakit.grading import check_equal
+
+check_equal(dropout_for(500), 0.1, "dropout_for(500)", hint="small data overfits quickly: use more dropout.")
+check_equal(dropout_for(5_000), 0.05, "dropout_for(5_000)")
+### BEGIN HIDDEN TESTS
+check_equal(dropout_for(999), 0.1, "dropout_for(999)")
+check_equal(dropout_for(1_000), 0.05, "dropout_for(1_000)", hint="1,000 is in the middle band.")
+check_equal(dropout_for(10_000), 0.05, "dropout_for(10_000)", hint="10,000 is still in the middle band.")
+check_equal(dropout_for(200_000), 0.0, "dropout_for(200_000)")
+### END HIDDEN TESTS
+passed("Exercise 1.2")
+
+# %% [markdown]
+# ## Recipes are data
+#
+# Every number above lives in a validated dataclass. Printing a recipe shows all choices; `replace` makes a changed
+# copy and checks it again, so a typo or an impossible value fails at once with a message naming the field.
+
+# %%
+quick = RECIPES["quickstart"]
+print(quick.r, quick.lora_alpha, quick.lora_dropout, quick.target_modules, quick.learning_rate)
+try:
+    quick.replace(lora_dropout=0.9)
+except ValueError as err:
+    print("ValueError:", err)
+
+# %% [markdown]
+# ### Exercise 1.3 — a recipe for a small dataset (2 points)
+#
+# You have 600 examples. Starting from the quickstart recipe, make `small_data_recipe` with rank 8, the alpha = 2r
+# strategy, and the dropout your `dropout_for` gives. Leave everything else as it is.
+
+# %% [solution] id=ch1-recipe
+### BEGIN SOLUTION
+small_data_recipe = quick.replace(r=8, lora_alpha=16, lora_dropout=dropout_for(600))
+### END SOLUTION
+
+# %% [tests] id=ch1-recipe-tests points=2
+check_equal(small_data_recipe.r, 8, "small_data_recipe.r")
+### BEGIN HIDDEN TESTS
+check_equal(small_data_recipe.lora_alpha, 16, "small_data_recipe.lora_alpha", hint="alpha = 2r.")
+check_equal(small_data_recipe.lora_dropout, 0.1, "small_data_recipe.lora_dropout", hint="600 < 1,000 examples.")
+check_equal(small_data_recipe.learning_rate, quick.learning_rate, "small_data_recipe.learning_rate",
+            hint="leave the rest of the recipe unchanged.")
+### END HIDDEN TESTS
+passed("Exercise 1.3")
+
+# %% [markdown]
+# ## Check yourself
+# - LoRA's output is `W x + (alpha/r)·B A x`; with `B = 0` at init, training starts from the pre-trained model.
+# - alpha = 2r keeps the scale at 2 whatever the rank; a fixed alpha shrinks the update as r grows.
+# - r = 8–16 suits most instruction tasks; more rank for more new knowledge.
+# - Dropout 0.1 under 1k examples, 0.05 up to 10k, 0–0.05 beyond.

@@ -1,0 +1,159 @@
+# %% [markdown]
+# # Chapter 3 — Learning rate and schedulers
+#
+# **Learning goals.** After this chapter you can
+# 1. pick a starting learning rate for full fine-tuning, LoRA, QLoRA and DPO, and say why they differ;
+# 2. draw the four common schedules (cosine, linear, cosine with restarts, constant with warmup) from memory;
+# 3. compute how many warmup steps a warmup *ratio* gives, exactly as the Trainer does;
+# 4. see on a real (tiny) model what a learning rate 10× too low or too high does to the loss.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+
+import lorakit
+from lorakit.schedules import LR_RANGES, lr_curve, warmup_steps
+
+# %% [markdown]
+# ## Why LoRA wants a larger learning rate than full fine-tuning
+#
+# In full fine-tuning every weight already sits at a good pre-trained value and a small nudge is enough: peak LRs
+# of 1e-5 to 5e-5 are usual. A LoRA adapter starts from *zero* (its `B` matrix is initialised to 0) and holds only
+# a few million numbers, so it needs bigger steps to move at all: around **2e-4** is the usual start for LoRA and
+# QLoRA. Preference optimisation (DPO) starts from an already fine-tuned policy and is easy to overshoot, so it uses
+# the smallest rates.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for method, (low, high) in LR_RANGES.items():
+    print(f"{method:38s} {low:.0e} … {high:.0e}")
+
+# %% [markdown]
+# ## Four schedules, plotted from the Trainer's own code
+#
+# `lr_curve` builds the very scheduler `transformers.Trainer` uses and reads the LR off it step by step, so what
+# you see is what training does. All four use the guide's 3% warmup: the LR climbs linearly from 0 to the peak over
+# the first 3% of steps, which keeps the first, noisiest updates (when Adam's moment estimates are still poor) small.
+
+# %%
+TOTAL = 1000
+fig, ax = plt.subplots(figsize=(8, 3.5))
+for name, kwargs in [("cosine", {}), ("linear", {}), ("cosine_with_restarts", {"num_cycles": 3}),
+                     ("constant_with_warmup", {})]:
+    ax.plot(lr_curve(name, TOTAL, peak_lr=2e-4, warmup_ratio=0.03, **kwargs), label=name)
+ax.set_xlabel("optimizer step")
+ax.set_ylabel("learning rate")
+ax.legend()
+ax.grid(alpha=0.3)
+plt.show()
+
+# %% [markdown]
+# Cosine spends longer near the peak than linear and then anneals gently: the default of the guide's recipes.
+# Restarts jump back to the peak, useful for long runs that may escape a plateau; constant-with-warmup never
+# anneals, which makes it the easiest to compare across run lengths.
+#
+# ## Warmup: a ratio becomes a number of steps
+#
+# Recipes state warmup as a fraction of training (3%). The Trainer turns it into whole steps by rounding **up**.
+# (In transformers 5 the separate `warmup_ratio` argument is gone: a float below 1 passed as `warmup_steps` is
+# read as a ratio. `lorakit.compat` does that translation for you.)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for total in (10, 100, 250, 1000):
+    print(f"{total:5d} steps × 3% → {warmup_steps(total, 0.03)} warmup steps")
+
+# %% [markdown]
+# ### Exercise 3.1 — cosine with warmup (2 points)
+#
+# Implement `cosine_with_warmup(step, total_steps, warmup, peak_lr)` returning the LR at optimizer step `step`
+# (0-based): linear warmup from 0 to `peak_lr` over `warmup` steps, then half a cosine from `peak_lr` down to 0 at
+# `total_steps`. It must match transformers' `get_cosine_schedule_with_warmup` exactly.
+
+# %% [solution] id=ch3-cosine
+def cosine_with_warmup(step: int, total_steps: int, warmup: int, peak_lr: float) -> float:
+    ### BEGIN SOLUTION
+    if step < warmup:
+        return peak_lr * step / max(1, warmup)
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return peak_lr * max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+    ### END SOLUTION
+
+# %% [tests] id=ch3-cosine-tests points=2
+from lorakit.grading import check_close, passed
+
+reference = lr_curve("cosine", 100, peak_lr=2e-4, warmup_ratio=0.1)
+check_close(cosine_with_warmup(0, 100, 10, 2e-4), reference[0], "LR at step 0", hint="warmup starts at 0.")
+check_close(cosine_with_warmup(5, 100, 10, 2e-4), reference[5], "LR at step 5",
+            hint="during warmup the LR grows linearly: peak × step / warmup.")
+check_close(cosine_with_warmup(55, 100, 10, 2e-4), reference[55], "LR at step 55",
+            hint="after warmup, progress = (step - warmup) / (total - warmup) and LR = peak × ½(1 + cos(π·progress)).")
+### BEGIN HIDDEN TESTS
+for total, ratio in [(100, 0.1), (37, 0.03), (1000, 0.0)]:
+    ref = lr_curve("cosine", total, peak_lr=3e-4, warmup_ratio=ratio)
+    for s in range(total):
+        check_close(cosine_with_warmup(s, total, warmup_steps(total, ratio), 3e-4), ref[s], f"LR at step {s}",
+                    rel=1e-9)
+### END HIDDEN TESTS
+passed("Exercise 3.1")
+
+# %% [markdown]
+# ### Exercise 3.2 — warmup steps (1 point)
+#
+# A run trains 3 epochs of 250 optimizer steps each with the guide's 3% warmup. Set `n_warmup` to the number of
+# warmup steps the Trainer will use, and `lr_at_end_of_warmup` to the LR at step `n_warmup` for a peak of 2e-4.
+
+# %% [solution] id=ch3-warmup
+### BEGIN SOLUTION
+n_warmup = math.ceil(3 * 250 * 0.03)
+lr_at_end_of_warmup = 2e-4
+### END SOLUTION
+
+# %% [tests] id=ch3-warmup-tests points=1
+from lorakit.grading import check_equal
+
+check_equal(isinstance(n_warmup, int), True, "n_warmup is an int", hint="steps are whole numbers.")
+### BEGIN HIDDEN TESTS
+check_equal(n_warmup, 23, "n_warmup", hint="total steps are 3 × 250 = 750; 750 × 0.03 = 22.5, rounded up.")
+check_close(lr_at_end_of_warmup, lr_curve("cosine", 750, 2e-4, 0.03)[n_warmup], "LR at the end of warmup")
+### END HIDDEN TESTS
+passed("Exercise 3.2")
+
+# %% [markdown]
+# ## The learning rate on a real model
+#
+# Three short runs of the built-in tiny model on the instruction dataset, identical except for the peak learning
+# rate: 10× below the recipe, the recipe's 2e-4, and 10× above. (Gradient checkpointing is off to keep them fast on
+# a CPU; it changes memory and speed, not the loss.)
+
+# %%
+runs = {}
+for lr in (2e-5, 2e-4, 2e-3):
+    runs[lr] = lorakit.train("quickstart", learning_rate=lr, max_steps=40, n_train=320, n_eval=64,
+                             gradient_checkpointing=False, save_strategy="no", logging_steps=5,
+                             output_dir=f"runs/ch3-lr-{lr:g}")
+fig, ax = plt.subplots(figsize=(7, 3.5))
+for lr, result in runs.items():
+    ax.plot(*zip(*result.train_losses), label=f"LR {lr:g} (eval {result.final_eval_loss:.2f})")
+ax.set_xlabel("step")
+ax.set_ylabel("train loss")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# With 2e-5 the adapter barely moves in 40 steps; 2e-4 learns steadily; 2e-3 learns fastest at first on this tiny
+# model but is the one that turns noisy and can diverge on a real 7B model with long sequences. The guide's advice
+# follows: start at 2e-4 and change it by factors of 2–3, not 10.
+
+# %%
+eval_losses = {lr: r.final_eval_loss for lr, r in runs.items()}
+assert eval_losses[2e-4] < eval_losses[2e-5], "2e-4 should beat a 10x lower LR in the same number of steps"
+eval_losses
+
+# %% [markdown]
+# ## Check yourself
+# - LoRA starts from B = 0, so it needs a higher LR (≈2e-4) than full fine-tuning (1e-5–5e-5).
+# - Warmup ratio → steps: `ceil(total_steps × ratio)`; 3% is the guide's default.
+# - Cosine is the default schedule; linear, restarts and constant-with-warmup are the alternatives you now recognise.
+# - Change the LR by factors of 2–3 while tuning; a flat loss suggests too low, spikes or NaN suggest too high.
