@@ -1,0 +1,115 @@
+"""The base model: lorakit's built-in tiny Llama (offline, always) or any hub id / local path (online users).
+
+`load_base("tiny")` needs no network. Precision follows the hardware (`lorakit.hardware.choose_dtype`): bf16 only on
+GPUs with native support, fp16 on other GPUs such as a T4, fp32 on CPU. `quantization="nf4"` loads the frozen
+weights in 4-bit NF4 with double quantisation (QLoRA); `"int8"` in 8-bit. Both run on CPU too (bitsandbytes ≥ 0.45).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .hardware import choose_dtype, resolve_device
+
+TINY_DIR = Path(__file__).parent / "assets" / "tiny"
+QUANTIZATIONS = (None, "nf4", "int8")
+TASKS = ("causal_lm", "seq_cls")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def _source(name: str) -> tuple[str, bool]:
+    """(path or hub id, local_files_only) for a model name."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be 'tiny', a hub id or a local path, got {name!r}")
+    if name == "tiny":
+        return str(TINY_DIR), True
+    return name, Path(name).exists()
+
+
+def _offline_error(name: str, err: Exception) -> OSError:
+    return OSError(
+        f"could not load {name!r}: it is neither a local folder nor a cached hub model, and the hub could not be "
+        f"reached ({type(err).__name__}). Offline, only name='tiny' (the built-in model) works; online, pass a hub id "
+        "such as 'meta-llama/Llama-3.2-1B'."
+    )
+
+
+def load_tokenizer(name: str = "tiny") -> Any:
+    """The tokenizer of `name` ('tiny', a hub id or a local path); pad token set if the tokenizer lacks one."""
+    from transformers import AutoTokenizer
+
+    source, local_only = _source(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    except OSError as err:
+        raise _offline_error(name, err) from err
+    if tokenizer.pad_token is None:  # many hub tokenizers; never reuse eos silently without saying so
+        tokenizer.pad_token = tokenizer.eos_token
+        from .hardware import announce
+
+        announce(f"{name} has no pad token: using eos {tokenizer.eos_token!r} as pad (masked out of the loss)")
+    return tokenizer
+
+
+def quantization_config(quantization: str | None, compute_dtype: torch.dtype) -> Any:
+    """The BitsAndBytesConfig for 'nf4' (QLoRA: NF4 + double quantisation) or 'int8'; None for no quantization."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {list(QUANTIZATIONS)}, got {quantization!r}")
+    if quantization is None:
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "nf4":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=compute_dtype)
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def load_base(
+    name: str = "tiny",
+    quantization: str | None = None,
+    device: str = "auto",
+    task: str = "causal_lm",
+    num_labels: int | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> tuple[Any, Any]:
+    """Load (model, tokenizer).
+
+    name: 'tiny' (built-in, offline), a hub id or a local path. quantization: None, 'nf4' or 'int8'.
+    device: 'auto', 'cpu', 'cuda'. task: 'causal_lm' or 'seq_cls' (then `num_labels` ≥ 2 is required).
+    dtype: None picks from the hardware; or 'bf16' / 'fp16' / 'fp32' / a torch dtype.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+    if task == "seq_cls" and (not isinstance(num_labels, int) or num_labels < 2):
+        raise ValueError(f"num_labels must be an integer ≥ 2 for task='seq_cls', got {num_labels!r}")
+    device = resolve_device(device)
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)} or a torch dtype, got {dtype!r}")
+        dtype = DTYPES[dtype]
+    dtype = dtype or choose_dtype(device)
+    source, local_only = _source(name)
+    tokenizer = load_tokenizer(name)
+    kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": local_only}
+    bnb = quantization_config(quantization, dtype)
+    if bnb is not None:
+        kwargs.update(quantization_config=bnb, device_map={"": device})
+    auto = AutoModelForCausalLM
+    if task == "seq_cls":
+        auto = AutoModelForSequenceClassification
+        kwargs.update(num_labels=num_labels, pad_token_id=tokenizer.pad_token_id)
+    try:
+        model = auto.from_pretrained(source, **kwargs)
+    except OSError as err:
+        raise _offline_error(name, err) from err
+    if bnb is None:
+        model.to(device)
+    if task == "seq_cls":
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer

@@ -1,0 +1,136 @@
+"""Exact parameter counts from a model's shape alone (chapter 2).
+
+A LoRA adapter on a linear layer `in → out` adds `r · (in + out)` parameters (A is r × in, B is out × r); DoRA adds
+a magnitude vector of `out` more. Knowing the shapes of a Llama block is enough to count any configuration exactly,
+and the counts here equal peft's `get_nb_trainable_parameters()` on instantiated models (see the tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .recipes import LLAMA_LINEAR_MODULES, TARGET_PRESETS, _check_range
+
+HEAD_MODULES = ("lm_head", "score")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The sizes that fix a Llama-family model's parameter count."""
+
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int | None = None
+    tie_word_embeddings: bool = False
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        for field_name in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_attention_heads",
+                           "num_key_value_heads"):
+            _check_range(field_name, getattr(self, field_name), 1, 10**7, int)
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
+                             f"num_key_value_heads ({self.num_key_value_heads})")
+        if self.head_dim is None and self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must divide by num_attention_heads "
+                             f"({self.num_attention_heads}) unless head_dim is given")
+
+    @property
+    def dim_per_head(self) -> int:
+        return self.head_dim or self.hidden_size // self.num_attention_heads
+
+    @classmethod
+    def from_config(cls, config: Any, name: str | None = None) -> "ModelShape":
+        """The shape of a transformers Llama-style config (LlamaConfig, MistralConfig, Qwen2Config, ...)."""
+        return cls(
+            vocab_size=config.vocab_size, hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
+            num_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
+            num_key_value_heads=getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
+            head_dim=getattr(config, "head_dim", None), tie_word_embeddings=bool(config.tie_word_embeddings),
+            name=name or getattr(config, "name_or_path", "") or config.model_type,
+        )
+
+    def linear_shapes(self) -> dict[str, tuple[int, int]]:
+        """(in_features, out_features) of each linear layer in one decoder block."""
+        h, hd = self.hidden_size, self.dim_per_head
+        q, kv = self.num_attention_heads * hd, self.num_key_value_heads * hd
+        return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
+                "gate_proj": (h, self.intermediate_size), "up_proj": (h, self.intermediate_size),
+                "down_proj": (self.intermediate_size, h)}
+
+
+LLAMA2_7B = ModelShape(32000, 4096, 11008, 32, 32, 32, name="LLaMA-2-7B")
+LLAMA2_13B = ModelShape(32000, 5120, 13824, 40, 40, 40, name="LLaMA-2-13B")
+LLAMA3_8B = ModelShape(128256, 4096, 14336, 32, 32, 8, name="LLaMA-3-8B")
+
+
+def resolve_targets(target_modules: str | Iterable[str]) -> list[str]:
+    """Module names for a preset ("q,v", "q,k,v,o", "all-linear") or a list; unknown names raise ValueError."""
+    if isinstance(target_modules, str):
+        if target_modules not in TARGET_PRESETS:
+            raise ValueError(f"target_modules must be one of {list(TARGET_PRESETS)} or a list of module names, "
+                             f"got {target_modules!r}")
+        preset = TARGET_PRESETS[target_modules]
+        return list(LLAMA_LINEAR_MODULES) if preset == "all-linear" else list(preset)
+    names = list(target_modules)
+    unknown = [n for n in names if n not in LLAMA_LINEAR_MODULES]
+    if not names or unknown:
+        raise ValueError(f"target_modules has unknown or no module names {unknown}; valid: {list(LLAMA_LINEAR_MODULES)}")
+    return names
+
+
+def count_base_params(shape: ModelShape) -> int:
+    """All parameters of the model: embeddings, blocks (linears + 2 RMSNorms), final norm, lm_head unless tied."""
+    block = sum(i * o for i, o in shape.linear_shapes().values()) + 2 * shape.hidden_size
+    embed = shape.vocab_size * shape.hidden_size
+    return embed + shape.num_layers * block + shape.hidden_size + (0 if shape.tie_word_embeddings else embed)
+
+
+def count_lora_params(
+    shape: ModelShape,
+    r: int,
+    target_modules: str | Iterable[str] = "all-linear",
+    layers_to_transform: Iterable[int] | None = None,
+    use_dora: bool = False,
+    modules_to_save: Iterable[str] | None = None,
+    num_labels: int | None = None,
+) -> int:
+    """Trainable parameters of a LoRA adapter on `shape`: r·(in+out) per adapted linear (+ out for DoRA), plus any
+    fully trained `modules_to_save` ("lm_head": vocab × hidden; "score": hidden × num_labels)."""
+    _check_range("r", r, 1, 10**5, int)
+    if isinstance(target_modules, str) and layers_to_transform is not None:
+        raise ValueError("layers_to_transform needs target_modules as a list of module names, not a preset string")
+    names = resolve_targets(target_modules)
+    layers = list(range(shape.num_layers)) if layers_to_transform is None else sorted(set(layers_to_transform))
+    bad = [i for i in layers if not 0 <= i < shape.num_layers]
+    if bad:
+        raise ValueError(f"layers_to_transform has indices {bad} outside 0..{shape.num_layers - 1}")
+    shapes = shape.linear_shapes()
+    per_layer = sum(r * (shapes[n][0] + shapes[n][1]) + (shapes[n][1] if use_dora else 0) for n in names)
+    total = per_layer * len(layers)
+    for module in modules_to_save or ():
+        if module == "lm_head":
+            total += shape.vocab_size * shape.hidden_size
+        elif module == "score":
+            _check_range("num_labels", num_labels, 1, 10**6, int)
+            total += shape.hidden_size * num_labels
+        else:
+            raise ValueError(f"modules_to_save entries must be in {list(HEAD_MODULES)}, got {module!r}")
+    return total
+
+
+def lora_table(shape: ModelShape = LLAMA2_7B, ranks: Iterable[int] = (4, 8, 16, 32, 64, 128),
+               target_sets: Iterable[str] = ("q,v", "q,k,v,o", "all-linear")) -> list[dict[str, Any]]:
+    """Rows of (rank, targets, trainable params, % of the base model) for `shape`."""
+    base = count_base_params(shape)
+    rows = []
+    for r in ranks:
+        for targets in target_sets:
+            n = count_lora_params(shape, r, targets)
+            rows.append({"r": r, "targets": targets, "trainable": n, "percent_of_base": 100 * n / base})
+    return rows

@@ -1,0 +1,84 @@
+import pytest
+
+from lorakit.base import load_tokenizer
+from lorakit.data import DATASETS, INTENTS, load_dataset, make_rows
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer("tiny")
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_deterministic_for_a_seed(name):
+    assert make_rows(name, 50, 10, seed=1) == make_rows(name, 50, 10, seed=1)
+
+
+@pytest.mark.parametrize("name", ["instruction", "classification", "preference"])
+def test_seed_changes_rows(name):
+    assert make_rows(name, 50, 10, seed=1) != make_rows(name, 50, 10, seed=2)
+
+
+def _key(name, row):
+    return {"instruction": "prompt", "code": "name", "domain": "text", "classification": "text"}.get(name)
+
+
+@pytest.mark.parametrize("name", ["instruction", "code", "domain", "classification"])
+def test_splits_are_disjoint(name):
+    train, evals = make_rows(name, seed=0)
+    key = _key(name, train[0])
+    assert evals and not {r[key] for r in train} & {r[key] for r in evals}
+
+
+def test_preference_pairs_differ_and_share_prompts_with_no_eval():
+    train, evals = make_rows("preference", 200, 40)
+    assert all(r["chosen"] != r["rejected"] for r in train + evals)
+    assert not {r["prompt"][0]["content"] for r in train} & {r["prompt"][0]["content"] for r in evals}
+    assert train[0]["prompt"][0]["role"] == "user" and train[0]["chosen"][0]["role"] == "assistant"
+
+
+def test_labels_cover_exactly_the_response(tokenizer):
+    data = load_dataset("instruction", tokenizer, n_train=40, n_eval=8)
+    for raw, row in zip(data.raw_train, data.train):
+        answer = [t for t, label in zip(row["input_ids"], row["labels"]) if label != -100]
+        assert answer == [label for label in row["labels"] if label != -100]
+        assert tokenizer.decode(answer) == raw["response"] + "<|end|>"
+        first = row["labels"].index(answer[0])
+        assert all(label == -100 for label in row["labels"][:first])
+
+
+def test_unmasked_prompts_train_on_everything(tokenizer):
+    data = load_dataset("instruction", tokenizer, n_train=10, n_eval=2, mask_prompt=False)
+    assert all(row["labels"] == row["input_ids"] for row in data.train)
+
+
+def test_classification_labels_in_range_and_balanced(tokenizer):
+    data = load_dataset("classification", tokenizer)
+    labels = data.train["labels"]
+    assert data.label_names == list(INTENTS)
+    assert set(labels) == set(range(len(INTENTS)))
+    counts = [labels.count(i) for i in range(len(INTENTS))]
+    assert min(counts) > 0.4 * max(counts)
+
+
+@pytest.mark.parametrize("name", ["instruction", "code", "domain", "classification"])
+def test_lengths_and_collation(name, tokenizer):
+    data = load_dataset(name, tokenizer, n_train=16, n_eval=4, max_length=64)
+    assert all(len(ids) <= 64 for ids in data.train["input_ids"])
+    batch = data.collator([data.train[i] for i in range(4)])
+    assert batch["input_ids"].shape[0] == 4
+    if name != "classification":
+        padded = batch["attention_mask"] == 0
+        assert (batch["input_ids"][padded] == tokenizer.pad_token_id).all()
+        assert (batch["labels"][padded] == -100).all()
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    ({"name": "poetry"}, "dataset name must be one of"),
+    ({"name": "instruction", "n_train": 0}, "n_train must be a positive integer"),
+    ({"name": "instruction", "n_eval": -1}, "n_eval must be a positive integer"),
+    ({"name": "instruction", "max_length": 4}, "max_length must be an integer"),
+])
+def test_bad_input(kwargs, fragment, tokenizer):
+    with pytest.raises(ValueError, match=fragment):
+        load_dataset(tokenizer=tokenizer, **kwargs)
