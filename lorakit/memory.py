@@ -1,0 +1,182 @@
+"""Training-memory estimator (chapter 4): where the bytes go when you fine-tune, from the model's shape alone.
+
+Components, in bytes:
+- base_weights: frozen weights. Plain: params × dtype bytes. NF4: 0.5 byte per linear weight plus its block
+  constants (one absmax per 64 weights: fp32 = 4 bytes, or with double quantisation 1 byte plus one fp32 per 256
+  absmax); embeddings, norms and lm_head stay in the compute dtype (transformers never quantizes them). int8: 1 byte
+  per linear weight plus an fp32 scale per output row.
+- adapters: LoRA parameters in fp32 (peft up-casts adapter weights of bf16/fp16 models to fp32 by default).
+- gradients: one per trainable parameter, in the trainable parameters' dtype.
+- optimizer_states: AdamW 8 bytes per trainable parameter (two fp32 moments); 8-bit AdamW (paged or not) 2 bytes
+  plus one fp32 absmax per 256 values per moment, but bitsandbytes keeps tensors under 4,096 values in 32 bit;
+  SGD without momentum none.
+- activations: tensors autograd saves for backward, per token per layer, counted from a Llama block with frozen
+  base weights (see `_layer_activation_bytes`); with gradient checkpointing only each layer's input is kept, plus
+  one layer's activations while it is recomputed.
+- logits: batch × seq × vocab, upcast to fp32 for the loss.
+- overhead: transient buffers: the largest dequantized weight (4-bit/8-bit bases dequantize one layer at a time
+  for compute) and, with gradient checkpointing, the activations of the one block being recomputed.
+The activation terms were checked against autograd's saved tensors on CPU (tests/test_memory.py);
+`benchmarks/memory_grid.py` compares the total with `torch.cuda.max_memory_allocated` on a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from .params import ModelShape, count_base_params, count_lora_params, resolve_targets
+from .recipes import _check_choice, _check_range
+
+PRECISION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+QUANTIZATIONS = (None, "nf4", "int8")
+OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw_8bit", "sgd")
+FP32 = 4
+NF4_BLOCK, NF4_NESTED_BLOCK, OPT_8BIT_BLOCK, OPT_8BIT_MIN_SIZE = 64, 256, 256, 4096
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Bytes per component of a training step's peak memory."""
+
+    base_weights: int
+    adapters: int
+    gradients: int
+    optimizer_states: int
+    activations: int
+    logits: int
+    overhead: int
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, f.name) for f in fields(self))
+
+    def gib(self) -> dict[str, float]:
+        """Each component and the total in GiB (2^30 bytes)."""
+        out = {f.name: getattr(self, f.name) / 2**30 for f in fields(self)}
+        out["total"] = self.total / 2**30
+        return out
+
+    def table(self) -> str:
+        """A two-column text table in GiB."""
+        return "\n".join(f"{name:17s} {value:9.3f} GiB" for name, value in self.gib().items())
+
+
+def _lora_tensor_sizes(shape: ModelShape, r: int, targets: list[str]) -> list[int]:
+    """Element counts of every LoRA tensor (A: r×in, B: out×r) in the model."""
+    dims = shape.linear_shapes()
+    return [size for name in targets for size in (r * dims[name][0], dims[name][1] * r)] * shape.num_layers
+
+
+def _optimizer_bytes(optimizer: str, tensor_sizes: list[int]) -> int:
+    if optimizer == "sgd":
+        return 0
+    if optimizer == "adamw":
+        return 2 * FP32 * sum(tensor_sizes)
+    total = 0
+    for n in tensor_sizes:  # bitsandbytes: small tensors keep 32-bit states
+        total += 2 * (n + FP32 * -(-n // OPT_8BIT_BLOCK)) if n >= OPT_8BIT_MIN_SIZE else 2 * FP32 * n
+    return total
+
+
+def _layer_activation_bytes(shape: ModelShape, targets: list[str], r: int, b: int, full_finetune: bool,
+                            first_layer: bool) -> int:
+    """Bytes autograd saves per token in one decoder block (frozen base + LoRA on `targets`, or full fine-tuning)."""
+    h, i = shape.hidden_size, shape.intermediate_size
+    kv = shape.num_key_value_heads * shape.dim_per_head
+    q = shape.num_attention_heads * shape.dim_per_head
+    targeted = set(targets) if not full_finetune else set(shape.linear_shapes())
+    norm = (2 * h + 1) * FP32  # RMSNorm runs in fp32: its input, the normalised value and 1/rms
+    # a norm's output (in the compute dtype) is kept only when a linear it feeds has trainable weights
+    attn_norm = norm + (h * b if targeted & {"q_proj", "k_proj", "v_proj"} else 0)
+    mlp_norm = norm + (h * b if targeted & {"gate_proj", "up_proj"} else 0)
+    residual = h * b  # a block's own input (absent in the first block, whose input comes from frozen embeddings)
+    total = mlp_norm if first_layer else attn_norm + mlp_norm + residual
+    total += (2 * q + 2 * kv) * b + shape.num_attention_heads * FP32  # SDPA: q, k, v, output, logsumexp
+    total += 3 * i * b  # SwiGLU: gate output, silu(gate), up output
+    total += q * b if "o_proj" in targeted else 0  # attention output laid out again as o_proj's input
+    total += i * b if "down_proj" in targeted else 0  # silu(gate)·up, down_proj's input
+    if full_finetune:
+        return total
+    dims = shape.linear_shapes()
+    total += sum((dims[name][0] + r) * FP32 for name in targets)  # adapter input (fp32) and A·x per module
+    total += i * FP32 if "down_proj" in targets and b != FP32 else 0  # down_proj's input cast to fp32 for its adapter
+    return total
+
+
+def estimate(
+    shape: ModelShape,
+    precision: str = "bf16",
+    quantization: str | None = None,
+    double_quant: bool = True,
+    optimizer: str = "paged_adamw_8bit",
+    gradient_checkpointing: bool = False,
+    batch: int = 1,
+    seq_len: int = 512,
+    r: int = 16,
+    targets: str | list[str] = "all-linear",
+    full_finetune: bool = False,
+) -> MemoryBreakdown:
+    """Estimate training memory for `shape` (see the module docstring for each component's formula)."""
+    _check_choice("precision", precision, tuple(PRECISION_BYTES))
+    _check_choice("quantization", quantization, QUANTIZATIONS)
+    _check_choice("optimizer", optimizer, OPTIMIZERS)
+    _check_range("batch", batch, 1, 10**6, int)
+    _check_range("seq_len", seq_len, 1, 10**7, int)
+    if full_finetune and quantization:
+        raise ValueError("full_finetune=True cannot train quantized weights: set quantization=None")
+    b = PRECISION_BYTES[precision]
+    names = resolve_targets(targets)
+    tokens = batch * seq_len
+    total_params = count_base_params(shape)
+    linear_params = shape.num_layers * sum(i * o for i, o in shape.linear_shapes().values())
+    other_params = total_params - linear_params
+
+    if quantization == "nf4":
+        blocks = -(-linear_params // NF4_BLOCK)
+        constants = blocks + FP32 * -(-blocks // NF4_NESTED_BLOCK) if double_quant else FP32 * blocks
+        base = linear_params // 2 + constants + other_params * b
+    elif quantization == "int8":
+        rows = shape.num_layers * sum(o for _, o in shape.linear_shapes().values())
+        base = linear_params + FP32 * rows + other_params * b
+    else:
+        base = total_params * b
+
+    if full_finetune:
+        adapters, trainable_sizes = 0, [total_params]
+        gradients = total_params * b
+    else:
+        _check_range("r", r, 1, 10**5, int)
+        trainable_sizes = _lora_tensor_sizes(shape, r, names)
+        adapters = FP32 * count_lora_params(shape, r, names)
+        gradients = adapters
+    optimizer_states = _optimizer_bytes(optimizer, trainable_sizes)
+
+    per_layer = [_layer_activation_bytes(shape, names, r, b, full_finetune, layer == 0)
+                 for layer in range(shape.num_layers)]
+    if gradient_checkpointing:  # only block inputs are kept; one block is recomputed at a time (overhead)
+        activations = tokens * shape.num_layers * shape.hidden_size * b
+    else:
+        activations = tokens * sum(per_layer)
+    activations += tokens * ((2 * shape.hidden_size + 1) * FP32 + 2 * shape.dim_per_head * b)  # final norm, RoPE
+    logits = tokens * shape.vocab_size * FP32
+    largest = max(i * o for i, o in shape.linear_shapes().values())
+    overhead = (largest * b if quantization else 0) + (tokens * max(per_layer) if gradient_checkpointing else 0)
+    return MemoryBreakdown(base, adapters, gradients, optimizer_states, activations, logits, overhead)
+
+
+def saved_activation_bytes(model, input_ids) -> int:
+    """Measure: bytes of the tensors autograd saves for backward in one forward pass (parameters excluded)."""
+    import torch
+
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            seen.setdefault(storage.data_ptr(), storage.nbytes())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(input_ids=input_ids, labels=input_ids)
+    return sum(seen.values())

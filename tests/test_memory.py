@@ -1,0 +1,89 @@
+"""The memory estimator: its formulas, its monotonic behaviour, and its activation term against autograd's
+saved tensors measured on CPU."""
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from lorakit.memory import estimate, saved_activation_bytes
+from lorakit.params import LLAMA2_7B, ModelShape, count_base_params, count_lora_params, resolve_targets
+
+SMALL = dict(vocab_size=300, hidden_size=64, intermediate_size=160, num_hidden_layers=3, num_attention_heads=4,
+             num_key_value_heads=2)
+
+
+def _measured_and_estimated(dtype, targets, gc=False, full=False, batch=2, seq=32):
+    config = LlamaConfig(**SMALL)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).to({"fp32": torch.float32, "bf16": torch.bfloat16}[dtype])
+    if not full:
+        model = get_peft_model(model, LoraConfig(r=8, target_modules=resolve_targets(targets), lora_dropout=0.05))
+    if gc:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    measured = saved_activation_bytes(model, torch.randint(0, config.vocab_size, (batch, seq)))
+    est = estimate(ModelShape.from_config(config), precision=dtype, r=8, targets=targets, gradient_checkpointing=gc,
+                   batch=batch, seq_len=seq, full_finetune=full)
+    return measured, est.activations + est.logits
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+@pytest.mark.parametrize("targets,full,tolerance", [("all-linear", False, 0.05), ("q,v", False, 0.15),
+                                                    ("all-linear", True, 0.10)])
+def test_activation_estimate_matches_autograd_saved_tensors(dtype, targets, full, tolerance):
+    measured, estimated = _measured_and_estimated(dtype, targets, full=full)
+    assert abs(estimated - measured) / measured < tolerance, (measured, estimated)
+
+
+def test_gradient_checkpointing_keeps_only_block_inputs():
+    plain, _ = _measured_and_estimated("fp32", "all-linear")
+    checkpointed, estimated = _measured_and_estimated("fp32", "all-linear", gc=True)
+    assert checkpointed < 0.2 * plain
+    assert abs(estimated - checkpointed) / checkpointed < 0.25
+
+
+def test_weights_formulas_for_7b():
+    bf16 = estimate(LLAMA2_7B, precision="bf16")
+    assert bf16.base_weights == 2 * count_base_params(LLAMA2_7B)
+    nf4 = estimate(LLAMA2_7B, quantization="nf4", double_quant=True)
+    nf4_plain = estimate(LLAMA2_7B, quantization="nf4", double_quant=False)
+    linear = 32 * sum(i * o for i, o in LLAMA2_7B.linear_shapes().values())
+    assert nf4.base_weights < nf4_plain.base_weights < bf16.base_weights / 3
+    # double quantisation saves ~0.37 bits per parameter (0.5 bits of fp32 absmax → ~0.127)
+    saved_bits = 8 * (nf4_plain.base_weights - nf4.base_weights) / linear
+    assert 0.35 < saved_bits < 0.39
+    assert estimate(LLAMA2_7B, quantization="int8").base_weights < bf16.base_weights
+
+
+def test_optimizer_states():
+    n = count_lora_params(LLAMA2_7B, 16)
+    adam = estimate(LLAMA2_7B, optimizer="adamw").optimizer_states
+    adam8 = estimate(LLAMA2_7B, optimizer="paged_adamw_8bit").optimizer_states
+    assert adam == 8 * n
+    assert 0.25 <= adam8 / adam < 0.26  # 8-bit states are a quarter of 32-bit ones, plus block constants
+    assert estimate(LLAMA2_7B, optimizer="sgd").optimizer_states == 0
+    full = estimate(LLAMA2_7B, precision="fp16", full_finetune=True, optimizer="adamw")
+    assert full.optimizer_states == 8 * count_base_params(LLAMA2_7B)
+
+
+def test_monotonic_in_batch_sequence_and_checkpointing():
+    base = estimate(LLAMA2_7B, seq_len=512)
+    assert estimate(LLAMA2_7B, seq_len=1024).activations == 2 * base.activations
+    assert estimate(LLAMA2_7B, batch=4).activations == 4 * base.activations
+    gc = estimate(LLAMA2_7B, gradient_checkpointing=True)
+    assert gc.activations < 0.1 * base.activations and gc.total < base.total
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    ({"precision": "fp8"}, "precision must be one of"),
+    ({"optimizer": "lion"}, "optimizer must be one of"),
+    ({"quantization": "nf2"}, "quantization must be one of"),
+    ({"batch": 0}, "batch must be an integer"),
+    ({"seq_len": -5}, "seq_len must be an integer"),
+    ({"r": 0}, "r must be an integer"),
+    ({"full_finetune": True, "quantization": "nf4"}, "cannot train quantized weights"),
+])
+def test_bad_input(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        estimate(LLAMA2_7B, **kwargs)
