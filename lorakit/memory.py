@@ -9,13 +9,21 @@ Components, in bytes:
 - gradients: one per trainable parameter, in the trainable parameters' dtype.
 - optimizer_states: AdamW 8 bytes per trainable parameter (two fp32 moments); 8-bit AdamW (paged or not) 2 bytes
   plus one fp32 absmax per 256 values per moment, but bitsandbytes keeps tensors under 4,096 values in 32 bit;
-  SGD without momentum none.
+  SGD without momentum none. Full fine-tuning in fp16/bf16 with AdamW or SGD is mixed precision: the optimizer
+  also keeps an fp32 master copy (4 bytes/param), so AdamW costs 2 + 2 + 4 + 8 = 16 bytes/param in all (the ZeRO
+  paper's accounting; HF Trainer's fp16 AMP on an fp32-loaded model, 4 + 4 + 8, is the same total). 8-bit
+  optimizers update the 16-bit weights in place: no master copy. Paged 8-bit states live in CUDA unified memory,
+  which `torch.cuda.max_memory_allocated` does not see (they are counted here all the same).
 - activations: tensors autograd saves for backward, per token per layer, counted from a Llama block with frozen
   base weights (see `_layer_activation_bytes`); with gradient checkpointing only each layer's input is kept, plus
   one layer's activations while it is recomputed.
 - logits: batch × seq × vocab, upcast to fp32 for the loss.
 - overhead: transient buffers: the largest dequantized weight (4-bit/8-bit bases dequantize one layer at a time
-  for compute) and, with gradient checkpointing, the activations of the one block being recomputed.
+  for compute), with gradient checkpointing the activations of the one block being recomputed, and the start of
+  the backward pass through the loss, which holds two more fp32 batch × seq × vocab buffers (the gradient of the
+  log-softmax output and of its input) next to the saved log-softmax output. Not included: the CUDA context and
+  cuBLAS workspaces (~0.3–1 GB that nvidia-smi shows but `max_memory_allocated` does not) and allocator
+  fragmentation.
 The activation terms were checked against autograd's saved tensors on CPU (tests/test_memory.py);
 `benchmarks/memory_grid.py` compares the total with `torch.cuda.max_memory_allocated` on a GPU.
 """
@@ -150,6 +158,8 @@ def estimate(
         adapters = FP32 * count_lora_params(shape, r, names)
         gradients = adapters
     optimizer_states = _optimizer_bytes(optimizer, trainable_sizes)
+    if full_finetune and b < FP32 and optimizer in ("adamw", "sgd"):
+        optimizer_states += FP32 * total_params  # mixed precision: fp32 master weights
 
     per_layer = [_layer_activation_bytes(shape, names, r, b, full_finetune, layer == 0)
                  for layer in range(shape.num_layers)]
@@ -161,6 +171,7 @@ def estimate(
     logits = tokens * shape.vocab_size * FP32
     largest = max(i * o for i, o in shape.linear_shapes().values())
     overhead = (largest * b if quantization else 0) + (tokens * max(per_layer) if gradient_checkpointing else 0)
+    overhead += 2 * logits  # loss backward: grad of the log-softmax output and of the logits, fp32
     return MemoryBreakdown(base, adapters, gradients, optimizer_states, activations, logits, overhead)
 
 

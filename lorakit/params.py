@@ -104,8 +104,11 @@ def count_lora_params(
     fully trained `modules_to_save` ("lm_head": vocab × hidden; "score": hidden × num_labels)."""
     _check_range("r", r, 1, 10**5, int)
     if isinstance(target_modules, str) and layers_to_transform is not None:
-        raise ValueError("layers_to_transform needs target_modules as a list of module names, not a preset string")
+        raise ValueError("layers_to_transform needs target_modules as a list of module names, not a preset string "
+                         "(peft raises '`layers_to_transform` cannot be used when `target_modules` is a str')")
     names = resolve_targets(target_modules)
+    if isinstance(layers_to_transform, int):  # peft accepts a single index too
+        layers_to_transform = [layers_to_transform]
     layers = list(range(shape.num_layers)) if layers_to_transform is None else sorted(set(layers_to_transform))
     bad = [i for i in layers if not 0 <= i < shape.num_layers]
     if bad:
@@ -134,3 +137,8 @@ def lora_table(shape: ModelShape = LLAMA2_7B, ranks: Iterable[int] = (4, 8, 16, 
             n = count_lora_params(shape, r, targets)
             rows.append({"r": r, "targets": targets, "trainable": n, "percent_of_base": 100 * n / base})
     return rows
+
+
+def lora_table_7b() -> list[dict[str, Any]]:
+    """`lora_table` for LLaMA-2-7B: r in 4…128 × targets q,v / q,k,v,o / all-linear, count and % of the base."""
+    return lora_table(LLAMA2_7B)

@@ -64,7 +64,10 @@ def test_optimizer_states():
     assert 0.25 <= adam8 / adam < 0.26  # 8-bit states are a quarter of 32-bit ones, plus block constants
     assert estimate(LLAMA2_7B, optimizer="sgd").optimizer_states == 0
     full = estimate(LLAMA2_7B, precision="fp16", full_finetune=True, optimizer="adamw")
-    assert full.optimizer_states == 8 * count_base_params(LLAMA2_7B)
+    assert full.optimizer_states == 12 * count_base_params(LLAMA2_7B)  # fp32 master copy + two fp32 moments
+    assert full.base_weights + full.gradients + full.optimizer_states == 16 * count_base_params(LLAMA2_7B)
+    assert estimate(LLAMA2_7B, precision="fp32", full_finetune=True, optimizer="adamw").optimizer_states == \
+        8 * count_base_params(LLAMA2_7B)
 
 
 def test_monotonic_in_batch_sequence_and_checkpointing():

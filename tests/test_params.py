@@ -6,7 +6,7 @@ from peft import LoraConfig, TaskType, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
 from lorakit.params import (LLAMA2_7B, LLAMA3_8B, ModelShape, count_base_params, count_lora_params, lora_table,
-                            resolve_targets)
+                            lora_table_7b, resolve_targets)
 
 SHAPES = {
     "mha-untied": dict(vocab_size=96, hidden_size=32, intermediate_size=80, num_hidden_layers=3,
@@ -21,6 +21,7 @@ CASES = [
     dict(r=8, target_modules="q,v"),
     dict(r=2, target_modules="q,k,v,o"),
     dict(r=3, target_modules=["down_proj", "k_proj"], layers_to_transform=[1]),
+    dict(r=5, target_modules=["gate_proj"], layers_to_transform=0),
     dict(r=4, target_modules="q,v", use_dora=True),
     dict(r=4, target_modules="all-linear", modules_to_save=["lm_head"]),
 ]
@@ -91,3 +92,15 @@ def test_bad_shape():
         ModelShape(100, -5, 10, 1, 1, 1)
     with pytest.raises(ValueError, match="multiple of num_key_value_heads"):
         ModelShape(100, 64, 10, 1, 4, 3)
+
+
+def test_lora_table_7b_and_peft_rejects_the_same_input():
+    from peft import LoraConfig
+
+    rows = lora_table_7b()
+    assert {(row["r"], row["targets"]) for row in rows} == {(r, t) for r in (4, 8, 16, 32, 64, 128)
+                                                          for t in ("q,v", "q,k,v,o", "all-linear")}
+    row = next(row for row in rows if row["r"] == 16 and row["targets"] == "all-linear")
+    assert row["trainable"] == 39_976_960 and abs(row["percent_of_base"] - 0.5933) < 1e-3
+    with pytest.raises(ValueError, match="layers_to_transform"):  # peft refuses a string with layers_to_transform
+        LoraConfig(r=4, target_modules="q_proj|v_proj", layers_to_transform=[0])
