@@ -18,8 +18,8 @@ _EXPORTS = {
     "Recipe": "recipes",
     "RECIPES": "recipes",
     "get_recipe": "recipes",
-    "train": "train",
-    "TrainResult": "train",
+    "train": "training",
+    "TrainResult": "training",
     "detect": "hardware",
     "choose_precision": "hardware",
 }

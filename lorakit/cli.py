@@ -38,7 +38,7 @@ def _cmd_info(_: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .training import train
 
     overrides = dict(args.set or [])
     result = train(args.recipe, model=args.model, output_dir=args.output_dir, **overrides)

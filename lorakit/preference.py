@@ -43,7 +43,7 @@ def train_sft_then_dpo(
     from trl import DPOConfig, DPOTrainer
 
     from .data import load_dataset
-    from .train import TrainResult, _check_writable, _peak_memory, train
+    from .training import TrainResult, _check_writable, _peak_memory, train
 
     output_dir = Path(output_dir or Path("runs") / recipe.name)
     _check_writable(output_dir)

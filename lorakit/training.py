@@ -104,7 +104,12 @@ def _check_writable(output_dir: Path) -> None:
                          "need at least 50 MiB for adapter checkpoints")
 
 
-def _choose_optimizer(recipe: Recipe, notes: list[str]) -> str:
+def _choose_optimizer(recipe: Recipe, notes: list[str], device: str) -> str:
+    if "paged" in recipe.optim and device == "cpu":
+        note = (f"{recipe.optim}: paging (moving optimizer states to CPU RAM under GPU memory pressure) needs CUDA; "
+                "on CPU bitsandbytes runs the same 8-bit AdamW without paging")
+        announce(note)
+        notes.append(note)
     if "8bit" in recipe.optim:
         try:
             import bitsandbytes  # noqa: F401
@@ -192,7 +197,7 @@ def train(
         notes.append(f"precision {recipe.precision} → {precision} on {hardware.name}")
     has_eval = data.eval is not None and len(data.eval) > 0
     kwargs = recipe.training_kwargs(str(output_dir), precision, use_cpu=hardware.device == "cpu", has_eval=has_eval)
-    kwargs["optim"] = _choose_optimizer(recipe, notes)
+    kwargs["optim"] = _choose_optimizer(recipe, notes, hardware.device)
     args = compat.training_arguments(**kwargs)
     trainer = LorakitTrainer(
         model=model,
