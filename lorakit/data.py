@@ -7,6 +7,7 @@
 | domain | domain | plain text | encyclopedia sentences about chemical elements (not in pre-training) |
 | classification | classification | text → label | templated requests to a voice assistant, 6 intents |
 | preference | dpo | prompt, chosen, rejected | the instruction tasks with a right and a plausible wrong answer |
+| sentiment | (capstone) | text → label | templated product reviews: negative, neutral, positive |
 
 Training rows are tokenised with the model's chat template; labels are -100 on the prompt (and padding) so the
 loss counts only the answer, unless `mask_prompt=False` (chapter 5's pitfall).
@@ -20,10 +21,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-DATASETS = ("instruction", "code", "domain", "classification", "preference")
+DATASETS = ("instruction", "code", "domain", "classification", "preference", "sentiment")
 DEFAULT_SIZES = {  # (n_train, n_eval)
     "instruction": (2000, 200), "code": (120, 24), "domain": (400, 80), "classification": (1200, 120),
-    "preference": (600, 100),
+    "preference": (600, 100), "sentiment": (900, 120),
 }
 
 WORDS = (
@@ -130,6 +131,17 @@ INTENTS = {
     "translate": ("how do you say {food} in {language}", "translate good night into {language}",
                   "what is {food} in {language}", "say thank you in {language}"),
 }
+SENTIMENTS = {
+    "negative": ("the {product} broke after {days} days", "I regret buying this {product}", "terrible {product}, "
+                 "would not recommend", "the {product} arrived damaged and support never replied",
+                 "worst {product} I have owned", "the {product} stopped working {when}"),
+    "neutral": ("the {product} arrived {when}", "it is a {product}, it does what it says", "average {product}, "
+                "nothing special", "the {product} is fine for the price", "I have had the {product} for {days} days",
+                "the {product} came in a {color} box"),
+    "positive": ("I love this {product}", "the {product} works perfectly after {days} days", "best {product} I "
+                 "have bought", "excellent {product}, highly recommend", "great value, the {product} is superb",
+                 "the {color} {product} looks wonderful"),
+}
 SLOTS = {
     "city": "Paris Lima Oslo Cairo Tokyo Quito Perth Dublin Nairobi Boston Madrid Seoul".split(),
     "when": "today tomorrow tonight later now".split(),
@@ -139,7 +151,11 @@ SLOTS = {
     "food": "pasta eggs rice bread soup cake".split(),
     "name": "Ada Sam Lee Ravi Mia Tom Ana Joe Kim Omar Zoe Ivan".split(),
     "language": "French Spanish German Hindi Swahili Korean".split(),
+    "product": "kettle lamp blender backpack charger keyboard umbrella jacket speaker camera".split(),
+    "days": "2 3 5 10 14 30".split(),
+    "color": "red blue green black white".split(),
 }
+LABEL_SETS = {"classification": INTENTS, "sentiment": SENTIMENTS}
 
 
 def _fill(template: str, rng: random.Random) -> str:
@@ -187,12 +203,12 @@ def make_rows(name: str, n_train: int | None = None, n_eval: int | None = None,
             train_rows, eval_rows = [to_pair(r) for r in train_rows], [to_pair(r) for r in eval_rows]
         return train_rows, eval_rows
 
-    if name == "classification":
-        labels = list(INTENTS)
+    if name in LABEL_SETS:
+        templates = list(LABEL_SETS[name].values())
 
         def make(r: random.Random) -> dict:
-            label = r.randrange(len(labels))
-            return {"text": _fill(r.choice(INTENTS[labels[label]]), r), "label": label}
+            label = r.randrange(len(templates))
+            return {"text": _fill(r.choice(templates[label]), r), "label": label}
         eval_rows = _unique_rows(make, "text", n_eval, rng, set())
         eval_texts = {r["text"] for r in eval_rows}
         candidates = (make(rng) for _ in range(n_train * 50))  # templated texts may repeat within train, never eval
@@ -255,7 +271,7 @@ def _tokenize(name: str, rows: list[dict], tokenizer: Any, max_length: int, mask
         elif name == "domain":
             ids = tokenizer(row["text"] + tokenizer.bos_token, add_special_tokens=False)["input_ids"][:max_length]
             item = {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": list(ids)}
-        else:  # classification
+        else:  # classification, sentiment
             enc = tokenizer(row["text"], add_special_tokens=False, truncation=True, max_length=max_length)
             item = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": row["label"]}
         if isinstance(item["labels"], list) and all(label == -100 for label in item["labels"]):
@@ -273,7 +289,7 @@ def load_dataset(name: str, tokenizer: Any = None, n_train: int | None = None, n
     if not isinstance(max_length, int) or max_length < 16:
         raise ValueError(f"max_length must be an integer ≥ 16, got {max_length!r}")
     train_rows, eval_rows = make_rows(name, n_train, n_eval, seed)
-    label_names = list(INTENTS) if name == "classification" else None
+    label_names = list(LABEL_SETS[name]) if name in LABEL_SETS else None
     if tokenizer is None or name == "preference":
         return TaskData(name, Dataset.from_list(train_rows), Dataset.from_list(eval_rows) if eval_rows else None,
                         None, train_rows, eval_rows, label_names)
@@ -283,7 +299,7 @@ def load_dataset(name: str, tokenizer: Any = None, n_train: int | None = None, n
     evals = _tokenize(name, eval_rows, tokenizer, max_length, mask_prompt)
     if not train:
         raise ValueError(f"dataset {name!r} has no training rows left at max_length={max_length}; raise max_length")
-    collator = (DataCollatorWithPadding(tokenizer) if name == "classification"
+    collator = (DataCollatorWithPadding(tokenizer) if name in LABEL_SETS
                 else DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100))
     return TaskData(name, Dataset.from_list(train), Dataset.from_list(evals) if evals else None, collator,
                     train_rows, eval_rows, label_names)

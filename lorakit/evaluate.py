@@ -2,6 +2,7 @@
 
 - `perplexity`: exp(mean token loss) on texts or a tokenised dataset.
 - `generate_answers` / `exact_match`: greedy answers to chat prompts, compared with the one right answer.
+- `classification_accuracy`: arg-max accuracy of a sequence-classification head.
 - `forgetting`: base-corpus perplexity with the adapter disabled vs enabled.
 - `compare_adapters`: A/B of several saved adapters on one base model, side by side.
 - `merged_matches_unmerged`: merging LoRA into the base weights gives the same outputs.
@@ -87,6 +88,23 @@ def exact_match(model: Any, tokenizer: Any, rows: Sequence[dict], max_new_tokens
         raise ValueError("rows must not be empty")
     answers = generate_answers(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
     return sum(a == r["response"].strip() for a, r in zip(answers, rows)) / len(rows)
+
+
+@torch.no_grad()
+def classification_accuracy(model: Any, tokenizer: Any, rows: Sequence[dict], batch_size: int = 32) -> float:
+    """Fraction of rows ({"text", "label"}) whose arg-max class equals the label (sequence-classification models)."""
+    if not rows:
+        raise ValueError("rows must not be empty")
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        enc = tokenizer([r["text"] for r in chunk], return_tensors="pt", padding=True).to(_device(model))
+        predicted = model(**enc).logits.argmax(-1).tolist()
+        correct += sum(p == r["label"] for p, r in zip(predicted, chunk))
+    model.train(was_training)
+    return correct / len(rows)
 
 
 def forgetting(model: Any, tokenizer: Any, base_texts: Sequence[str]) -> dict[str, float]:

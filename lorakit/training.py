@@ -139,10 +139,13 @@ def _load(recipe: Recipe, model: Any, tokenizer: Any, data: Any) -> tuple[Any, A
         from .base import load_base
         from .data import load_dataset
 
-        dataset = data if data is not None and not isinstance(data, str) else None
-        num_labels = len(dataset.label_names) if dataset is not None and dataset.label_names else None
-        if recipe.task == "seq_cls" and num_labels is None:
-            num_labels = len(load_dataset(recipe.dataset, None, n_train=1, n_eval=1).label_names)
+        num_labels = None
+        if recipe.task == "seq_cls":
+            labelled = data if data is not None and not isinstance(data, str) else load_dataset(
+                data or recipe.dataset, None, n_train=1, n_eval=1)
+            if not labelled.label_names:
+                raise ValueError(f"data {labelled.name!r} has no label_names: task 'seq_cls' needs a labelled dataset")
+            num_labels = len(labelled.label_names)
         model, tokenizer = load_base(
             model or "tiny",
             quantization=recipe.quantization,

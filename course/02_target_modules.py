@@ -1,0 +1,146 @@
+# %% [markdown]
+# # Chapter 2 — Which modules to target
+#
+# **Learning goals.** After this chapter you can
+# 1. name the seven linear layers of a Llama block and give their shapes from the model's config;
+# 2. count the trainable parameters of any LoRA configuration by hand, and check the count with peft;
+# 3. compare q,v / q,k,v,o / all-linear on cost and on results;
+# 4. restrict an adapter to some layers with `layers_to_transform`;
+# 5. spot a wrong "trainable parameters" figure for a 7B model.
+
+# %%
+from peft import LoraConfig, get_peft_model
+
+import lorakit
+from lorakit.params import LLAMA2_7B, ModelShape, count_base_params, count_lora_params, lora_table
+
+model, tokenizer = lorakit.load_base("tiny")
+shape = ModelShape.from_config(model.config, name="lorakit tiny")
+print(shape)
+
+# %% [markdown]
+# ## The seven linear layers of a Llama block
+#
+# Attention has four projections: `q_proj`, `k_proj`, `v_proj` (queries, keys, values) and `o_proj` (output). The
+# MLP is a SwiGLU with three: `gate_proj` and `up_proj` (hidden → intermediate) and `down_proj` (back). With
+# grouped-query attention (GQA) several query heads share one key/value head, so `k_proj` and `v_proj` are
+# narrower than `q_proj`: our tiny model has 4 query heads and 2 key/value heads.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for name, (fan_in, fan_out) in shape.linear_shapes().items():
+    print(f"{name:10s} {fan_in:4d} → {fan_out:4d}   weight {fan_in * fan_out:7,d}   LoRA r=16 adds {16 * (fan_in + fan_out):6,d}")
+
+# %% [markdown]
+# A LoRA adapter on a layer `in → out` has `A` (r × in) and `B` (out × r): **r · (in + out)** parameters.
+#
+# ### Exercise 2.1 — count by hand (2 points)
+#
+# Write `lora_params(shape, r, modules)`: the trainable parameters of LoRA rank `r` on the listed `modules` of
+# every layer. Use only `shape.linear_shapes()` and `shape.num_layers` (not `count_lora_params`).
+
+# %% [solution] id=ch2-count
+def lora_params(shape: ModelShape, r: int, modules: list[str]) -> int:
+    ### BEGIN SOLUTION
+    dims = shape.linear_shapes()
+    return shape.num_layers * sum(r * (dims[m][0] + dims[m][1]) for m in modules)
+    ### END SOLUTION
+
+# %% [tests] id=ch2-count-tests points=2
+from lorakit.grading import check_equal, passed
+
+check_equal(lora_params(shape, 16, ["q_proj", "v_proj"]), count_lora_params(shape, 16, "q,v"),
+            "LoRA r=16 on q,v of the tiny model", hint="per layer r·(in+out) for q and for v, times the layers.")
+### BEGIN HIDDEN TESTS
+for r_, mods in [(8, ["q_proj", "k_proj", "v_proj", "o_proj"]), (4, ["down_proj"]),
+                 (32, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])]:
+    check_equal(lora_params(shape, r_, mods), count_lora_params(shape, r_, mods), f"r={r_} on {mods}")
+check_equal(lora_params(LLAMA2_7B, 8, ["q_proj", "v_proj"]), 4_194_304, "LLaMA-2-7B, r=8 on q,v")
+### END HIDDEN TESTS
+passed("Exercise 2.1")
+
+# %% [markdown]
+# ## The same number from peft
+#
+# peft wraps each targeted layer and reports what it will train. Our count from the shapes must agree.
+
+# %%
+for targets in ("q,v", "q,k,v,o", "all-linear"):
+    fresh, _ = lorakit.load_base("tiny")
+    peft_model = get_peft_model(fresh, lorakit.get_recipe("quickstart", target_modules=targets).lora_config(fresh))
+    by_peft, total = peft_model.get_nb_trainable_parameters()
+    print(f"{targets:11s} peft: {by_peft:8,d}   by hand: {count_lora_params(shape, 16, targets):8,d}   "
+          f"({100 * by_peft / total:.2f}% of {total:,})")
+
+# %% [markdown]
+# ## On a 7B model, and a number that is often wrong
+#
+# For LLaMA-2-7B (hidden 4096, MLP 11008, 32 layers, 32 heads with no GQA) the same arithmetic gives the table
+# below. You will read in some write-ups that "LoRA r=16 on all linear layers trains about 4M parameters" of a 7B
+# model; the real figure is ten times that: **39,976,960** (0.59% of 6.74B). The ~4M figure belongs to r=8 on q and
+# v only (4,194,304).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"LLaMA-2-7B base parameters: {count_base_params(LLAMA2_7B):,}")
+print(" r   targets         trainable   % of base")
+for row in lora_table(LLAMA2_7B):
+    print(f"{row['r']:3d}  {row['targets']:11s} {row['trainable']:13,d}   {row['percent_of_base']:.3f}%")
+
+# %% [markdown]
+# ## Cost versus results on the tiny model
+#
+# Same recipe, three target sets. More targets cost more parameters (and memory); on instruction tasks the guide's
+# advice is all-linear, because the MLP layers hold much of what the model "knows" and adapting them helps.
+
+# %%
+runs = {}
+for targets in ("q,v", "q,k,v,o", "all-linear"):
+    runs[targets] = lorakit.train("quickstart", target_modules=targets, max_steps=40, n_train=320, n_eval=64,
+                                  gradient_checkpointing=False, save_strategy="no", output_dir=f"runs/ch2-{targets}")
+for targets, res in runs.items():
+    print(f"{targets:11s} trainable {res.trainable_params:8,d}   final eval loss {res.final_eval_loss:.3f}")
+
+# %% [markdown]
+# ## Only some layers: `layers_to_transform`
+#
+# peft can restrict an adapter to chosen layer indices, e.g. the top half of the network. It needs the target
+# modules as an explicit list (a preset like "all-linear" can't be combined with it, and lorakit says so).
+
+# %%
+try:
+    lorakit.get_recipe("quickstart", layers_to_transform=[2, 3])
+except ValueError as err:
+    print("ValueError:", err)
+top_half = lorakit.get_recipe("quickstart", target_modules=["q_proj", "v_proj"], layers_to_transform=[2, 3])
+print(top_half.lora_config().layers_to_transform)
+
+# %% [markdown]
+# ### Exercise 2.2 — a 7B budget (2 points)
+#
+# You may train at most 10 million LoRA parameters on LLaMA-2-7B with all seven linear layers targeted.
+# Set `max_rank` to the largest power of two `r` that fits, and `top_layers_r16` to the number of top layers you can
+# adapt at r = 16 (all-linear modules, `layers_to_transform`) within the same budget.
+
+# %% [solution] id=ch2-budget
+ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+### BEGIN SOLUTION
+max_rank = max(2**k for k in range(10) if count_lora_params(LLAMA2_7B, 2**k, "all-linear") <= 10_000_000)
+per_layer = count_lora_params(LLAMA2_7B, 16, ALL, layers_to_transform=[0])
+top_layers_r16 = 10_000_000 // per_layer
+### END SOLUTION
+
+# %% [tests] id=ch2-budget-tests points=2
+check_equal(isinstance(max_rank, int) and max_rank & (max_rank - 1) == 0, True, "max_rank is a power of two")
+### BEGIN HIDDEN TESTS
+check_equal(max_rank, 4, "max_rank", hint="all-linear on 7B costs 2,498,560 parameters per unit of rank.")
+check_equal(top_layers_r16, 8, "top_layers_r16", hint="r=16 all-linear costs 1,249,280 parameters per layer.")
+### END HIDDEN TESTS
+passed("Exercise 2.2")
+
+# %% [markdown]
+# ## Check yourself
+# - A Llama block has q, k, v, o (attention) and gate, up, down (MLP); GQA makes k and v narrower.
+# - LoRA adds r·(in + out) per adapted layer; multiply by the layers.
+# - LLaMA-2-7B: r=8 on q,v = 4.19M; r=16 all-linear = 39.98M, not "~4M".
+# - `layers_to_transform` needs an explicit module list.

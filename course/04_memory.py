@@ -1,0 +1,160 @@
+# %% [markdown]
+# # Chapter 4 — Memory: where the bytes go, and what each technique saves
+#
+# **Learning goals.** After this chapter you can
+# 1. split training memory into weights, adapters, gradients, optimizer states, activations and logits;
+# 2. say what bf16, 4-bit NF4 (with double quantisation), gradient checkpointing and 8-bit optimizers each save —
+#    and measure it on the tiny model;
+# 3. estimate the memory of a 7B fine-tune with `lorakit.memory.estimate` and choose settings that fit a GPU;
+# 4. check a guide's memory claims against computation and measurement.
+
+# %%
+import torch
+from peft import LoraConfig, get_peft_model
+
+import lorakit
+from lorakit.claims import audit, claims_table
+from lorakit.memory import estimate, saved_activation_bytes
+from lorakit.params import LLAMA2_7B, ModelShape
+
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## 1. Weights: precision and 4-bit NF4
+#
+# fp32 stores 4 bytes per weight, bf16/fp16 2, NF4 half a byte plus one scale (absmax) per block of 64 weights.
+# Double quantisation stores those scales in 8 bits instead of 32. Embeddings, norms and the output head are not
+# quantized. Here is the tiny model's real footprint, loaded three ways:
+
+# %%
+footprints = {}
+for label, kwargs in [("fp32", {}), ("bf16", {"dtype": "bf16"}), ("nf4 + double quant", {"quantization": "nf4"})]:
+    m, _ = lorakit.load_base("tiny", **kwargs)
+    footprints[label] = m.get_memory_footprint()
+    print(f"{label:20s} {footprints[label] / 2**20:6.2f} MiB")
+shape = ModelShape.from_config(m.config)
+
+# %% [markdown]
+# The tiny model is dominated by its embedding table (4096 × 256), which stays 16/32-bit, so NF4 saves less here
+# than on a 7B model, where the linear layers are 96% of the weights.
+#
+# ## 2. Activations and gradient checkpointing
+#
+# Activations are the tensors autograd keeps from the forward pass to compute gradients. `saved_activation_bytes`
+# counts them exactly with `torch.autograd.graph.saved_tensors_hooks`. With gradient checkpointing only each block's
+# input is kept; the rest is recomputed block by block during the backward pass.
+
+# %%
+ids = torch.randint(0, shape.vocab_size, (4, 128))
+saved = {}
+for gc in (False, True):
+    m, _ = lorakit.load_base("tiny")
+    m = get_peft_model(m, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
+    if gc:
+        m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    m.train()
+    saved[gc] = saved_activation_bytes(m, ids)
+    est = estimate(shape, precision="fp32", r=16, batch=4, seq_len=128, gradient_checkpointing=gc, optimizer="adamw")
+    print(f"checkpointing={gc!s:5s} measured {saved[gc] / 2**20:6.2f} MiB   estimated "
+          f"{(est.activations + est.logits) / 2**20:6.2f} MiB (activations + logits)")
+print(f"saving: {100 * (1 - saved[True] / saved[False]):.0f}% of saved activations")
+
+# %% [markdown]
+# ## 3. Optimizer states: 32-bit vs 8-bit AdamW
+#
+# AdamW keeps two moments per trainable parameter, 4 bytes each. bitsandbytes' 8-bit AdamW keeps them in one byte
+# each (block-wise quantised), i.e. **75%** less optimizer state, not the "~50%" sometimes quoted. For LoRA the
+# states are small anyway: they scale with the adapter, not with the model.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for optimizer in ("adamw", "adamw_8bit", "sgd"):
+    states = estimate(LLAMA2_7B, optimizer=optimizer, r=16).optimizer_states
+    print(f"{optimizer:11s} LLaMA-2-7B, LoRA r=16 all-linear: {states / 2**20:7.1f} MiB of optimizer state")
+
+# %% [markdown]
+# ## 4. The 7B memory table, recomputed
+#
+# Batch 1 × 512 tokens. Full fine-tuning with AdamW in mixed precision costs 16 bytes per parameter before any
+# activation; LoRA freezes the base, QLoRA also shrinks it to ~4.5 bits per weight.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+configs = {
+    "full FT fp16 + AdamW": dict(precision="fp16", full_finetune=True, optimizer="adamw"),
+    "LoRA fp16": dict(precision="fp16", optimizer="adamw"),
+    "LoRA fp16 + GC": dict(precision="fp16", optimizer="adamw", gradient_checkpointing=True),
+    "QLoRA": dict(precision="bf16", quantization="nf4", optimizer="paged_adamw_8bit"),
+    "QLoRA + GC": dict(precision="bf16", quantization="nf4", optimizer="paged_adamw_8bit", gradient_checkpointing=True),
+}
+print(f"{'configuration':22s} {'weights':>8s} {'optim':>7s} {'activ.':>7s} {'logits':>7s} {'total GiB':>9s}")
+for label, kwargs in configs.items():
+    b = estimate(LLAMA2_7B, batch=1, seq_len=512, r=16, **kwargs).gib()
+    print(f"{label:22s} {b['base_weights']:8.2f} {b['optimizer_states']:7.2f} {b['activations']:7.2f} "
+          f"{b['logits']:7.2f} {b['total']:9.2f}")
+
+# %% [markdown]
+# ### Exercise 4.1 — weight memory by hand (2 points)
+#
+# Compute, in bytes, the weights of LLaMA-2-7B's **linear layers only** (`shape.linear_shapes()`, 32 layers):
+# `fp16_bytes` in fp16, and `nf4_bytes` in NF4 *without* double quantisation (half a byte per weight plus one
+# 4-byte absmax per block of 64 weights).
+
+# %% [solution] id=ch4-weights
+linear_weights = LLAMA2_7B.num_layers * sum(i * o for i, o in LLAMA2_7B.linear_shapes().values())
+### BEGIN SOLUTION
+fp16_bytes = 2 * linear_weights
+nf4_bytes = linear_weights // 2 + 4 * (linear_weights // 64)
+### END SOLUTION
+
+# %% [tests] id=ch4-weights-tests points=2
+from lorakit.grading import check_close, check_equal, passed
+
+check_equal(fp16_bytes, 2 * linear_weights, "fp16_bytes", hint="fp16 is 2 bytes per weight.")
+### BEGIN HIDDEN TESTS
+check_equal(nf4_bytes, linear_weights // 2 + 4 * (linear_weights // 64), "nf4_bytes",
+            hint="0.5 byte per weight + 4 bytes per 64 weights.")
+check_close(nf4_bytes / fp16_bytes, 0.28125, "nf4/fp16 ratio", rel=1e-6)
+### END HIDDEN TESTS
+passed("Exercise 4.1")
+
+# %% [markdown]
+# ### Exercise 4.2 — make it fit a 16 GB T4 (2 points)
+#
+# A T4 has 15 GiB usable and no bf16. Using `estimate(LLAMA2_7B, ...)` with `batch=4, seq_len=1024, r=16`, choose
+# `t4_settings` (a dict of keyword arguments: `precision`, `quantization`, `optimizer`, `gradient_checkpointing`)
+# whose total stays under 15 GiB. Keep `precision="fp16"`.
+
+# %% [solution] id=ch4-t4
+### BEGIN SOLUTION
+t4_settings = dict(precision="fp16", quantization="nf4", optimizer="paged_adamw_8bit", gradient_checkpointing=True)
+### END SOLUTION
+
+# %% [tests] id=ch4-t4-tests points=2
+check_equal(t4_settings.get("precision"), "fp16", "precision", hint="a T4 has no native bf16.")
+t4_total = estimate(LLAMA2_7B, batch=4, seq_len=1024, r=16, **t4_settings).total / 2**30
+print(f"your settings need {t4_total:.1f} GiB")
+### BEGIN HIDDEN TESTS
+assert t4_total < 15, f"{t4_total:.1f} GiB does not fit in 15 GiB: try 4-bit weights and gradient checkpointing"
+### END HIDDEN TESTS
+passed("Exercise 4.2")
+
+# %% [markdown]
+# ## 5. A claims audit
+#
+# Guides repeat round numbers. Each row below is a statement in the style of a typical LoRA guide, the figure lorakit
+# computes, the figure measured here on CPU where that is possible, and a verdict ("holds" within 15%, "off" within
+# 1.5×, "wrong" beyond). Memory totals need a GPU to measure (`benchmarks/memory_grid.py`).
+
+# %%
+for row in claims_table(audit(measure=True)):
+    print(f"[{row['verdict']:>12s}] {row['claim']}\n{'':15s}stated {row['stated']}, computed {row['computed']}, "
+          f"measured {row['measured']}\n{'':15s}{row['note']}\n")
+
+# %% [markdown]
+# ## Check yourself
+# - Weights: fp32 4 B, bf16/fp16 2 B, NF4 ≈ 0.53 B per weight (0.5 + scales); embeddings stay 16-bit.
+# - Gradient checkpointing keeps only block inputs: it saves far more than 40% of activation memory, at the cost of
+#   one extra forward pass.
+# - 8-bit AdamW stores 2 bytes of state per parameter instead of 8: 75% less.
+# - QLoRA + GC is what puts a 7B fine-tune on one consumer GPU.
