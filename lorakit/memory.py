@@ -88,27 +88,37 @@ def _optimizer_bytes(optimizer: str, tensor_sizes: list[int]) -> int:
 
 def _layer_activation_bytes(shape: ModelShape, targets: list[str], r: int, b: int, full_finetune: bool,
                             first_layer: bool) -> int:
-    """Bytes autograd saves per token in one decoder block (frozen base + LoRA on `targets`, or full fine-tuning)."""
+    """Bytes autograd saves per token in one decoder block (frozen base + LoRA on `targets`, or full fine-tuning).
+
+    Counted tensor by tensor from a transformers Llama block with SDPA attention (checked against
+    `saved_activation_bytes` on CPU: exact for full fine-tuning and LoRA on q,v; within ~1 % for all-linear):
+    - each RMSNorm: its input in fp32 (4h; the up-cast copy for 16-bit models, the block's input itself in fp32)
+      and 1/rms (4); with trainable norm weights also the normalised value (b·h);
+    - SDPA: q, k, v (kv heads only: GQA is native), the output (b·(2q + 2kv)) and the fp32 logsumexp (4 per head);
+      o_proj's input is the output's storage laid out again (no copy);
+    - SwiGLU: gate output, silu(gate), up output (3·b·i);
+    - full fine-tuning: each linear's input (n1 and n2: b·h each, down_proj's input b·i);
+    - LoRA (adapters in fp32): each adapted module's input cast to fp32 (4·in per module; in fp32 models the cast is
+      a no-op, so modules that share an input share it) and A·x (4·r per module). Frozen base linears save nothing.
+    - not modelled: lora_dropout > 0 adds, per adapted module, the dropout output (4·in) and its mask (1·in on
+      CUDA, 4·in on CPU) instead of the cast input.
+    """
     h, i = shape.hidden_size, shape.intermediate_size
     kv = shape.num_key_value_heads * shape.dim_per_head
     q = shape.num_attention_heads * shape.dim_per_head
-    targeted = set(targets) if not full_finetune else set(shape.linear_shapes())
-    norm = (2 * h + 1) * FP32  # RMSNorm runs in fp32: its input, the normalised value and 1/rms
-    # a norm's output (in the compute dtype) is kept only when a linear it feeds has trainable weights
-    attn_norm = norm + (h * b if targeted & {"q_proj", "k_proj", "v_proj"} else 0)
-    mlp_norm = norm + (h * b if targeted & {"gate_proj", "up_proj"} else 0)
-    residual = h * b  # a block's own input (absent in the first block, whose input comes from frozen embeddings)
-    total = mlp_norm if first_layer else attn_norm + mlp_norm + residual
-    total += (2 * q + 2 * kv) * b + shape.num_attention_heads * FP32  # SDPA: q, k, v, output, logsumexp
-    total += 3 * i * b  # SwiGLU: gate output, silu(gate), up output
-    total += q * b if "o_proj" in targeted else 0  # attention output laid out again as o_proj's input
-    total += i * b if "down_proj" in targeted else 0  # silu(gate)·up, down_proj's input
+    norm = (h + 1) * FP32
+    total = norm if first_layer and not full_finetune else 2 * norm  # block 0's input comes from frozen embeddings
+    total += (2 * q + 2 * kv) * b + shape.num_attention_heads * FP32
+    total += 3 * i * b
     if full_finetune:
-        return total
+        return total + 4 * h * b + i * b
     dims = shape.linear_shapes()
-    total += sum((dims[name][0] + r) * FP32 for name in targets)  # adapter input (fp32) and A·x per module
-    total += i * FP32 if "down_proj" in targets and b != FP32 else 0  # down_proj's input cast to fp32 for its adapter
-    return total
+    if b == FP32:  # no cast: one saved input per distinct input tensor (o_proj's is SDPA's output, counted above)
+        groups = {"n1": ("q_proj", "k_proj", "v_proj"), "n2": ("gate_proj", "up_proj"), "mlp": ("down_proj",)}
+        inputs = sum(dims[g[0]][0] for g in groups.values() if set(g) & set(targets))
+    else:
+        inputs = sum(dims[name][0] for name in targets)
+    return total + FP32 * (inputs + r * len(targets))
 
 
 def estimate(
@@ -167,7 +177,7 @@ def estimate(
         activations = tokens * shape.num_layers * shape.hidden_size * b
     else:
         activations = tokens * sum(per_layer)
-    activations += tokens * ((2 * shape.hidden_size + 1) * FP32 + 2 * shape.dim_per_head * b)  # final norm, RoPE
+    activations += tokens * ((shape.hidden_size + 1) * FP32 + 2 * shape.dim_per_head * b)  # final norm, RoPE cos/sin
     logits = tokens * shape.vocab_size * FP32
     largest = max(i * o for i, o in shape.linear_shapes().values())
     overhead = (largest * b if quantization else 0) + (tokens * max(per_layer) if gradient_checkpointing else 0)
