@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup lab course test bench
+.PHONY: setup lab course test bench notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ lab: setup
 
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+notebooks: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m lorakit.notebook_builder
+	rm -f notebooks/gradebook.db
 
 bench: setup
 	$(BIN)/python benchmarks/quickstart.py

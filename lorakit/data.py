@@ -2,7 +2,7 @@
 
 | name | recipe | rows | what it is |
 |---|---|---|---|
-| instruction | instruction | chat prompt → exact answer | rule-based word tasks (repeat, first/last word, reverse, next item) |
+| instruction | instruction | chat prompt → exact answer | rule-based tasks: type of a Python value, word count, parity, sign, first word |
 | code | code | function signature + docstring → body | real functions from stdlib modules the model never saw |
 | domain | domain | plain text | encyclopedia sentences about chemical elements (not in pre-training) |
 | classification | classification | text → label | templated requests to a voice assistant, 6 intents |
@@ -27,12 +27,12 @@ DEFAULT_SIZES = {  # (n_train, n_eval)
     "preference": (600, 100), "sentiment": (900, 120),
 }
 
+# Words that the built-in tokenizer keeps whole (one token each after a space): tasks then test the skill (copy,
+# select, reorder, count), not the spelling of rare words split into pieces.
 WORDS = (
-    "apple river stone cloud tiger piano garden window candle rocket silver forest bread mirror ocean castle "
-    "pencil dragon lemon button falcon valley jacket copper meadow rabbit lantern harbor cactus violin thunder "
-    "orange planet basket kitten desert maple feather anchor cookie island marble engine tulip wizard bottle "
-    "spider shadow velvet glacier parrot saddle pepper comet bridge orchid hammer turtle summer winter canyon "
-    "blanket cherry dolphin quartz ribbon sparrow tomato puzzle magnet kettle zebra nickel poem wagon ladder"
+    "table large child place point group field order start class level value month state write print store check "
+    "queue stack frame index token input output source target number string symbol lambda tuple block event error "
+    "buffer socket thread module object method parser reader family"
 ).split()
 
 
@@ -41,28 +41,46 @@ def _pick(rng: random.Random, k: int) -> list[str]:
     return rng.sample(WORDS, k)
 
 
+def _literal(rng: random.Random) -> tuple[str, str]:
+    """A random Python literal or expression and the name of its type."""
+    kind = rng.choice(("int", "float", "str", "list", "tuple", "dict", "bool", "NoneType"))
+    n = rng.randint(-999, 999)
+    text = {
+        "int": str(n),
+        "float": f"{n / rng.choice((4, 8, 10, 100))}",
+        "str": repr(" ".join(_pick(rng, rng.randint(1, 2)))),
+        "list": repr([rng.randint(0, 99) for _ in range(rng.randint(1, 3))]),
+        "tuple": repr(tuple(rng.randint(0, 99) for _ in range(rng.randint(2, 3)))),
+        "dict": repr({w: rng.randint(0, 9) for w in _pick(rng, rng.randint(1, 2))}),
+        "bool": f"{rng.randint(0, 99)} {rng.choice(('<', '>', '==', '!='))} {rng.randint(0, 99)}",
+        "NoneType": rng.choice(("None", f"print({n})", f"[{n}].sort()", f"{{}}.clear()")) if n % 4 else "None",
+    }[kind]
+    return text, kind
+
+
 def _instruction_example(rng: random.Random) -> dict[str, str]:
     """One rule-based task with its single right answer and a plausible wrong one."""
-    task = rng.choice(("repeat", "first", "last", "reverse", "after", "count"))
-    if task == "repeat":
-        w, other = _pick(rng, 2)
-        return {"task": task, "prompt": f"Repeat the word: {w}", "response": w, "wrong": other}
-    if task in ("first", "last"):
-        ws = _pick(rng, 4)
-        answer, wrong = (ws[0], ws[-1]) if task == "first" else (ws[-1], ws[0])
-        return {"task": task, "prompt": f"What is the {task} word? {' '.join(ws)}", "response": answer, "wrong": wrong}
-    if task == "reverse":
-        ws = _pick(rng, 3)
-        return {"task": task, "prompt": f"Reverse the order: {' '.join(ws)}", "response": " ".join(ws[::-1]),
-                "wrong": " ".join(ws)}
-    if task == "after":
-        ws = _pick(rng, 4)
-        i = rng.randrange(3)
-        return {"task": task, "prompt": f"Which word comes after {ws[i]}? {', '.join(ws)}", "response": ws[i + 1],
-                "wrong": ws[i]}
-    n = rng.randint(1, 5)
-    ws = _pick(rng, n)
-    return {"task": task, "prompt": f"How many words? {' '.join(ws)}", "response": str(n), "wrong": str(n % 5 + 1)}
+    task = rng.choice(("type", "count", "parity", "sign", "first"))
+    if task == "type":
+        text, kind = _literal(rng)
+        wrong = rng.choice([k for k in ("int", "float", "str", "list", "tuple", "dict", "bool") if k != kind])
+        return {"task": task, "prompt": f"What is the type of {text} in Python?", "response": kind, "wrong": wrong}
+    if task == "count":
+        n = rng.randint(1, 5)
+        return {"task": task, "prompt": f"How many words? {' '.join(_pick(rng, n))}", "response": str(n),
+                "wrong": str(n % 5 + 1)}
+    if task == "parity":
+        n = rng.randint(0, 9999)
+        answer = "even" if n % 2 == 0 else "odd"
+        return {"task": task, "prompt": f"Is {n} even or odd?", "response": answer,
+                "wrong": "odd" if answer == "even" else "even"}
+    if task == "sign":
+        n = rng.choice((-1, 1)) * rng.randint(1, 9999)
+        answer = "positive" if n > 0 else "negative"
+        return {"task": task, "prompt": f"Is {n} positive or negative?", "response": answer,
+                "wrong": "negative" if n > 0 else "positive"}
+    ws = _pick(rng, 3)
+    return {"task": task, "prompt": f"What is the first word? {' '.join(ws)}", "response": ws[0], "wrong": ws[-1]}
 
 
 # ---------------------------------------------------------------- domain: chemical elements

@@ -7,7 +7,8 @@ A chapter is written as a Python file in which `# %%` starts a code cell and `# 
     # %% [tests] id=ch1-scale-tests points=2   -> a locked, graded test cell (### BEGIN/END HIDDEN TESTS inside)
 
 Every notebook gets a kernelspec, Colab/Binder badges and the guarded Colab install cell at its top.
-`python -m lorakit.notebook_builder` writes `notebooks/source/<chapter>/<chapter>.ipynb` for each source file.
+`python -m lorakit.notebook_builder` writes `notebooks/source/<chapter>/<chapter>.ipynb` for each source file and
+the nbgrader student version `notebooks/release/<chapter>/<chapter>.ipynb`.
 """
 
 from __future__ import annotations
@@ -110,9 +111,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", default="course", type=Path)
     parser.add_argument("--course-root", default="notebooks", type=Path)
+    parser.add_argument("--no-release", action="store_true", help="skip nbgrader's student versions")
     args = parser.parse_args(argv)
     for source in sorted(args.sources.glob("*.py")):
         print(build(source, args.course_root))
+        if not args.no_release:
+            from .grading import generate_release
+
+            print(generate_release(args.course_root, source.stem))
 
 
 if __name__ == "__main__":
