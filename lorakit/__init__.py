@@ -22,6 +22,20 @@ _EXPORTS = {
     "TrainResult": "training",
     "detect": "hardware",
     "choose_precision": "hardware",
+    "diagnose": "diagnostics",
+    "ModelShape": "params",
+    "LLAMA2_7B": "params",
+    "LLAMA3_8B": "params",
+    "count_lora_params": "params",
+    "count_base_params": "params",
+    "lora_table": "params",
+    "lora_table_7b": "params",
+    "estimate": "memory",
+    "MemoryBreakdown": "memory",
+    "saved_activation_bytes": "memory",
+    "audit": "claims",
+    "Claim": "claims",
+    "claims_table": "claims",
 }
 
 __all__ = sorted(_EXPORTS)

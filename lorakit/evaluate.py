@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -146,8 +147,8 @@ def merged_matches_unmerged(model: Any, inputs: dict[str, torch.Tensor], atol: f
 
 
 def generation_stats(answers: Sequence[str], max_chars: int = 200) -> dict[str, float]:
-    """Rates of empty answers, runaway answers (≥ max_chars) and repetition (mean over answers of 1 - distinct
-    words / words)."""
+    """Rates of empty answers, runaway answers (≥ max_chars), repetition (mean over answers of 1 - distinct
+    words / words) and collapse (the share of the single most common answer)."""
     if not answers:
         raise ValueError("answers must not be empty")
     split = [a.split() for a in answers if a.split()]
@@ -155,4 +156,5 @@ def generation_stats(answers: Sequence[str], max_chars: int = 200) -> dict[str, 
         "empty_rate": sum(not a.strip() for a in answers) / len(answers),
         "runaway_rate": sum(len(a) >= max_chars for a in answers) / len(answers),
         "repetition_rate": sum(1 - len(set(w)) / len(w) for w in split) / len(split) if split else 0.0,
+        "same_answer_rate": max(Counter(answers).values()) / len(answers),
     }
