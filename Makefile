@@ -21,10 +21,11 @@ course: setup
 	$(BIN)/lorakit train --recipe quickstart
 
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/release/
 
+# unit tests + nbgrader round trips (tests/) and every instructor notebook executed by nbval
 test: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/source --nbval-lax
 
 notebooks: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m lorakit.notebook_builder

@@ -91,6 +91,17 @@ def _read_grade(course_root: Path, assignment: str, student: str) -> Grade:
         return Grade(student, assignment, submission.score, submission.max_score, "graded")
 
 
+def _in_gradebook(course_root: Path, assignment: str) -> bool:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(_config(course_root).CourseDirectory.db_url) as gradebook:
+        try:
+            gradebook.find_assignment(assignment)
+        except MissingEntry:
+            return False
+    return True
+
+
 def grade_class(course_root: str | Path, assignment: str, submissions: str | Path,
                 csv_path: str | Path | None = None) -> list[Grade]:
     """Autograde every student folder in `submissions` (`<student>/<notebook>.ipynb`) and optionally write a CSV.
@@ -99,6 +110,8 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
     """
     course_root, submissions = Path(course_root), Path(submissions)
     api = _api(course_root)
+    if not _in_gradebook(course_root, assignment):  # autograding needs the source's cell checksums in the gradebook
+        generate_release(course_root, assignment)
     grades: list[Grade] = []
     for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir()):
         student = student_dir.name
@@ -109,7 +122,7 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
         if result.get("success"):
             grades.append(_read_grade(course_root, assignment, student))
         else:
-            grades.append(Grade(student, assignment, 0.0, 0.0, "failed", str(result.get("error"))[-500:]))
+            grades.append(Grade(student, assignment, 0.0, 0.0, "failed", str(result.get("log"))[-1500:]))
     if csv_path is not None:
         with open(csv_path, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(asdict(grades[0]) if grades else Grade.__annotations__))

@@ -43,7 +43,7 @@ def train_sft_then_dpo(
     from trl import DPOConfig, DPOTrainer
 
     from .data import load_dataset
-    from .training import TrainResult, _check_writable, _peak_memory, train
+    from .training import TrainResult, _check_writable, _peak_memory, tensorboard_report_to, train
 
     output_dir = Path(output_dir or Path("runs") / recipe.name)
     _check_writable(output_dir)
@@ -70,7 +70,7 @@ def train_sft_then_dpo(
     has_eval = data.eval is not None and len(data.eval) > 0
     kwargs = recipe.training_kwargs(str(output_dir / "dpo"), precision, use_cpu=hardware.device == "cpu",
                                     has_eval=has_eval)
-    kwargs.update(beta=recipe.dpo_beta, max_length=recipe.max_length)
+    kwargs.update(beta=recipe.dpo_beta, max_length=recipe.max_length, report_to=tensorboard_report_to())
     args = compat.training_arguments(DPOConfig, **kwargs)
     trainer = DPOTrainer(
         model=policy,

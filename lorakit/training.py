@@ -7,6 +7,7 @@ object with the log history, the best epoch and the peak memory.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import resource
@@ -102,6 +103,11 @@ def _check_writable(output_dir: Path) -> None:
     if free < 50 * 2**20:
         raise ValueError(f"output_dir {str(output_dir)!r} has only {free / 2**20:.0f} MiB free; "
                          "need at least 50 MiB for adapter checkpoints")
+
+
+def tensorboard_report_to() -> list[str]:
+    """Log to TensorBoard event files (offline) when tensorboard is installed (the `course` extra)."""
+    return ["tensorboard"] if importlib.util.find_spec("tensorboard") else []
 
 
 def _choose_optimizer(recipe: Recipe, notes: list[str], device: str) -> str:
@@ -201,6 +207,7 @@ def train(
     has_eval = data.eval is not None and len(data.eval) > 0
     kwargs = recipe.training_kwargs(str(output_dir), precision, use_cpu=hardware.device == "cpu", has_eval=has_eval)
     kwargs["optim"] = _choose_optimizer(recipe, notes, hardware.device)
+    kwargs["report_to"] = tensorboard_report_to()
     args = compat.training_arguments(**kwargs)
     trainer = LorakitTrainer(
         model=model,

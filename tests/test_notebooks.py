@@ -54,9 +54,11 @@ def test_chapters_1_to_8_have_two_or_more_autograded_exercises(chapter):
 
 
 def test_release_holds_no_solution_or_hidden_test_text():
-    for path in RELEASE.rglob("*"):
+    released = [p for p in RELEASE.rglob("*") if p.is_file() and "runs" not in p.relative_to(RELEASE).parts]
+    assert len(released) >= 9
+    for path in released:
         if path.is_file():
-            text = path.read_text()
+            text = path.read_text(errors="replace")
             for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
                 assert marker not in text, f"{path.relative_to(REPO)} contains {marker!r}"
 

@@ -22,6 +22,7 @@ def test_recipe_trains_through_the_real_path(name, tmp_path):
     assert any("eval_perplexity" in h for h in result.log_history)
     assert all("grad_norm" in h and "learning_rate" in h for h in result.log_history if "loss" in h)
     assert (result.adapter_dir / "adapter_config.json").exists()
+    assert list(result.output_dir.rglob("events.out.tfevents.*")), "TensorBoard event files are written offline"
     assert result.trainable_params == result.model.get_nb_trainable_parameters()[0]
     assert result.precision == "fp32"  # bf16 requested, CPU has none: announced fallback
     assert any("bf16 → fp32" in n for n in result.notes)
