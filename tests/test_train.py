@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import lorakit
+from lorakit.params import ModelShape, count_lora_params
 from lorakit.recipes import RECIPES
 
 FAST = dict(max_steps=3, n_train=24, n_eval=8, logging_steps=1, gradient_checkpointing=True)
@@ -23,7 +24,10 @@ def test_recipe_trains_through_the_real_path(name, tmp_path):
     assert all("grad_norm" in h and "learning_rate" in h for h in result.log_history if "loss" in h)
     assert (result.adapter_dir / "adapter_config.json").exists()
     assert list(result.output_dir.rglob("events.out.tfevents.*")), "TensorBoard event files are written offline"
-    assert result.trainable_params == result.model.get_nb_trainable_parameters()[0]
+    shape = ModelShape.from_config(result.model.get_base_model().config)
+    by_shape = (count_lora_params(shape, recipe.r, recipe.target_modules, modules_to_save=["score"], num_labels=6)
+                if recipe.task == "seq_cls" else count_lora_params(shape, recipe.r, recipe.target_modules))
+    assert result.trainable_params == result.model.get_nb_trainable_parameters()[0] == by_shape
     assert result.precision == "fp32"  # bf16 requested, CPU has none: announced fallback
     assert any("bf16 → fp32" in n for n in result.notes)
     q_proj = result.model.get_base_model().model.layers[0].self_attn.q_proj
