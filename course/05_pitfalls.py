@@ -101,7 +101,7 @@ for pitfall, fixes in FIXES.items():
 # that best explains it. Then check yourself with `diagnose`.
 
 # %%
-mystery = ([{"step": s, "epoch": s / 10, "loss": 2.5 * math.exp(-s / 40), "grad_norm": 0.5} for s in range(5, 205, 5)]
+mystery = ([{"step": s, "epoch": s / 10, "loss": 2.5 * math.exp(-s / 40), "grad_norm": 0.5} for s in range(5, 105, 5)]
            + [{"step": 10 * e, "epoch": float(e), "eval_loss": v} for e, v in
               enumerate([2.1, 1.6, 1.4, 1.35, 1.38, 1.47, 1.6, 1.75, 1.9, 2.1], start=1)])
 
@@ -133,12 +133,15 @@ passed("Exercise 5.1")
 fixed_lr = 1e-3
 ### END SOLUTION
 
-# %% [tests] id=ch5-fix-tests points=2
-check_equal(0 < fixed_lr <= 0.1, True, "fixed_lr is a sensible learning rate", hint="between 1e-5 and 1e-2.")
-### BEGIN HIDDEN TESTS
+# %%
 fixed = lorakit.train("quickstart", learning_rate=fixed_lr, n_train=480, max_steps=60, gradient_checkpointing=False,
                       save_strategy="no", output_dir="runs/pitfalls/fixed")
+print(report(diagnose(fixed)))
+
+# %% [tests] id=ch5-fix-tests points=2
+check_equal(0 < fixed_lr <= 0.1, True, "fixed_lr is a sensible learning rate", hint="between 1e-5 and 1e-2.")
 losses = [loss for _, loss in fixed.train_losses]
+### BEGIN HIDDEN TESTS
 check_equal("loss not decreasing" in {f.pitfall for f in diagnose(fixed)}, False, "loss still flat",
             hint="raise the learning rate by factors of 3.")
 assert losses[-1] < 0.7 * losses[0], f"final loss {losses[-1]:.2f} is not below 70% of the first ({losses[0]:.2f})"

