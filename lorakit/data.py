@@ -53,7 +53,7 @@ def _literal(rng: random.Random) -> tuple[str, str]:
         "tuple": repr(tuple(rng.randint(0, 99) for _ in range(rng.randint(2, 3)))),
         "dict": repr({w: rng.randint(0, 9) for w in _pick(rng, rng.randint(1, 2))}),
         "bool": f"{rng.randint(0, 99)} {rng.choice(('<', '>', '==', '!='))} {rng.randint(0, 99)}",
-        "NoneType": rng.choice(("None", f"print({n})", f"[{n}].sort()", f"{{}}.clear()")) if n % 4 else "None",
+        "NoneType": rng.choice(("None", f"print({n})", f"[{n}].sort()", "{}.clear()")) if n % 4 else "None",
     }[kind]
     return text, kind
 

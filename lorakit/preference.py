@@ -8,11 +8,9 @@ model) as the reference: one copy of the weights in memory, and the reference is
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from transformers import TrainerCallback, set_seed
 
 from . import compat
@@ -43,7 +41,7 @@ def train_sft_then_dpo(
     from trl import DPOConfig, DPOTrainer
 
     from .data import load_dataset
-    from .training import TrainResult, _check_writable, _peak_memory, tensorboard_report_to, train
+    from .training import TrainResult, _check_writable, run_and_save, tensorboard_report_to, train
 
     output_dir = Path(output_dir or Path("runs") / recipe.name)
     _check_writable(output_dir)
@@ -81,15 +79,7 @@ def train_sft_then_dpo(
         callbacks=callbacks,
         **compat.trainer_kwargs(DPOTrainer, tokenizer),
     )
-    if hardware.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    peak, kind = _peak_memory(hardware.device)
-    adapter_dir = output_dir / "adapter"
-    policy.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)
+    seconds, peak, kind, adapter_dir = run_and_save(trainer, policy, tokenizer, output_dir, hardware.device)
     return TrainResult(
         recipe=recipe,
         output_dir=output_dir / "dpo",

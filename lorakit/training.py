@@ -91,6 +91,21 @@ def _peak_memory(device: str) -> tuple[int, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
 
 
+def run_and_save(trainer: Any, model: Any, tokenizer: Any, output_dir: Path, device: str,
+                 resume_from_checkpoint: str | bool | None = None) -> tuple[float, int, str, Path]:
+    """Train, then save the adapter and tokenizer to `output_dir/adapter`: (seconds, peak bytes, peak kind, path)."""
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    seconds = time.perf_counter() - start
+    peak, kind = _peak_memory(device)
+    adapter_dir = output_dir / "adapter"
+    model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)
+    return seconds, peak, kind, adapter_dir
+
+
 def _check_writable(output_dir: Path) -> None:
     """Fail before training, not at the first checkpoint, when the output folder can't be written."""
     try:
@@ -218,16 +233,8 @@ def train(
         callbacks=callbacks,
         **compat.trainer_kwargs(LorakitTrainer, tokenizer),
     )
-    if hardware.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    seconds = time.perf_counter() - start
-    peak, kind = _peak_memory(hardware.device)
-
-    adapter_dir = output_dir / "adapter"
-    model.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)
+    seconds, peak, kind, adapter_dir = run_and_save(trainer, model, tokenizer, output_dir, hardware.device,
+                                                    resume_from_checkpoint)
     return TrainResult(
         recipe=recipe,
         output_dir=output_dir,
