@@ -1,6 +1,5 @@
 """The course tooling: percent-format sources → nbgrader notebooks → student release → autograded scores."""
 
-import json
 import shutil
 
 import nbformat

@@ -2,7 +2,6 @@
 autograding round trip (solution = full marks, blank release = 0) for every chapter. nbval executes the instructor
 notebooks separately (pytest collects notebooks/source with --nbval-lax)."""
 
-import json
 import shutil
 from pathlib import Path
 
