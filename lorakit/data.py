@@ -11,6 +11,11 @@
 
 Training rows are tokenised with the model's chat template; labels are -100 on the prompt (and padding) so the
 loss counts only the answer, unless `mask_prompt=False` (chapter 5's pitfall).
+
+Sizes: the generated datasets (instruction, preference, classification, sentiment) make as many rows as asked. `code`
+and `domain` come from fixed pools: their eval split is the held-out pool (held-out functions / element sentences),
+so `n_eval` is capped at its size, and their train split cycles through the training pool when `n_train` exceeds it.
+`TaskData.raw_train`/`raw_eval` stay aligned row for row with the tokenised `train`/`eval`.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 DATASETS = ("instruction", "code", "domain", "classification", "preference", "sentiment")
-DEFAULT_SIZES = {  # (n_train, n_eval)
+DEFAULT_SIZES = {  # (n_train, n_eval); code and domain eval are capped at their held-out pools
     "instruction": (2000, 200), "code": (120, 24), "domain": (400, 80), "classification": (1200, 120),
     "preference": (600, 100), "sentiment": (900, 120),
 }
@@ -205,9 +210,11 @@ def make_rows(name: str, n_train: int | None = None, n_eval: int | None = None,
     default_train, default_eval = DEFAULT_SIZES[name]
     n_train = default_train if n_train is None else n_train
     n_eval = default_eval if n_eval is None else n_eval
-    for field_name, value in (("n_train", n_train), ("n_eval", n_eval)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if field_name == "n_train" else 0):
-            raise ValueError(f"{field_name} must be a positive integer, got {value!r}")
+    for field_name, value, least, words in (("n_train", n_train, 1, "a positive integer"),
+                                            ("n_eval", n_eval, 0, "a non-negative integer"),
+                                            ("seed", seed, None, "an integer")):
+        if not isinstance(value, int) or isinstance(value, bool) or (least is not None and value < least):
+            raise ValueError(f"{field_name} must be {words}, got {value!r}")
     rng = random.Random(f"{name}:{seed}")
 
     if name in ("instruction", "preference"):
@@ -281,8 +288,10 @@ def tokenize_chat(tokenizer: Any, prompt: str, response: str, max_length: int, m
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels[:max_length]}
 
 
-def _tokenize(name: str, rows: list[dict], tokenizer: Any, max_length: int, mask_prompt: bool) -> list[dict]:
-    out = []
+def _tokenize(name: str, rows: list[dict], tokenizer: Any, max_length: int,
+              mask_prompt: bool) -> tuple[list[dict], list[dict]]:
+    """(tokenised rows, the raw rows they came from): rows with nothing left to learn are dropped from both."""
+    out, kept = [], []
     for row in rows:
         if name in ("instruction", "code"):
             item = tokenize_chat(tokenizer, row["prompt"], row["response"], max_length, mask_prompt)
@@ -294,8 +303,10 @@ def _tokenize(name: str, rows: list[dict], tokenizer: Any, max_length: int, mask
             item = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": row["label"]}
         if isinstance(item["labels"], list) and all(label == -100 for label in item["labels"]):
             continue  # the answer was cut off entirely by max_length: nothing to learn from this row
+        assert len(item["input_ids"]) <= max_length and len(item["input_ids"]) == len(item["attention_mask"])
         out.append(item)
-    return out
+        kept.append(row)
+    return out, kept
 
 
 def load_dataset(name: str, tokenizer: Any = None, n_train: int | None = None, n_eval: int | None = None,
@@ -304,8 +315,10 @@ def load_dataset(name: str, tokenizer: Any = None, n_train: int | None = None, n
     from datasets import Dataset
 
     _check_name(name)
-    if not isinstance(max_length, int) or max_length < 16:
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 16:
         raise ValueError(f"max_length must be an integer ≥ 16, got {max_length!r}")
+    if not isinstance(mask_prompt, bool):
+        raise ValueError(f"mask_prompt must be True or False, got {mask_prompt!r}")
     train_rows, eval_rows = make_rows(name, n_train, n_eval, seed)
     label_names = list(LABEL_SETS[name]) if name in LABEL_SETS else None
     if tokenizer is None or name == "preference":
@@ -313,10 +326,13 @@ def load_dataset(name: str, tokenizer: Any = None, n_train: int | None = None, n
                         None, train_rows, eval_rows, label_names)
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding
 
-    train = _tokenize(name, train_rows, tokenizer, max_length, mask_prompt)
-    evals = _tokenize(name, eval_rows, tokenizer, max_length, mask_prompt)
+    train, train_rows = _tokenize(name, train_rows, tokenizer, max_length, mask_prompt)
+    evals, kept_eval = _tokenize(name, eval_rows, tokenizer, max_length, mask_prompt)
     if not train:
         raise ValueError(f"dataset {name!r} has no training rows left at max_length={max_length}; raise max_length")
+    if eval_rows and not evals:
+        raise ValueError(f"dataset {name!r} has no eval rows left at max_length={max_length}; raise max_length")
+    eval_rows = kept_eval
     collator = (DataCollatorWithPadding(tokenizer) if name in LABEL_SETS
                 else DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100))
     return TaskData(name, Dataset.from_list(train), Dataset.from_list(evals) if evals else None, collator,

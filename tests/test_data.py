@@ -74,11 +74,72 @@ def test_lengths_and_collation(name, tokenizer):
 
 
 @pytest.mark.parametrize("kwargs,fragment", [
-    ({"name": "poetry"}, "dataset name must be one of"),
+    ({"name": "poetry"}, r"dataset name must be one of \['instruction', 'code', .*got 'poetry'"),
     ({"name": "instruction", "n_train": 0}, "n_train must be a positive integer"),
-    ({"name": "instruction", "n_eval": -1}, "n_eval must be a positive integer"),
-    ({"name": "instruction", "max_length": 4}, "max_length must be an integer"),
+    ({"name": "instruction", "n_train": 2.5}, "n_train must be a positive integer"),
+    ({"name": "instruction", "n_eval": -1}, "n_eval must be a non-negative integer"),
+    ({"name": "instruction", "seed": "one"}, "seed must be an integer"),
+    ({"name": "instruction", "max_length": 4}, "max_length must be an integer ≥ 16"),
+    ({"name": "code", "max_length": 16}, "no training rows left at max_length=16"),
+    ({"name": "instruction", "mask_prompt": "yes"}, "mask_prompt must be True or False"),
 ])
 def test_bad_input(kwargs, fragment, tokenizer):
     with pytest.raises(ValueError, match=fragment):
         load_dataset(tokenizer=tokenizer, **kwargs)
+
+
+def test_labels_cover_exactly_the_response_on_eval_too(tokenizer):
+    data = load_dataset("instruction", tokenizer, n_train=4, n_eval=30, seed=3)
+    assert len(data.raw_eval) == len(data.eval) == 30
+    for raw, row in zip(data.raw_eval, data.eval):
+        answer = [t for t, label in zip(row["input_ids"], row["labels"]) if label != -100]
+        assert tokenizer.decode(answer) == raw["response"] + "<|end|>"
+        prompt = tokenizer.decode(row["input_ids"][:len(row["input_ids"]) - len(answer)])
+        assert prompt == f"<|user|>\n{raw['prompt']}<|end|>\n<|assistant|>\n"
+
+
+def test_raw_rows_stay_aligned_when_long_rows_are_dropped(tokenizer):
+    full = load_dataset("code", tokenizer, n_train=60, n_eval=8)
+    short = load_dataset("code", tokenizer, n_train=60, n_eval=8, max_length=96)
+    assert len(short.train) < len(full.train)  # some signatures + docstrings do not fit in 96 tokens
+    assert len(short.raw_train) == len(short.train) and len(short.raw_eval) == len(short.eval)
+    for raw, row in zip(short.raw_train, short.train):
+        assert len(row["input_ids"]) <= 96 and any(label != -100 for label in row["labels"])
+        assert tokenizer.decode(row["input_ids"]).startswith(f"<|user|>\n{raw['prompt']}")
+
+
+@pytest.mark.parametrize("name", ["code", "domain"])
+def test_fixed_pool_eval_is_capped_and_unique(name):
+    _, evals = make_rows(name, 4, 10_000)
+    key = "name" if name == "code" else "text"
+    assert 10 <= len(evals) < 10_000 and len({r[key] for r in evals}) == len(evals)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_every_dataset_tokenises_within_max_length(name, tokenizer):
+    data = load_dataset(name, tokenizer, n_train=24, n_eval=8, max_length=128)
+    assert len(data.train) > 0 and data.eval is not None and len(data.eval) > 0
+    if name == "preference":  # left as text (conversational): TRL's DPOTrainer tokenises
+        return
+    for row in list(data.train) + list(data.eval):
+        assert len(row["input_ids"]) <= 128 and len(row["attention_mask"]) == len(row["input_ids"])
+        if isinstance(row["labels"], list):
+            assert len(row["labels"]) == len(row["input_ids"]) and any(x != -100 for x in row["labels"])
+        else:
+            assert 0 <= row["labels"] < len(data.label_names)
+
+
+def test_preference_rows_are_trl_conversational():
+    from trl.data_utils import is_conversational
+
+    data = load_dataset("preference", n_train=8, n_eval=4)
+    row = data.train[0]
+    assert is_conversational(row)
+    assert [m["role"] for m in row["prompt"]] == ["user"]
+    assert row["chosen"][0]["content"] != row["rejected"][0]["content"]
+
+
+def test_sentiment_labels_in_range_and_balanced():
+    train, _ = make_rows("sentiment", 600, 60)
+    counts = [sum(r["label"] == i for r in train) for i in range(3)]
+    assert min(counts) > 0.6 * max(counts)
