@@ -1,8 +1,15 @@
 """Real offline text from the Python installation itself: the pydoc topics (English) and standard-library source.
 
 The built-in model is pre-trained on `pretraining_texts("train")`; `pretraining_texts("heldout")` measures its
-perplexity. The modules in `CODE_HOLDOUT_MODULES` are never pre-trained on: the code dataset is made of their
-functions. The exact text depends on the Python version (3.11 built the shipped model).
+perplexity. Documents are split by a stable hash (sha1) of their name, so the split never depends on order or on
+Python's salted `hash`. Only top-level stdlib modules are read (sorted by file name, private `_*` and `test*` modules
+skipped, each cut at `MAX_FILE_CHARS`, all of them at about `MAX_SOURCE_CHARS`): packages such as `test/`,
+`idlelib/` and `site-packages/` are never read. The modules in `CODE_HOLDOUT_MODULES` are never pre-trained on: the
+code dataset is made of their functions.
+
+The text differs slightly between Python versions (the topics and the stdlib change), so a rebuild with another
+Python gives a slightly different tokenizer and model; the shipped one was built with Python 3.11 (see
+`lorakit/assets/tiny/build_info.json`). On one machine and Python version the build is reproducible.
 """
 
 from __future__ import annotations
@@ -61,11 +68,13 @@ def stdlib_functions(modules: tuple[str, ...] = CODE_HOLDOUT_MODULES, max_chars:
     `signature` is the `def` line(s) as written; `body` is the code after the docstring, dedented by nothing (it
     keeps its 4-space indent), so `signature + docstring block + body` re-forms the function.
     """
+    if isinstance(modules, str) or not all(isinstance(m, str) for m in modules):
+        raise ValueError(f"modules must be a tuple of stdlib module names, got {modules!r}")
     rows = []
     for module in modules:
         path = stdlib_dir() / f"{module}.py"
         if not path.exists():
-            continue
+            raise ValueError(f"modules: {module!r} is not a top-level standard-library module file ({path})")
         source = path.read_text(encoding="utf-8")
         lines = source.splitlines()
         for node in ast.parse(source).body:
