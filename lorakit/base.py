@@ -7,6 +7,7 @@ weights in 4-bit NF4 with double quantisation (QLoRA); `"int8"` in 8-bit. Both r
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,48 @@ def _source(name: str) -> tuple[str, bool]:
 
 
 def _offline_error(name: str, err: Exception) -> OSError:
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
     return OSError(
-        f"could not load {name!r}: it is neither a local folder nor a cached hub model, and the hub could not be "
-        f"reached ({type(err).__name__}). Offline, only name='tiny' (the built-in model) works; online, pass a hub id "
-        "such as 'meta-llama/Llama-3.2-1B'."
+        f"could not load {name!r}: it is neither a local folder nor a cached hub model, and fetching it failed "
+        f"({type(err).__name__}: {reason}). Offline, only name='tiny' (the built-in model) works; online, pass a hub "
+        "id such as 'meta-llama/Llama-3.2-1B' (gated or private models need `hf auth login` first)."
     )
+
+
+def _offline_mode() -> bool:
+    from huggingface_hub import constants
+
+    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
+    return constants.HF_HUB_OFFLINE or any(f.upper() in ("1", "ON", "YES", "TRUE") for f in flags)
+
+
+def _hub_model_info(name: str) -> Any:
+    from huggingface_hub import model_info
+
+    return model_info(name, timeout=10)
+
+
+def _check_hub(name: str, local_only: bool) -> None:
+    """Fail fast for a hub id that is neither cached nor reachable.
+
+    Without this, an offline machine without HF_HUB_OFFLINE=1 spends ~50 s in download retries before failing. One
+    metadata request (no retries) tells unreachable, missing and fine apart. Cached models skip the request.
+    """
+    if local_only or _offline_mode():
+        return  # local folder, or transformers itself fails fast from the cache
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError
+
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return
+        _hub_model_info(name)
+    except (HFValidationError, RepositoryNotFoundError) as err:  # bad id, or no such (visible) repo
+        raise _offline_error(name, err) from err
+    except HfHubHTTPError:
+        return  # the hub answered (rate limit, server error...): let from_pretrained decide
+    except Exception as err:  # no network: DNS, connection refused, timeout
+        raise _offline_error(name, err) from err
 
 
 def load_tokenizer(name: str = "tiny") -> Any:
@@ -42,6 +80,7 @@ def load_tokenizer(name: str = "tiny") -> Any:
     from transformers import AutoTokenizer
 
     source, local_only = _source(name)
+    _check_hub(source, local_only)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
     except OSError as err:
@@ -88,11 +127,15 @@ def load_base(
         raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
     if task == "seq_cls" and (not isinstance(num_labels, int) or num_labels < 2):
         raise ValueError(f"num_labels must be an integer ≥ 2 for task='seq_cls', got {num_labels!r}")
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {list(QUANTIZATIONS)}, got {quantization!r}")
     device = resolve_device(device)
     if isinstance(dtype, str):
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)} or a torch dtype, got {dtype!r}")
         dtype = DTYPES[dtype]
+    elif dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be one of {list(DTYPES)} or a floating-point torch dtype, got {dtype!r}")
     dtype = dtype or choose_dtype(device)
     source, local_only = _source(name)
     tokenizer = load_tokenizer(name)

@@ -57,7 +57,7 @@ def pack(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> torch.Tensor:
     sep = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     ids: list[int] = []
     for text in texts:
-        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        ids.extend(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
         ids.append(sep)
     rows = len(ids) // SEQ_LEN
     return torch.tensor(ids[: rows * SEQ_LEN]).view(rows, SEQ_LEN)

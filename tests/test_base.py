@@ -1,11 +1,17 @@
 import json
 import math
+import os
+import time
+from unittest import mock
 
-import pytest
-import torch
+os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers / huggingface_hub read it (conftest sets it too)
 
-from lorakit.base import TINY_DIR, load_base, load_tokenizer
-from lorakit.corpus import CODE_HOLDOUT_MODULES, pretraining_texts, stdlib_functions
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from lorakit import base  # noqa: E402
+from lorakit.base import TINY_DIR, load_base, load_tokenizer  # noqa: E402
+from lorakit.corpus import pretraining_texts  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +40,24 @@ def test_chat_template_format():
     assert text == "<|user|>\nhi<|end|>\n<|assistant|>\nyo<|end|>\n"
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
                                            add_generation_prompt=True)
-    assert prompt.endswith("<|assistant|>\n")
+    assert prompt == "<|user|>\nhi<|end|>\n<|assistant|>\n"
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    system = tokenizer.apply_chat_template(messages, tokenize=False)
+    assert system == "<|system|>\nbe brief<|end|>\n<|user|>\nhi<|end|>\n"
+    ids = tokenizer("<|user|>\nhi<|end|>\n<|assistant|>\n", add_special_tokens=False)["input_ids"]
+    for token in ("<|user|>", "<|end|>", "<|assistant|>"):  # special tokens are single ids, never split
+        assert tokenizer.convert_tokens_to_ids(token) in ids
+
+
+def test_special_tokens_and_generation_config(tiny):
+    model, tokenizer = tiny
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|pad|>", "<|user|>", "<|assistant|>",
+                                                           "<|end|>")}
+    assert len(set(ids.values())) == 5 and len(tokenizer) == model.config.vocab_size
+    assert tokenizer.pad_token == "<|pad|>" and tokenizer.eos_token == "<|end|>"
+    assert model.config.pad_token_id == ids["<|pad|>"] and model.config.tie_word_embeddings
+    gen = model.generation_config
+    assert set(gen.eos_token_id) == {ids["<|end|>"], ids["<|endoftext|>"]} and gen.pad_token_id == ids["<|pad|>"]
 
 
 @torch.no_grad()
@@ -66,10 +89,18 @@ def test_nf4_load_uses_bitsandbytes_4bit_layers():
     assert torch.isfinite(logits).all()
 
 
+def test_int8_load_uses_bitsandbytes_8bit_layers():
+    import bitsandbytes as bnb
+
+    model, tokenizer = load_base("tiny", quantization="int8")
+    assert isinstance(model.model.layers[0].mlp.down_proj, bnb.nn.Linear8bitLt)
+    assert torch.isfinite(model(**tokenizer("x = 1", return_tensors="pt")).logits).all()
+
+
 def test_seq_cls_head():
     model, tokenizer = load_base("tiny", task="seq_cls", num_labels=3)
     out = model(**tokenizer(["hello there", "set a timer"], return_tensors="pt", padding=True))
-    assert out.logits.shape == (2, 3)
+    assert out.logits.shape == (2, 3) and model.config.pad_token_id == tokenizer.pad_token_id
 
 
 @pytest.mark.parametrize("kwargs,fragment", [
@@ -78,6 +109,7 @@ def test_seq_cls_head():
     ({"task": "seq_cls"}, "num_labels must be an integer"),
     ({"device": "tpu"}, "device must be"),
     ({"dtype": "fp8"}, "dtype must be one of"),
+    ({"dtype": torch.int8}, "dtype must be one of"),
     ({"name": ""}, "name must be 'tiny'"),
 ])
 def test_bad_arguments_name_the_field(kwargs, fragment):
@@ -87,15 +119,30 @@ def test_bad_arguments_name_the_field(kwargs, fragment):
 
 def test_unknown_hub_id_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OSError, match="Offline, only name='tiny'"):
+    start = time.perf_counter()
+    for name in ("no-such-org/no-such-model", "/no/such/folder"):
+        with pytest.raises(OSError, match="Offline, only name='tiny'"):
+            load_base(name)
+    assert time.perf_counter() - start < 20
+
+
+@pytest.mark.parametrize("failure,fragment", [
+    (ConnectionError("[Errno -2] Name or service not known"), "ConnectionError"),
+    ("missing", "RepositoryNotFoundError"),
+])
+def test_unreachable_hub_fails_fast_without_offline_flag(monkeypatch, failure, fragment):
+    """No HF_HUB_OFFLINE and no network: one metadata request decides, instead of ~50 s of download retries."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    if failure == "missing":
+        failure = RepositoryNotFoundError("404 Repository Not Found", response=mock.Mock(headers={}))
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(base, "_hub_model_info", mock.Mock(side_effect=failure))
+    with pytest.raises(OSError, match="Offline, only name='tiny'") as info:
         load_base("no-such-org/no-such-model")
+    assert fragment in str(info.value)
+    base._hub_model_info.assert_called_once()
 
-
-def test_corpus_splits_and_code_holdout():
-    train, heldout = pretraining_texts("train"), pretraining_texts("heldout")
-    assert train and heldout and not set(train) & set(heldout)
-    functions = stdlib_functions()
-    assert len(functions) > 50 and {f["module"] for f in functions} <= set(CODE_HOLDOUT_MODULES)
-    assert all(f["signature"].startswith("def ") and f["body"].strip() for f in functions)
-    with pytest.raises(ValueError, match="split must be one of"):
-        pretraining_texts("test")
