@@ -6,10 +6,19 @@
 - `forgetting`: base-corpus perplexity with the adapter disabled vs enabled.
 - `compare_adapters`: A/B of several saved adapters on one base model, side by side.
 - `merged_matches_unmerged`: merging LoRA into the base weights gives the same outputs.
-- `generation_stats`: repetition, empty and runaway answers (used by `lorakit.diagnostics`).
+- `generation_stats`: repetition, empty, runaway and identical answers (used by `lorakit.diagnose`).
 
-For online users, the standard harness works on a saved adapter too (never needed by the course):
-`lm_eval --model hf --model_args pretrained=BASE,peft=ADAPTER_DIR --tasks hellaswag`.
+For online users only (never needed by the course, never imported by lorakit): EleutherAI's lm-evaluation-harness
+scores a hub base model with a saved adapter on standard benchmarks (`pip install lm-eval`; downloads the tasks):
+
+    lm_eval --model hf --model_args pretrained=meta-llama/Llama-3.2-1B,peft=runs/instruction/adapter \
+            --tasks hellaswag,arc_easy --batch_size 8
+
+    import lm_eval
+    results = lm_eval.simple_evaluate(model="hf", tasks=["hellaswag"],
+                                      model_args="pretrained=meta-llama/Llama-3.2-1B,peft=runs/instruction/adapter")
+
+Run it with and without `peft=` to see what the adapter changed on general tasks (a forgetting check at scale).
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
+
+END_OF_TURN = "<|end|>"
 
 
 def _device(model: Any) -> torch.device:
@@ -46,10 +57,11 @@ def perplexity(model: Any, tokenizer: Any, texts: Iterable[str] | Any, max_lengt
         else:
             width = max(len(r["input_ids"]) for r in chunk)
             pad = tokenizer.pad_token_id
-            enc = {"input_ids": torch.tensor([r["input_ids"] + [pad] * (width - len(r["input_ids"])) for r in chunk]),
+            enc = {"input_ids": torch.tensor([list(r["input_ids"]) + [pad] * (width - len(r["input_ids"])) for r in chunk]),
                    "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"]))
                                                    for r in chunk])}
-            labels = torch.tensor([r["labels"] + [-100] * (width - len(r["labels"])) for r in chunk])
+            labels = torch.tensor([list(r.get("labels", r["input_ids"])) + [-100] * (width - len(r["input_ids"]))
+                                   for r in chunk])
         enc = {k: v.to(_device(model)) for k, v in enc.items()}
         logits = model(**enc).logits[:, :-1].float()
         target = labels[:, 1:].to(logits.device)
@@ -61,26 +73,47 @@ def perplexity(model: Any, tokenizer: Any, texts: Iterable[str] | Any, max_lengt
     return math.exp(total_loss / max(1, total_tokens))
 
 
+def _stop_ids(tokenizer: Any) -> list[int]:
+    """Token ids that end an answer: eos and, where the vocabulary has it, the chat end-of-turn token."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    end = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    if isinstance(end, int) and end != tokenizer.unk_token_id and end not in ids:
+        ids.append(end)
+    return ids
+
+
 @torch.no_grad()
 def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 16,
-                     batch_size: int = 16) -> list[str]:
-    """Greedy answers to chat prompts (left-padded batches, stopping at the end-of-turn token)."""
+                     batch_size: int = 16, return_finished: bool = False) -> list[str] | tuple[list[str], list[bool]]:
+    """Greedy answers to chat prompts (left-padded batches, stopping at the end-of-turn token `<|end|>`).
+
+    With `return_finished=True` also returns, per answer, whether it stopped at end-of-turn (False: it ran into
+    `max_new_tokens`, a runaway answer).
+    """
     was_training, side = model.training, tokenizer.padding_side
     model.eval()
     tokenizer.padding_side = "left"
-    answers = []
+    stop = _stop_ids(tokenizer)
+    answers, finished = [], []
     try:
         for start in range(0, len(prompts), batch_size):
             texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                                    add_generation_prompt=True) for p in prompts[start:start + batch_size]]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(_device(model))
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-            answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=stop)
+            new = out[:, enc["input_ids"].shape[1]:]
+            answers += tokenizer.batch_decode(new, skip_special_tokens=True)
+            finished += [any(t in stop for t in row) for row in new.tolist()]
     finally:
         tokenizer.padding_side = side
         model.train(was_training)
-    return [a.strip() for a in answers]
+    answers = [a.strip() for a in answers]
+    return (answers, finished) if return_finished else answers
+
+
+def _matches(answer: str, expected: str) -> bool:
+    return answer.strip() == expected.strip()
 
 
 def exact_match(model: Any, tokenizer: Any, rows: Sequence[dict], max_new_tokens: int = 16) -> float:
@@ -88,7 +121,7 @@ def exact_match(model: Any, tokenizer: Any, rows: Sequence[dict], max_new_tokens
     if not rows:
         raise ValueError("rows must not be empty")
     answers = generate_answers(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
-    return sum(a == r["response"].strip() for a, r in zip(answers, rows)) / len(rows)
+    return sum(_matches(a, r["response"]) for a, r in zip(answers, rows)) / len(rows)
 
 
 @torch.no_grad()
@@ -108,10 +141,17 @@ def classification_accuracy(model: Any, tokenizer: Any, rows: Sequence[dict], ba
     return correct / len(rows)
 
 
-def forgetting(model: Any, tokenizer: Any, base_texts: Sequence[str]) -> dict[str, float]:
-    """Base-corpus perplexity without and with the adapter, and their ratio (> 1 means the model forgot)."""
-    with model.disable_adapter():
-        before = perplexity(model, tokenizer, base_texts)
+def forgetting(model: Any, tokenizer: Any, base_texts: Sequence[str], model_before: Any = None) -> dict[str, float]:
+    """Base-corpus perplexity before and after fine-tuning, and their ratio (> 1 means the model forgot).
+
+    "Before" is `model` with its adapter disabled (`with model.disable_adapter():`), or `model_before` when given
+    (e.g. the base model, to compare with a merged or fully fine-tuned `model`).
+    """
+    if model_before is not None:
+        before = perplexity(model_before, tokenizer, base_texts)
+    else:
+        with model.disable_adapter():
+            before = perplexity(model, tokenizer, base_texts)
     after = perplexity(model, tokenizer, base_texts)
     return {"base_perplexity": before, "adapted_perplexity": after, "ratio": after / before}
 
@@ -131,30 +171,41 @@ def compare_adapters(model: Any, tokenizer: Any, adapters: dict[str, str], rows:
     table = [{"prompt": r["prompt"], "expected": r["response"], **{n: a[i] for n, a in answers.items()}}
              for i, r in enumerate(rows)]
     table.append({"prompt": "accuracy", "expected": "",
-                  **{n: sum(x == r["response"] for x, r in zip(a, rows)) / len(rows) for n, a in answers.items()}})
+                  **{n: sum(_matches(x, r["response"]) for x, r in zip(a, rows)) / len(rows) for n, a in answers.items()}})
     return table
 
 
 @torch.no_grad()
 def merged_matches_unmerged(model: Any, inputs: dict[str, torch.Tensor], atol: float = 1e-4) -> tuple[bool, float]:
-    """Merge a copy of the peft model's adapter into its weights; compare logits. Returns (equal, max abs diff)."""
+    """Merge a copy of the peft model's adapter into its weights (`merge_and_unload`) and compare logits with the
+    unmerged model on `inputs`. The model itself is left unmerged. Returns (equal within atol, max abs diff)."""
+    was_training = model.training
     model.eval()
-    unmerged = model(**inputs).logits
-    merged_model = copy.deepcopy(model).merge_and_unload()
-    merged = merged_model(**inputs).logits
+    inputs = {k: v.to(_device(model)) for k, v in inputs.items()}
+    try:
+        unmerged = model(**inputs).logits.float()
+        merged_model = copy.deepcopy(model).merge_and_unload()
+        merged = merged_model(**inputs).logits.float()
+    finally:
+        model.train(was_training)
     diff = (merged - unmerged).abs().max().item()
     return diff <= atol, diff
 
 
-def generation_stats(answers: Sequence[str], max_chars: int = 200) -> dict[str, float]:
-    """Rates of empty answers, runaway answers (≥ max_chars), repetition (mean over answers of 1 - distinct
-    words / words) and collapse (the share of the single most common answer)."""
+def generation_stats(answers: Sequence[str], finished: Sequence[bool] | None = None,
+                     max_chars: int = 200) -> dict[str, float]:
+    """Rates over generated answers: empty; runaway (did not stop at end-of-turn, when `finished` is given, or
+    ≥ max_chars characters); repetition (mean over non-empty answers of 1 - distinct words / words); collapse
+    (`same_answer_rate`: the share of the single most common answer)."""
     if not answers:
         raise ValueError("answers must not be empty")
+    if finished is not None and len(finished) != len(answers):
+        raise ValueError(f"finished must have one flag per answer ({len(answers)}), got {len(finished)}")
+    done = list(finished) if finished is not None else [True] * len(answers)
     split = [a.split() for a in answers if a.split()]
     return {
         "empty_rate": sum(not a.strip() for a in answers) / len(answers),
-        "runaway_rate": sum(len(a) >= max_chars for a in answers) / len(answers),
+        "runaway_rate": sum(len(a) >= max_chars or not d for a, d in zip(answers, done)) / len(answers),
         "repetition_rate": sum(1 - len(set(w)) / len(w) for w in split) / len(split) if split else 0.0,
         "same_answer_rate": max(Counter(answers).values()) / len(answers),
     }

@@ -1,16 +1,15 @@
-"""Evaluation helpers, adapter save/load round trip, and resuming an interrupted run."""
+"""Evaluation helpers and the adapter save/load round trip (resuming a run: tests/test_resume.py)."""
 
 import math
 
 import pytest
 import torch
 from peft import PeftModel
-from transformers import TrainerCallback
 
 import lorakit
 from lorakit.data import load_dataset
 from lorakit.evaluate import (classification_accuracy, compare_adapters, exact_match, forgetting,
-                              generation_stats, merged_matches_unmerged, perplexity)
+                              generate_answers, generation_stats, merged_matches_unmerged, perplexity)
 
 FAST = dict(n_train=48, n_eval=16, gradient_checkpointing=False, logging_steps=1)
 
@@ -37,6 +36,7 @@ def test_merged_equals_unmerged(trained):
     inputs = trained.tokenizer(["class A:", "import os"], return_tensors="pt", padding=True)
     equal, diff = merged_matches_unmerged(trained.model, inputs, atol=1e-4)
     assert equal and diff < 1e-4
+    assert not any(getattr(m, "merged", False) for m in trained.model.modules())  # the original stays unmerged
 
 
 def test_perplexity_and_forgetting(trained):
@@ -47,6 +47,9 @@ def test_perplexity_and_forgetting(trained):
     with trained.model.disable_adapter():
         assert numbers["base_perplexity"] == pytest.approx(perplexity(trained.model, trained.tokenizer, texts))
     assert numbers["ratio"] == pytest.approx(numbers["adapted_perplexity"] / numbers["base_perplexity"])
+    base, _ = lorakit.load_base("tiny")
+    against_base = forgetting(trained.model, trained.tokenizer, texts, model_before=base)
+    assert against_base["base_perplexity"] == pytest.approx(numbers["base_perplexity"], rel=1e-5)
     with pytest.raises(ValueError, match="texts must not be empty"):
         perplexity(trained.model, trained.tokenizer, [])
 
@@ -68,6 +71,30 @@ def test_generation_stats():
     stats = generation_stats(["a b", "", "x x x x", "a b"])
     assert stats["empty_rate"] == 0.25 and stats["same_answer_rate"] == 0.5
     assert stats["repetition_rate"] == pytest.approx((0 + 0.75 + 0) / 3)
+    assert stats["runaway_rate"] == 0.0
+    assert generation_stats(["a", "b"], finished=[True, False])["runaway_rate"] == 0.5
+    assert generation_stats(["x" * 200])["runaway_rate"] == 1.0
+    with pytest.raises(ValueError, match="finished must have one flag per answer"):
+        generation_stats(["a"], finished=[])
+
+
+def test_generation_stops_at_end_of_turn(trained):
+    rows = load_dataset("instruction", trained.tokenizer, n_train=4, n_eval=8).raw_eval
+    answers, finished = generate_answers(trained.model, trained.tokenizer, [r["prompt"] for r in rows],
+                                         max_new_tokens=24, return_finished=True)
+    assert len(answers) == len(finished) == len(rows)
+    assert trained.tokenizer.padding_side == "right"  # restored after left-padded generation
+    assert all("<|end|>" not in a for a in answers)
+    one, = generate_answers(trained.model, trained.tokenizer, [rows[0]["prompt"]], max_new_tokens=24)
+    assert one == answers[0]  # left padding in a batch does not change a greedy answer
+
+
+def test_perplexity_on_a_tokenised_dataset(trained):
+    data = load_dataset("instruction", trained.tokenizer, n_train=4, n_eval=8)
+    answer_ppl = perplexity(trained.model, trained.tokenizer, data.eval)
+    unlabelled = [{"input_ids": r["input_ids"]} for r in data.eval]
+    full_ppl = perplexity(trained.model, trained.tokenizer, unlabelled)
+    assert math.isfinite(answer_ppl) and math.isfinite(full_ppl) and answer_ppl != full_ppl
 
 
 def test_classification_accuracy_on_a_trained_head(tmp_path):
@@ -75,24 +102,3 @@ def test_classification_accuracy_on_a_trained_head(tmp_path):
                            output_dir=tmp_path, n_train=320, n_eval=60, gradient_checkpointing=False)
     data = load_dataset("classification", result.tokenizer, n_train=4, n_eval=60)
     assert classification_accuracy(result.model, result.tokenizer, data.raw_eval) > 0.5  # 6 classes: chance 1/6
-
-
-class StopAfterFirstEpoch(TrainerCallback):
-    """Simulates an interruption (Ctrl-C, a killed kernel) right after the first epoch's checkpoint."""
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        if state.epoch >= 1:
-            control.should_training_stop = True
-
-
-def test_resume_from_an_interrupted_checkpoint_reaches_the_same_loss(tmp_path):
-    settings = dict(num_train_epochs=2, n_train=32, n_eval=8, gradient_checkpointing=False, logging_steps=1,
-                    save_strategy="epoch", eval_strategy="no")
-    whole = lorakit.train("quickstart", output_dir=tmp_path / "whole", **settings)
-    cut = lorakit.train("quickstart", output_dir=tmp_path / "cut", callbacks=[StopAfterFirstEpoch()], **settings)
-    checkpoints = cut.checkpoints()
-    assert len(checkpoints) == 1 and cut.train_losses[-1][0] == 4  # 32 rows / batch 8 = 4 steps: stopped at epoch 1
-    resumed = lorakit.train("quickstart", output_dir=tmp_path / "cut", resume_from_checkpoint=str(checkpoints[0]),
-                            **settings)
-    assert resumed.train_losses[-1][0] == whole.train_losses[-1][0] == 8
-    assert resumed.train_losses[-1][1] == pytest.approx(whole.train_losses[-1][1], rel=1e-4)
