@@ -36,6 +36,9 @@ _EXPORTS = {
     "audit": "claims",
     "Claim": "claims",
     "claims_table": "claims",
+    "SweepPanel": "widgets",
+    "Sweep": "widgets",
+    "WhatIf": "widgets",
 }
 
 __all__ = sorted(_EXPORTS)

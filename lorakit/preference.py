@@ -35,13 +35,14 @@ def train_sft_then_dpo(
     tokenizer: Any = None,
     output_dir: str | os.PathLike | None = None,
     callbacks: list[TrainerCallback] | None = None,
+    progress: bool = True,
 ) -> Any:
     """Run the SFT stage (`recipe.sft_dataset`), merge it, then DPO on `recipe.dataset`. Returns the DPO TrainResult."""
     from peft import get_peft_model
     from trl import DPOConfig, DPOTrainer
 
     from .data import load_dataset
-    from .training import TrainResult, _check_writable, run_and_save, tensorboard_report_to, train
+    from .training import TrainResult, _check_writable, run_and_save, silence_progress, tensorboard_report_to, train
 
     output_dir = Path(output_dir or Path("runs") / recipe.name)
     _check_writable(output_dir)
@@ -52,7 +53,8 @@ def train_sft_then_dpo(
         learning_rate=recipe.sft_learning_rate,
         num_train_epochs=recipe.sft_epochs,
     )
-    sft = train(sft_recipe, model=model, tokenizer=tokenizer, output_dir=output_dir / "sft", callbacks=callbacks)
+    sft = train(sft_recipe, model=model, tokenizer=tokenizer, output_dir=output_dir / "sft", callbacks=callbacks,
+                progress=progress)
     tokenizer = sft.tokenizer
     merged = sft.model.merge_and_unload()
 
@@ -79,6 +81,8 @@ def train_sft_then_dpo(
         callbacks=callbacks,
         **compat.trainer_kwargs(DPOTrainer, tokenizer),
     )
+    if not progress:
+        silence_progress(trainer)
     seconds, peak, kind, adapter_dir = run_and_save(trainer, policy, tokenizer, output_dir, hardware.device)
     return TrainResult(
         recipe=recipe,

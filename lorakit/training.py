@@ -125,6 +125,15 @@ def tensorboard_report_to() -> list[str]:
     return ["tensorboard"] if importlib.util.find_spec("tensorboard") else []
 
 
+def silence_progress(trainer: Any) -> None:
+    """Remove the progress bar and the printed log dicts that Trainer adds by default."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    for callback in (ProgressCallback, NotebookProgressCallback, PrinterCallback):
+        trainer.remove_callback(callback)
+
+
 def _choose_optimizer(recipe: Recipe, notes: list[str], device: str) -> str:
     if "paged" in recipe.optim and device == "cpu":
         note = (f"{recipe.optim}: paging (moving optimizer states to CPU RAM under GPU memory pressure) needs CUDA; "
@@ -193,6 +202,7 @@ def train(
     output_dir: str | os.PathLike | None = None,
     callbacks: list[TrainerCallback] | None = None,
     resume_from_checkpoint: str | bool | None = None,
+    progress: bool = True,
     **overrides: Any,
 ) -> TrainResult:
     """Train a LoRA adapter.
@@ -200,13 +210,14 @@ def train(
     recipe: a name from `lorakit.RECIPES` or a `Recipe`; `overrides` replace recipe fields (e.g. `r=8`).
     model: None (the built-in tiny model), a hub id/local path, or a loaded model (then pass `tokenizer`).
     data: None (the recipe's dataset), a dataset name, or a `lorakit.data.TaskData`.
+    progress: False drops the Trainer's progress bar and printed log lines (e.g. when a widget draws the curves).
     """
     recipe = get_recipe(recipe, **overrides)
     if recipe.task == "dpo":
         from .preference import train_sft_then_dpo
 
         return train_sft_then_dpo(recipe, model=model, data=data, tokenizer=tokenizer, output_dir=output_dir,
-                                  callbacks=callbacks)
+                                  callbacks=callbacks, progress=progress)
     output_dir = Path(output_dir or Path("runs") / recipe.name)
     _check_writable(output_dir)
     set_seed(recipe.seed)
@@ -233,6 +244,8 @@ def train(
         callbacks=callbacks,
         **compat.trainer_kwargs(LorakitTrainer, tokenizer),
     )
+    if not progress:
+        silence_progress(trainer)
     seconds, peak, kind, adapter_dir = run_and_save(trainer, model, tokenizer, output_dir, hardware.device,
                                                     resume_from_checkpoint)
     return TrainResult(

@@ -247,13 +247,6 @@ class Sweep:
         hardware = detect()
         return "adamw_8bit" if hardware.device == "cuda" and hardware.bitsandbytes else "adamw_torch"
 
-    def _quiet_kwargs(self, train: Callable) -> dict[str, Any]:
-        """No Trainer progress bar nor printed log dicts in the notebook (the panel draws the curves), where
-        `lorakit.train` offers the switch."""
-        import inspect
-
-        return {"progress": False} if self.quiet and "progress" in inspect.signature(train).parameters else {}
-
     def estimate_point(self, settings: SweepSettings, precision: str | None = None) -> tuple[int, int]:
         """(trainable parameters, estimated training memory in bytes) for a point, without training."""
         from .hardware import choose_precision
@@ -309,7 +302,7 @@ class Sweep:
         try:
             with tempfile.TemporaryDirectory(prefix="lorakit-sweep-") as out:
                 result = train(recipe, model=peft_model, tokenizer=self.tokenizer, data=data, output_dir=out,
-                               callbacks=[_make_callback(self, on_log)], **self._quiet_kwargs(train))
+                               callbacks=[_make_callback(self, on_log)], progress=not self.quiet)
         except ValueError as err:
             return SweepRun(settings, seconds=time.perf_counter() - start, error=str(err))
         finally:
