@@ -96,6 +96,7 @@ def train_sft_then_dpo(
         trainable_params=trainable,
         total_params=total,
         notes=sft.notes + [f"SFT stage: {sft.summary()}"],
+        is_main_process=trainer.is_world_process_zero(),
         model=policy,
         tokenizer=tokenizer,
     )

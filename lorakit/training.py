@@ -50,6 +50,7 @@ class TrainResult:
     trainable_params: int
     total_params: int
     notes: list[str] = field(default_factory=list)
+    is_main_process: bool = True  # False on ranks other than 0 under torchrun / accelerate launch (they save nothing)
     model: Any = field(default=None, repr=False)
     tokenizer: Any = field(default=None, repr=False)
 
@@ -101,9 +102,27 @@ def run_and_save(trainer: Any, model: Any, tokenizer: Any, output_dir: Path, dev
     seconds = time.perf_counter() - start
     peak, kind = _peak_memory(device)
     adapter_dir = output_dir / "adapter"
-    model.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)
+    save_adapter(trainer, model, tokenizer, adapter_dir)
     return seconds, peak, kind, adapter_dir
+
+
+def save_adapter(trainer: Any, model: Any, tokenizer: Any, adapter_dir: Path) -> None:
+    """Save the adapter and tokenizer once: by the main process only under torchrun / accelerate launch.
+
+    Single process: `model.save_pretrained`. Distributed, FSDP or DeepSpeed: every rank calls this (FSDP and ZeRO-3
+    gather the sharded weights collectively), `Trainer.save_model` writes from rank 0 alone, and all ranks wait until the
+    files are there before returning.
+    """
+    if trainer.args.world_size <= 1 and not (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled):
+        model.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
+        return
+    if trainer.is_fsdp_enabled:  # a sharded state dict would leave rank 0 with a shard: gather the full one to save
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    trainer.save_model(str(adapter_dir))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(adapter_dir)
+    trainer.accelerator.wait_for_everyone()
 
 
 def _check_writable(output_dir: Path) -> None:
@@ -260,6 +279,7 @@ def train(
         trainable_params=trainable,
         total_params=total,
         notes=notes,
+        is_main_process=trainer.is_world_process_zero(),
         model=model,
         tokenizer=tokenizer,
     )

@@ -1,0 +1,140 @@
+"""`lorakit train` under torchrun: two CPU processes (gloo) split the data, stay in sync, and save one adapter."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+N_TRAIN, BATCH, WORLD = 32, 4, 2
+OVERRIDES = {"n_train": N_TRAIN, "n_eval": 8, "num_train_epochs": 1, "per_device_train_batch_size": BATCH,
+             "logging_steps": 1, "max_length": 64}
+
+# Runs `lorakit.cli.main` in each rank and records, per rank, what it saw: the process group, the training rows it
+# was fed, its trained LoRA weights and every PeftModel.save_pretrained call it made.
+ENTRY = r'''
+import hashlib, json, os, sys
+import peft, torch.distributed as dist
+import lorakit.training as training
+from lorakit.cli import main
+
+record = {"saves": [], "rows": []}
+save_pretrained = peft.PeftModel.save_pretrained
+def recording_save(self, save_directory, *args, **kwargs):
+    record["saves"].append(os.path.basename(os.path.normpath(str(save_directory))))
+    return save_pretrained(self, save_directory, *args, **kwargs)
+peft.PeftModel.save_pretrained = recording_save
+
+compute_loss = training.LorakitTrainer.compute_loss
+def recording_loss(self, model, inputs, *args, **kwargs):
+    if model.training:
+        for ids, mask in zip(inputs["input_ids"], inputs["attention_mask"]):
+            record["rows"].append(hashlib.sha1(ids[mask.bool()].numpy().tobytes()).hexdigest())
+    return compute_loss(self, model, inputs, *args, **kwargs)
+training.LorakitTrainer.compute_loss = recording_loss
+
+train = training.train
+def recording_train(*args, **kwargs):
+    result = train(*args, **kwargs)
+    record.update(world_size=dist.get_world_size(), rank=dist.get_rank(), backend=dist.get_backend(),
+                  is_main_process=result.is_main_process, adapter_dir=str(result.adapter_dir),
+                  steps=max(h["step"] for h in result.log_history),
+                  weights={n: float(p.detach().double().sum()) for n, p in result.model.named_parameters()
+                           if p.requires_grad})
+    return result
+training.train = recording_train
+
+record["exit"] = main(sys.argv[2:])
+with open(os.path.join(sys.argv[1], "rank%s.json" % os.environ["RANK"]), "w") as f:
+    json.dump(record, f)
+'''
+
+
+def launch_env() -> dict[str, str]:
+    """One CPU thread per process, no GPU, offline: the environment each rank runs in."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", HF_HUB_OFFLINE="1",
+               TOKENIZERS_PARALLELISM="false", MPLBACKEND="Agg", PYTHONPATH=str(REPO))
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def train_argv(output_dir: Path) -> list[str]:
+    argv = ["train", "--recipe", "quickstart", "--output-dir", str(output_dir)]
+    for field, value in OVERRIDES.items():
+        argv += ["--set", f"{field}={value}"]
+    return argv
+
+
+def read_ranks(record_dir: Path, proc: subprocess.CompletedProcess) -> dict[int, dict]:
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    found = {int(p.stem[4:]): json.loads(p.read_text()) for p in record_dir.glob("rank*.json")}
+    assert sorted(found) == list(range(WORLD)), f"rank records: {sorted(found)}\n{proc.stderr[-4000:]}"
+    return found
+
+
+def run_launcher(launcher: list[str], tmp: Path) -> tuple[dict[int, dict], Path]:
+    """Run the recording entry script under `launcher` (torchrun / accelerate launch); return per-rank records."""
+    entry, records, output_dir = tmp / "entry.py", tmp / "records", tmp / "run"
+    entry.write_text(ENTRY)
+    records.mkdir()
+    cmd = [*launcher, str(entry), str(records), *train_argv(output_dir)]
+    proc = subprocess.run(cmd, cwd=tmp, env=launch_env(), capture_output=True, text=True, timeout=300)
+    return read_ranks(records, proc), output_dir
+
+
+@pytest.fixture(scope="module")
+def torchrun_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("torchrun")
+    launcher = [str(Path(sys.executable).parent / "torchrun"), "--standalone", f"--nproc_per_node={WORLD}"]
+    return run_launcher(launcher, tmp)
+
+
+def check_ddp_run(ranks: dict[int, dict], output_dir: Path) -> None:
+    """What any 2-process data-parallel lorakit run must show (shared with the accelerate config test)."""
+    from safetensors.torch import load_file
+
+    for rank, record in ranks.items():
+        assert record["exit"] == 0
+        assert (record["rank"], record["world_size"], record["backend"]) == (rank, WORLD, "gloo")
+        assert record["is_main_process"] == (rank == 0)
+        # each rank takes every other batch: N_TRAIN / (BATCH × WORLD) optimizer steps, not N_TRAIN / BATCH
+        assert record["steps"] == N_TRAIN // (BATCH * WORLD)
+        assert len(record["rows"]) == N_TRAIN // WORLD
+    rows = [set(ranks[r]["rows"]) for r in range(WORLD)]
+    assert not rows[0] & rows[1], "both ranks trained on the same rows"
+    assert len(rows[0] | rows[1]) == N_TRAIN
+    # DDP all-reduces the gradients: both ranks end with the same LoRA weights, which have moved from their init
+    assert ranks[0]["weights"].keys() == ranks[1]["weights"].keys()
+    for name, value in ranks[0]["weights"].items():
+        assert ranks[1]["weights"][name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
+    assert any(abs(v) > 0 for n, v in ranks[0]["weights"].items() if "lora_B" in n)
+    # one adapter, written by rank 0 alone, holding the trained weights
+    assert ranks[0]["saves"].count("adapter") == 1 and ranks[1]["saves"].count("adapter") == 0
+    adapter_dir = output_dir / "adapter"
+    assert ranks[0]["adapter_dir"] == ranks[1]["adapter_dir"] == str(adapter_dir)
+    assert (adapter_dir / "adapter_config.json").exists() and (adapter_dir / "tokenizer.json").exists()
+    saved = load_file(adapter_dir / "adapter_model.safetensors")
+    lora_b = sum(float(t.double().sum()) for n, t in saved.items() if "lora_B" in n)
+    expected = sum(v for n, v in ranks[0]["weights"].items() if "lora_B" in n)
+    assert lora_b == pytest.approx(expected, rel=1e-5)
+
+
+def test_torchrun_two_cpu_processes_train_one_adapter(torchrun_run):
+    """torchrun --nproc_per_node 2 on the CLI: gloo, world size 2 on each rank, data split, one adapter saved."""
+    ranks, output_dir = torchrun_run
+    check_ddp_run(ranks, output_dir)
+    assert len(list((output_dir / "runs").rglob("events.out.tfevents*"))) == 1  # TensorBoard from rank 0 only
+
+
+def test_single_process_run_still_saves_its_adapter(tmp_path):
+    """Without a launcher: world size 1, every batch on one process, the adapter saved by model.save_pretrained."""
+    from lorakit import train
+
+    result = train("quickstart", output_dir=tmp_path, progress=False, **OVERRIDES)
+    assert result.is_main_process
+    assert max(h["step"] for h in result.log_history) == N_TRAIN // BATCH
+    assert (result.adapter_dir / "adapter_model.safetensors").exists()
+    assert (result.adapter_dir / "tokenizer.json").exists()
