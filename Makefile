@@ -23,9 +23,11 @@ course: setup
 lab: setup
 	$(BIN)/jupyter lab notebooks/release/
 
-# unit tests + nbgrader round trips (tests/) and every instructor notebook executed by nbval
+# unit tests + nbgrader round trips (tests/) and every instructor notebook executed by nbval; then the widget tests
+# again under ipywidgets 7.7 (Colab's), in a small venv layered on this one
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/source --nbval-lax
+	IPYW7_ENV="$(CURDIR)/$(VENV)/ipywidgets7" BASE_PY="$(CURDIR)/$(BIN)/python" HF_HUB_OFFLINE=1 tests/ipywidgets7_env.sh
 
 notebooks: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m lorakit.notebook_builder

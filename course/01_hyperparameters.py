@@ -36,6 +36,27 @@ x = torch.randn(d_in)
 print("at init, LoRA output == base output:", torch.equal(W @ x + (alpha / r) * (B @ (A @ x)), W @ x))
 
 # %% [markdown]
+# ## Play first: the sweep panel
+#
+# Before the arithmetic, get a feel for the knobs. The panel below trains the built-in model for a few dozen steps
+# on the instruction dataset each time you press **Train** (a few seconds on a CPU) and draws the training loss as
+# it goes, with the final eval loss as a dot. Next to the sliders: the adapter's trainable parameters and the
+# estimated training memory of the point you picked. Every run lands in the table; moving the sliders back to a
+# point you already ran shows its result at once, without training again. Impossible settings (a fixed alpha of 0,
+# say) give a message instead of a run.
+#
+# The cell trains the default point (r = 16, alpha = 2r, LR 1e-3) once so that there is a curve to compare with.
+# Try r = 4 and r = 64 next, then alpha = r, then a fixed alpha of 16 at r = 64.
+
+# %%
+from lorakit.widgets import SweepPanel
+
+panel = SweepPanel()
+panel.start()
+panel.wait()
+panel
+
+# %% [markdown]
 # ### Exercise 1.1 — the LoRA scale (2 points)
 #
 # Write `lora_scale(r, alpha, rslora=False)`: `alpha / r` normally, `alpha / sqrt(r)` with rsLoRA.

@@ -152,6 +152,29 @@ assert eval_losses[2e-4] < eval_losses[2e-5], "2e-4 should beat a 10x lower LR i
 eval_losses
 
 # %% [markdown]
+# ## Your turn: learning rates in the sweep panel
+#
+# The same experiment, interactive. The cell below runs four learning rates (1e-5 to 1e-2) through the sweep
+# panel; then move the **LR** slider yourself. Watch two things: how far each curve gets in the same number of
+# steps, and where a higher LR stops helping and starts to make the curve jumpy. Combine it with the rank: at a
+# fixed alpha, a higher rank lowers the scale alpha / r and behaves like a lower LR; with rsLoRA it does not.
+
+# %%
+from lorakit.widgets import SweepPanel
+
+lr_panel = SweepPanel()
+for lr in (1e-5, 1e-4, 1e-3, 1e-2):
+    lr_panel.lr.value = lr
+    lr_panel.start()
+    lr_panel.wait()
+lr_panel
+
+# %%
+lr_losses = {run.settings.learning_rate: run.eval_loss for run in lr_panel.sweep.runs}
+assert lr_losses[1e-3] < lr_losses[1e-5], "in 30 steps, 1e-3 should beat 1e-5 by a wide margin"
+{f"{lr:g}": round(loss, 3) for lr, loss in lr_losses.items()}
+
+# %% [markdown]
 # ## Check yourself
 # - LoRA starts from B = 0, so it needs a higher LR (≈2e-4) than full fine-tuning (1e-5–5e-5).
 # - Warmup ratio → steps: `ceil(total_steps × ratio)`; 3% is the guide's default.

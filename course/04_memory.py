@@ -94,6 +94,20 @@ for label, kwargs in configs.items():
           f"{b['logits']:7.2f} {b['total']:9.2f}")
 
 # %% [markdown]
+# ### What if…? A calculator to play with
+#
+# The same estimator behind sliders: pick LLaMA-2-7B, the built-in tiny model or a custom shape, then change the
+# rank, the target modules, the base-weight format, the optimizer, gradient checkpointing, the batch and the
+# sequence length. Nothing trains; the numbers update as you move a slider. Try to find the cheapest change that
+# brings "LoRA fp16" under 16 GiB at a sequence length of 2048.
+
+# %%
+from lorakit.widgets import WhatIf
+
+calculator = WhatIf()
+calculator
+
+# %% [markdown]
 # ### Exercise 4.1 — weight memory by hand (2 points)
 #
 # Compute, in bytes, the weights of LLaMA-2-7B's **linear layers only** (`shape.linear_shapes()`, 32 layers):
