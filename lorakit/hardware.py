@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import sys
 from dataclasses import dataclass
 
@@ -65,9 +66,16 @@ def detect() -> Hardware:
 
 
 def resolve_device(device: str = "auto") -> str:
-    """'auto' → 'cuda' when a GPU is present, else 'cpu'; other values are checked and returned."""
+    """'auto' → 'cuda' when a GPU is present, else 'cpu'; other values are checked and returned.
+
+    Under torchrun / accelerate launch (LOCAL_RANK set) 'auto' is this process's own GPU, 'cuda:<LOCAL_RANK>': each
+    rank loads its copy of the model onto its GPU, not all of them onto GPU 0.
+    """
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        local_rank = os.environ.get("LOCAL_RANK", "")
+        return f"cuda:{int(local_rank)}" if local_rank.isdigit() else "cuda"
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -1,7 +1,10 @@
-"""`lorakit train` under torchrun: two CPU processes (gloo) split the data, stay in sync, and save one adapter."""
+"""`lorakit train` under torchrun and accelerate launch: two CPU processes (gloo) split the data, stay in sync, and
+save one adapter; the shipped accelerate configs (DDP, FSDP + QLoRA, DeepSpeed ZeRO-2/3) parse with accelerate's own
+classes."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +12,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs" / "accelerate"
+DISTRIBUTED_TYPES = {"ddp": "MULTI_GPU", "fsdp_qlora": "FSDP", "deepspeed_zero2": "DEEPSPEED",
+                     "deepspeed_zero3": "DEEPSPEED"}
 N_TRAIN, BATCH, WORLD = 32, 4, 2
 OVERRIDES = {"n_train": N_TRAIN, "n_eval": 8, "num_train_epochs": 1, "per_device_train_batch_size": BATCH,
              "logging_steps": 1, "max_length": 64}
@@ -138,3 +144,115 @@ def test_single_process_run_still_saves_its_adapter(tmp_path):
     assert max(h["step"] for h in result.log_history) == N_TRAIN // BATCH
     assert (result.adapter_dir / "adapter_model.safetensors").exists()
     assert (result.adapter_dir / "tokenizer.json").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_accelerate_launch_with_the_ddp_config_trains_on_two_cpu_processes(tmp_path):
+    """configs/accelerate/ddp.yaml really launches: `accelerate launch --num_processes 2` on CPU, same checks."""
+    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file", str(CONFIGS / "ddp.yaml"),
+                "--num_processes", str(WORLD), "--main_process_port", str(free_port())]
+    check_ddp_run(*run_launcher(launcher, tmp_path))
+
+
+def test_every_shipped_config_is_tested():
+    assert sorted(p.stem for p in CONFIGS.glob("*.yaml")) == sorted(DISTRIBUTED_TYPES)
+
+
+def launch_args(name: str):
+    """What `accelerate launch --config_file configs/accelerate/<name>.yaml` resolves the config into."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+
+    args = launch_command_parser().parse_args(["--config_file", str(CONFIGS / f"{name}.yaml"), "train.py"])
+    args, defaults, _ = _validate_launch_command(args)
+    return args, defaults
+
+
+@pytest.mark.parametrize("name", sorted(DISTRIBUTED_TYPES))
+def test_accelerate_config_loads_with_known_keys(name):
+    """accelerate's ClusterConfig rejects unknown top-level keys; nested keys must be `accelerate launch` options."""
+    from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
+    from accelerate.commands.launch import launch_command_parser
+
+    config = load_config_from_file(str(CONFIGS / f"{name}.yaml"))
+    assert isinstance(config, ClusterConfig)
+    assert config.distributed_type.value == DISTRIBUTED_TYPES[name]
+    assert (config.compute_environment.value, config.num_machines, config.use_cpu) == ("LOCAL_MACHINE", 1, False)
+    assert config.mixed_precision == "no"  # the recipe's precision decides (TrainingArguments override it)
+    options = {action.dest for action in launch_command_parser()._actions}
+    nested = [*config.fsdp_config, *config.deepspeed_config]
+    assert nested or name == "ddp"
+    assert not [key for key in nested if key not in options], f"unknown keys in {name}.yaml"
+    args, _ = launch_args(name)
+    assert (args.multi_gpu, args.use_fsdp, args.use_deepspeed) == (
+        name == "ddp", name == "fsdp_qlora", name.startswith("deepspeed"))
+
+
+def _export(monkeypatch, env: dict[str, str]) -> None:
+    for key in [k for k in os.environ if k.startswith(("FSDP_", "ACCELERATE_"))]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith(("FSDP_", "ACCELERATE_")):
+            monkeypatch.setenv(key, value)
+
+
+def test_fsdp_qlora_config_builds_the_plugin_qlora_needs(monkeypatch):
+    """The environment `accelerate launch` exports for fsdp_qlora.yaml gives a full-shard FSDP1 plugin with the
+    settings FSDP + QLoRA requires (no orig params, RAM-efficient loading with synced module states)."""
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from accelerate.utils.launch import prepare_multi_gpu_env
+    from torch.distributed.fsdp import ShardingStrategy, StateDictType
+
+    args, _ = launch_args("fsdp_qlora")
+    _export(monkeypatch, prepare_multi_gpu_env(args))
+    # sync_module_states asks for the current GPU; this machine may have none
+    monkeypatch.setattr("accelerate.utils.dataclasses.is_cuda_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.current_device", lambda: 0)
+    plugin = FullyShardedDataParallelPlugin()
+    assert plugin.fsdp_version == 1
+    assert plugin.sharding_strategy == ShardingStrategy.FULL_SHARD
+    assert plugin.use_orig_params is False
+    assert plugin.cpu_ram_efficient_loading is True and plugin.sync_module_states is True
+    assert plugin.state_dict_type == StateDictType.SHARDED_STATE_DICT
+    assert plugin.cpu_offload.offload_params is False and plugin.activation_checkpointing is False
+    assert plugin.auto_wrap_policy is not None
+
+
+@pytest.mark.parametrize("name, stage", [("deepspeed_zero2", 2), ("deepspeed_zero3", 3)])
+def test_deepspeed_config_builds_the_plugin(monkeypatch, name, stage):
+    """The DeepSpeed configs give the intended ZeRO stage, leave accumulation and clipping to the recipe ("auto"),
+    and ZeRO-3 gathers 16-bit weights on save (without it Trainer.save_model cannot write the adapter)."""
+    from accelerate.utils import DeepSpeedPlugin
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env
+
+    args, defaults = launch_args(name)
+    args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)  # as launch_command sets it
+    _, env = prepare_deepspeed_cmd_env(args)
+    _export(monkeypatch, env)
+    plugin = DeepSpeedPlugin()
+    config = plugin.deepspeed_config
+    assert config["zero_optimization"]["stage"] == stage
+    assert config["gradient_accumulation_steps"] == "auto" and config["gradient_clipping"] == "auto"
+    assert config["zero_optimization"]["offload_optimizer"]["device"] == "none"
+    assert config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is (stage == 3)
+    assert plugin.zero3_init_flag is (stage == 3)
+
+
+def test_each_rank_loads_onto_its_own_gpu(monkeypatch):
+    """Under a launcher (LOCAL_RANK set) device 'auto' is cuda:<LOCAL_RANK>, not GPU 0 for every rank."""
+    import torch
+
+    from lorakit.hardware import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert resolve_device("auto") == "cuda"
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert resolve_device("auto") == "cuda:1"
+    assert resolve_device("cuda:0") == "cuda:0"  # an explicit choice stays
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
