@@ -1,10 +1,11 @@
-"""The `lorakit` command: list recipes, show the hardware, train a recipe end to end."""
+"""The `lorakit` command: list recipes, show the hardware, train a recipe end to end, autograde a class."""
 
 from __future__ import annotations
 
 import argparse
 import ast
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -57,6 +58,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from .grading import generate_feedback, grade_class
+
+    course = Path(args.course_root)
+    csv_path = Path(args.csv) if args.csv else course / f"grades_{args.assignment}.csv"
+    grades = grade_class(course, args.assignment, args.submissions, csv_path, timeout=args.timeout)
+    width = max((len(g.student) for g in grades), default=0)
+    for g in grades:
+        print(f"{g.student:{width}s}  {g.score:g}/{g.max_score:g}  {g.status}" + (f"  {g.detail}" if g.detail else ""))
+    if args.feedback:
+        print(f"feedback: {len(generate_feedback(course, args.assignment))} HTML file(s) in {course / 'feedback'}")
+    print(f"{len(grades)} submission(s) graded: {csv_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lorakit", description="LoRA/QLoRA course companion")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--set", action="append", type=_parse_override, metavar="FIELD=VALUE",
                          help="override a recipe field, e.g. --set r=8 --set learning_rate=1e-4")
     p_train.set_defaults(func=_cmd_train)
+    p_grade = sub.add_parser("grade", help="autograde a class with nbgrader and write a CSV of the scores")
+    p_grade.add_argument("course_root", help="the nbgrader course folder (holds nbgrader_config.py and source/)")
+    p_grade.add_argument("assignment", help="e.g. 03_learning_rate")
+    p_grade.add_argument("--submissions", default=None,
+                         help="a folder of <student>/<notebook>.ipynb (default: the course's "
+                              "submitted/<student>/<assignment>/)")
+    p_grade.add_argument("--csv", default=None, help="where to write the scores (default: "
+                                                     "<course_root>/grades_<assignment>.csv)")
+    p_grade.add_argument("--timeout", type=int, default=None,
+                         help="seconds one cell may run before it is interrupted (default: the course config's)")
+    p_grade.add_argument("--feedback", action="store_true",
+                         help="also write feedback HTML (hidden tests removed) to <course_root>/feedback")
+    p_grade.set_defaults(func=_cmd_grade)
     return parser
 
 

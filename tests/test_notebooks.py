@@ -10,6 +10,7 @@ import pytest
 
 from lorakit import grading
 from lorakit.notebook_builder import build
+from nbhelpers import leaks, secret_lines, solved_release
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(p.stem for p in (REPO / "course").glob("*.py"))
@@ -53,13 +54,17 @@ def test_chapters_1_to_8_have_two_or_more_autograded_exercises(chapter):
 
 
 def test_release_holds_no_solution_or_hidden_test_text():
+    """Every file under notebooks/release: no block marker, and no line of any solution or hidden test."""
     released = [p for p in RELEASE.rglob("*") if p.is_file() and "runs" not in p.relative_to(RELEASE).parts]
     assert len(released) >= 9
+    secrets = secret_lines(SOURCE.glob("*/*.ipynb"))
+    assert len(secrets) >= 2 * len(GRADED_CHAPTERS)  # each graded chapter: two or more solutions and hidden tests
+    assert set().union(*leaks(SOURCE.glob("*/*.ipynb"), secrets).values()) == secrets  # the scan sees every line
     for path in released:
-        if path.is_file():
-            text = path.read_text(errors="replace")
-            for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
-                assert marker not in text, f"{path.relative_to(REPO)} contains {marker!r}"
+        text = path.read_text(errors="replace")
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+            assert marker not in text, f"{path.relative_to(REPO)} contains {marker!r}"
+    assert leaks(released, secrets) == {}
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -77,9 +82,13 @@ def test_autograde_round_trip(chapter, tmp_path):
     root = tmp_path / "course"
     shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns("gradebook.db", "runs"))
     submissions = tmp_path / "submissions"
-    for student, folder in (("solver", SOURCE), ("blank", RELEASE)):
+    for student in ("solver", "blank"):
         (submissions / student).mkdir(parents=True)
-        shutil.copy(folder / chapter / f"{chapter}.ipynb", submissions / student)
+    notebook = f"{chapter}/{chapter}.ipynb"
+    nbformat.write(solved_release(RELEASE / notebook, SOURCE / notebook), submissions / "solver" / f"{chapter}.ipynb")
+    shutil.copy(RELEASE / notebook, submissions / "blank")
     grades = {g.student: g for g in grading.grade_class(root, chapter, submissions)}
-    assert grades["solver"].status == "graded" and grades["solver"].score == grades["solver"].max_score > 0
-    assert grades["blank"].status == "graded" and grades["blank"].score == 0
+    assert grades["solver"].status == "ok" and grades["solver"].score == grades["solver"].max_score > 0
+    assert grades["blank"].status == "ok" and grades["blank"].score == 0
+    feedback = grading.generate_feedback(root, chapter, "blank")
+    assert len(feedback) == 1 and leaks(feedback, secret_lines([SOURCE / notebook])) == {}
