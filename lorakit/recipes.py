@@ -62,6 +62,9 @@ class Recipe:
     `max_grad_norm` (clip; 0.3 in the guide), `optim`, epochs or `max_steps`.
     Memory: `precision` ("auto" picks bf16/fp16/fp32 from the hardware), `quantization` (None, "nf4" with double
     quantisation = QLoRA, "int8"), `gradient_checkpointing`.
+    Batching: rows are padded to the longest row of each batch; `padding_free=True` instead concatenates a batch's
+    rows into one sequence with position ids restarting per row (no padding at all; attention stays inside each row;
+    pays off with varied lengths and flash-attention kernels on a GPU, not on CPU: see benchmarks/throughput.py).
     """
 
     name: str
@@ -94,6 +97,7 @@ class Recipe:
     gradient_checkpointing: bool = True
     # data and bookkeeping
     max_length: int = 256
+    padding_free: bool = False
     n_train: int | None = None
     n_eval: int | None = None
     logging_steps: int = 5
@@ -118,6 +122,8 @@ class Recipe:
     def validate(self) -> None:
         """Raise ValueError naming the first invalid field and what is allowed."""
         _check_choice("task", self.task, TASKS)
+        if not isinstance(self.padding_free, bool):
+            raise ValueError(f"padding_free must be True or False, got {self.padding_free!r}")
         _check_range("r", self.r, 1, 1024, int)
         _check_range("lora_alpha", self.lora_alpha, 1e-6, 1e5)
         _check_range("lora_dropout", self.lora_dropout, 0.0, 0.5)

@@ -170,6 +170,15 @@ def _choose_optimizer(recipe: Recipe, notes: list[str], device: str) -> str:
     return recipe.optim
 
 
+def _collator(recipe: Recipe, data: Any) -> Any:
+    """The dataset's padding collator, or a padding-free one (rows concatenated, position ids restart per row)."""
+    if recipe.padding_free and recipe.task == "causal_lm":
+        from transformers import DataCollatorWithFlattening
+
+        return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
+    return data.collator
+
+
 def prepare_model(recipe: Recipe, model: Any) -> Any:
     """Wrap a base model with the recipe's LoRA adapter (after k-bit preparation for quantized bases)."""
     from peft import get_peft_model, prepare_model_for_kbit_training
@@ -259,7 +268,7 @@ def train(
         args=args,
         train_dataset=data.train,
         eval_dataset=data.eval if has_eval else None,
-        data_collator=data.collator,
+        data_collator=_collator(recipe, data),
         callbacks=callbacks,
         **compat.trainer_kwargs(LorakitTrainer, tokenizer),
     )
