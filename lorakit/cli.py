@@ -42,7 +42,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .training import train
 
     overrides = dict(args.set or [])
-    result = train(args.recipe, model=args.model, output_dir=args.output_dir, **overrides)
+    result = train(args.recipe, model=args.model, output_dir=args.output_dir, resume_from_checkpoint=args.resume,
+                   **overrides)
     print(result.summary())
     for note in result.notes:
         print(f"note: {note}")
@@ -84,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--output-dir", default=None)
     p_train.add_argument("--set", action="append", type=_parse_override, metavar="FIELD=VALUE",
                          help="override a recipe field, e.g. --set r=8 --set learning_rate=1e-4")
+    p_train.add_argument("--resume", action="store_true",
+                         help="continue an interrupted run from the newest complete checkpoint in --output-dir")
     p_train.set_defaults(func=_cmd_train)
     p_grade = sub.add_parser("grade", help="autograde a class with nbgrader and write a CSV of the scores")
     p_grade.add_argument("course_root", help="the nbgrader course folder (holds nbgrader_config.py and source/)")
@@ -104,11 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .memory import TrainingOutOfMemoryError
+
     try:
         return args.func(args)
     except ValueError as err:
         print(f"lorakit: error: {err}", file=sys.stderr)
         return 2
+    except TrainingOutOfMemoryError as err:
+        print(f"lorakit: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        hint = ": completed epochs are saved; rerun the same command with --resume" if args.command == "train" else ""
+        print(f"\nlorakit: interrupted{hint}", file=sys.stderr)  # on its own line, after any progress bar
+        return 130
 
 
 if __name__ == "__main__":

@@ -83,7 +83,8 @@ def train_sft_then_dpo(
     )
     if not progress:
         silence_progress(trainer)
-    seconds, peak, kind, adapter_dir = run_and_save(trainer, policy, tokenizer, output_dir, hardware.device)
+    seconds, peak, kind, adapter_dir = run_and_save(trainer, policy, tokenizer, output_dir, hardware.device, recipe,
+                                                    precision)
     return TrainResult(
         recipe=recipe,
         output_dir=output_dir / "dpo",

@@ -8,6 +8,7 @@ object with the log history, the best epoch and the peak memory.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import resource
@@ -23,6 +24,8 @@ from transformers import Trainer, TrainerCallback, set_seed
 
 from . import compat
 from .hardware import announce, choose_precision, detect
+from .memory import TrainingOutOfMemoryError, oom_message
+from .params import ModelShape
 from .recipes import Recipe, get_recipe
 
 
@@ -92,13 +95,29 @@ def _peak_memory(device: str) -> tuple[int, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
 
 
-def run_and_save(trainer: Any, model: Any, tokenizer: Any, output_dir: Path, device: str,
-                 resume_from_checkpoint: str | bool | None = None) -> tuple[float, int, str, Path]:
-    """Train, then save the adapter and tokenizer to `output_dir/adapter`: (seconds, peak bytes, peak kind, path)."""
+def _shape(model: Any) -> ModelShape | None:
+    try:
+        return ModelShape.from_config(model.config)
+    except (AttributeError, TypeError, ValueError):  # not a Llama-style config
+        return None
+
+
+def run_and_save(trainer: Any, model: Any, tokenizer: Any, output_dir: Path, device: str, recipe: Recipe,
+                 precision: str, resume_from_checkpoint: str | None = None) -> tuple[float, int, str, Path]:
+    """Train, then save the adapter and tokenizer to `output_dir/adapter`: (seconds, peak bytes, peak kind, path).
+
+    A GPU out-of-memory error becomes a TrainingOutOfMemoryError listing remedies with their estimated memory.
+    """
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    try:
+        trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    except torch.OutOfMemoryError as err:
+        optimizer = getattr(trainer.args.optim, "value", trainer.args.optim)
+        gpu = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory \
+            if torch.cuda.is_available() else None
+        raise TrainingOutOfMemoryError(oom_message(recipe, _shape(model), precision, optimizer, err, gpu)) from err
     seconds = time.perf_counter() - start
     peak, kind = _peak_memory(device)
     adapter_dir = output_dir / "adapter"
@@ -123,6 +142,44 @@ def save_adapter(trainer: Any, model: Any, tokenizer: Any, adapter_dir: Path) ->
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(adapter_dir)
     trainer.accelerator.wait_for_everyone()
+
+
+def last_checkpoint(output_dir: Path) -> Path | None:
+    """The newest complete `checkpoint-N` folder in `output_dir`: one whose trainer_state.json, which the Trainer
+    writes last, reads back (a run killed while saving leaves an incomplete folder, skipped here)."""
+    complete = []
+    for path in Path(output_dir).glob("checkpoint-*"):
+        step = path.name.rsplit("-", 1)[-1]
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if step.isdigit():
+            complete.append((int(step), path))
+    return max(complete)[1] if complete else None
+
+
+def _resume_point(resume_from_checkpoint: Any, output_dir: Path) -> str | None:
+    """The checkpoint folder to resume from (announced), None to start afresh; ValueError when there is none."""
+    if resume_from_checkpoint is None or resume_from_checkpoint is False:
+        return None
+    if resume_from_checkpoint is True:
+        checkpoint = last_checkpoint(output_dir)
+        if checkpoint is None:
+            raise ValueError(f"resume_from_checkpoint=True but output_dir {str(output_dir)!r} holds no complete "
+                             "checkpoint-N folder (save_strategy 'epoch' or 'steps' writes them): train without "
+                             "resuming first")
+    elif isinstance(resume_from_checkpoint, (str, os.PathLike)):
+        checkpoint = Path(resume_from_checkpoint)
+        if not (checkpoint / "trainer_state.json").is_file():
+            raise ValueError(f"resume_from_checkpoint {str(checkpoint)!r} is not a checkpoint folder "
+                             "(it has no trainer_state.json)")
+    else:
+        raise ValueError("resume_from_checkpoint must be None, True (the newest checkpoint in output_dir) or a "
+                         f"checkpoint folder, got {resume_from_checkpoint!r}")
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    announce(f"resuming from {checkpoint} (epoch {state.get('epoch', 0):g}, step {state.get('global_step', 0)})")
+    return str(checkpoint)
 
 
 def _check_writable(output_dir: Path) -> None:
@@ -238,16 +295,20 @@ def train(
     recipe: a name from `lorakit.RECIPES` or a `Recipe`; `overrides` replace recipe fields (e.g. `r=8`).
     model: None (the built-in tiny model), a hub id/local path, or a loaded model (then pass `tokenizer`).
     data: None (the recipe's dataset), a dataset name, or a `lorakit.data.TaskData`.
+    resume_from_checkpoint: True continues from the newest complete checkpoint-N in output_dir, or give its folder.
     progress: False drops the Trainer's progress bar and printed log lines (e.g. when a widget draws the curves).
     """
     recipe = get_recipe(recipe, **overrides)
     if recipe.task == "dpo":
+        if resume_from_checkpoint not in (None, False):
+            raise ValueError("resume_from_checkpoint is not supported for task='dpo' (SFT then DPO): rerun it")
         from .preference import train_sft_then_dpo
 
         return train_sft_then_dpo(recipe, model=model, data=data, tokenizer=tokenizer, output_dir=output_dir,
                                   callbacks=callbacks, progress=progress)
     output_dir = Path(output_dir or Path("runs") / recipe.name)
     _check_writable(output_dir)
+    resume_from_checkpoint = _resume_point(resume_from_checkpoint, output_dir)
     set_seed(recipe.seed)
     model, tokenizer, data = _load(recipe, model, tokenizer, data)
     model = model if hasattr(model, "peft_config") else prepare_model(recipe, model)
@@ -274,8 +335,8 @@ def train(
     )
     if not progress:
         silence_progress(trainer)
-    seconds, peak, kind, adapter_dir = run_and_save(trainer, model, tokenizer, output_dir, hardware.device,
-                                                    resume_from_checkpoint)
+    seconds, peak, kind, adapter_dir = run_and_save(trainer, model, tokenizer, output_dir, hardware.device, recipe,
+                                                    precision, resume_from_checkpoint)
     return TrainResult(
         recipe=recipe,
         output_dir=output_dir,
