@@ -95,6 +95,26 @@ for pitfall, fixes in FIXES.items():
         print("   →", fix)
 
 # %% [markdown]
+# ## Make them happen yourself
+#
+# The sweep panel from chapter 1, preset to a learning rate of 1e-6: the cell trains that point once, and its
+# curve is the flat line of section 1. Then press **Train** at 1e-3 for comparison, and at 1e-1 to see how a
+# learning rate far too high behaves on this model. Rank 1 with a fixed alpha of 1 is another way to starve the
+# adapter; a fixed alpha of 0 is refused with a message.
+
+# %%
+from lorakit.widgets import SweepPanel
+
+pitfall_panel = SweepPanel()
+pitfall_panel.lr.value = 1e-6
+pitfall_panel.start()
+pitfall_panel.wait()
+starved = pitfall_panel.sweep.runs[-1]
+print(f"LR 1e-6: train loss {starved.train_losses[0][1]:.2f} → {starved.train_losses[-1][1]:.2f} "
+      f"in {starved.steps} steps")
+pitfall_panel
+
+# %% [markdown]
 # ### Exercise 5.1 — diagnose a logged run (2 points)
 #
 # Below is the log history of a run someone sent you. Write `my_diagnosis`: the pitfall name (a key of `FIXES`)
