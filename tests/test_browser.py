@@ -55,7 +55,7 @@ def widget_cell_index(notebook: Path) -> int:
 def lab(tmp_path):
     """A JupyterLab server on 127.0.0.1 (random port, random token) whose root holds a copy of chapter 1."""
     root, home = tmp_path / "root", tmp_path / "home"
-    shutil.copytree(CHAPTER, root)
+    shutil.copytree(CHAPTER, root, ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints"))  # no local outputs
     for sub in ("config", "data", "runtime", "settings", "workspaces"):
         (home / sub).mkdir(parents=True)
     (home / "config" / "jupyter_server_config.py").write_text(SERVER_CONFIG)
