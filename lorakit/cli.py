@@ -44,6 +44,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = dict(args.set or [])
     result = train(args.recipe, model=args.model, output_dir=args.output_dir, resume_from_checkpoint=args.resume,
                    **overrides)
+    if not result.is_main_process:  # under torchrun / accelerate launch, one process reports
+        return 0
     print(result.summary())
     for note in result.notes:
         print(f"note: {note}")

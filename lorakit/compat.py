@@ -8,16 +8,21 @@ Everything else in lorakit speaks one vocabulary (the Training Guide's: `warmup_
 - `gradient_checkpointing` became `activation_checkpointing` (5.x; the old name is a deprecated alias).
 - `no_cuda` became `use_cpu`.
 - `Trainer(tokenizer=...)` became `Trainer(processing_class=...)`; TRL followed.
+- peft 0.21 still reads `model.is_gradient_checkpointing`, deprecated in transformers 5: the FutureWarning it
+  prints on every `get_peft_model` is silenced here (it lands on stderr in each notebook cell that adds an adapter).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import warnings
 from functools import cache
 from typing import Any
 
 from transformers import Trainer, TrainingArguments
+
+warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 @cache
