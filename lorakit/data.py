@@ -12,9 +12,10 @@
 Training rows are tokenised with the model's chat template; labels are -100 on the prompt (and padding) so the
 loss counts only the answer, unless `mask_prompt=False` (chapter 5's pitfall).
 
-Sizes: the generated datasets (instruction, preference, classification, sentiment) make as many rows as asked. `code`
-and `domain` come from fixed pools: their eval split is the held-out pool (held-out functions / element sentences),
-so `n_eval` is capped at its size, and their train split cycles through the training pool when `n_train` exceeds it.
+Sizes: the generated datasets (instruction, preference, classification, sentiment) make as many rows as asked, up
+to `MAX_ROWS` (100,000) per split. `code` and `domain` come from fixed pools: their eval split is the held-out pool
+(held-out functions / element sentences), so `n_eval` is capped at its size, and their train split cycles through
+the training pool when `n_train` exceeds it.
 `TaskData.raw_train`/`raw_eval` stay aligned row for row with the tokenised `train`/`eval`.
 """
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 DATASETS = ("instruction", "code", "domain", "classification", "preference", "sentiment")
+MAX_ROWS = 100_000  # per split: generated in about a second, all distinct
 DEFAULT_SIZES = {  # (n_train, n_eval); code and domain eval are capped at their held-out pools
     "instruction": (2000, 200), "code": (120, 24), "domain": (400, 80), "classification": (1200, 120),
     "preference": (600, 100), "sentiment": (900, 120),
@@ -210,10 +212,11 @@ def make_rows(name: str, n_train: int | None = None, n_eval: int | None = None,
     default_train, default_eval = DEFAULT_SIZES[name]
     n_train = default_train if n_train is None else n_train
     n_eval = default_eval if n_eval is None else n_eval
-    for field_name, value, least, words in (("n_train", n_train, 1, "a positive integer"),
-                                            ("n_eval", n_eval, 0, "a non-negative integer"),
-                                            ("seed", seed, None, "an integer")):
-        if not isinstance(value, int) or isinstance(value, bool) or (least is not None and value < least):
+    for field_name, value, least, most, words in (
+            ("n_train", n_train, 1, MAX_ROWS, f"a positive integer ≤ {MAX_ROWS:,}"),
+            ("n_eval", n_eval, 0, MAX_ROWS, f"a non-negative integer ≤ {MAX_ROWS:,}"),
+            ("seed", seed, None, None, "an integer")):
+        if not isinstance(value, int) or isinstance(value, bool) or (least is not None and not least <= value <= most):
             raise ValueError(f"{field_name} must be {words}, got {value!r}")
     rng = random.Random(f"{name}:{seed}")
 
@@ -315,6 +318,9 @@ def load_dataset(name: str, tokenizer: Any = None, n_train: int | None = None, n
     from datasets import Dataset
 
     _check_name(name)
+    if tokenizer is not None and not callable(getattr(tokenizer, "apply_chat_template", None)):
+        raise ValueError(f"tokenizer must be None or a tokenizer object (lorakit.load_tokenizer('tiny')), "
+                         f"got {tokenizer!r}")
     if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 16:
         raise ValueError(f"max_length must be an integer ≥ 16, got {max_length!r}")
     if not isinstance(mask_prompt, bool):

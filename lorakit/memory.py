@@ -34,7 +34,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .params import ModelShape, count_base_params, count_lora_params, resolve_targets
-from .recipes import _check_choice, _check_range
+from .recipes import _check_bool, _check_choice, _check_range
 
 PRECISION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 QUANTIZATIONS = (None, "nf4", "int8")
@@ -136,6 +136,11 @@ def estimate(
     full_finetune: bool = False,
 ) -> MemoryBreakdown:
     """Estimate training memory for `shape` (see the module docstring for each component's formula)."""
+    if not isinstance(shape, ModelShape):
+        raise ValueError(f"shape must be a lorakit.ModelShape (e.g. lorakit.LLAMA2_7B), got {shape!r}")
+    for name, flag in (("double_quant", double_quant), ("gradient_checkpointing", gradient_checkpointing),
+                       ("full_finetune", full_finetune)):
+        _check_bool(name, flag)
     _check_choice("precision", precision, tuple(PRECISION_BYTES))
     _check_choice("quantization", quantization, QUANTIZATIONS)
     _check_choice("optimizer", optimizer, OPTIMIZERS)
@@ -144,7 +149,7 @@ def estimate(
     if full_finetune and quantization:
         raise ValueError("full_finetune=True cannot train quantized weights: set quantization=None")
     b = PRECISION_BYTES[precision]
-    names = resolve_targets(targets)
+    names = resolve_targets(targets, "targets")
     tokens = batch * seq_len
     total_params = count_base_params(shape)
     linear_params = shape.num_layers * sum(i * o for i, o in shape.linear_shapes().values())

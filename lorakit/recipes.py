@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from .data import DATASETS, MAX_ROWS
 
 LLAMA_LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 TARGET_PRESETS: dict[str, tuple[str, ...] | str] = {
@@ -38,12 +41,23 @@ def linear_module_names(model: Any) -> tuple[str, ...]:
 
 
 def _check_range(name: str, value: Any, low: float, high: float, kind: type = float) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if kind is int:
-        ok = ok and float(value).is_integer()
+    """ValueError unless `value` is a finite number (an integer, not 2.0, when kind is int) in [low, high]."""
+    number = numbers.Integral if kind is int else numbers.Real
+    ok = isinstance(value, number) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or not low <= value <= high:
         what = "an integer" if kind is int else "a number"
         raise ValueError(f"{name} must be {what} in [{low:g}, {high:g}], got {value!r}")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def _check_names(name: str, value: Any) -> None:
+    """ValueError unless `value` is a non-empty tuple or list of non-empty strings."""
+    if not isinstance(value, (tuple, list)) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"{name} must be a non-empty list of module names, got {value!r}")
 
 
 def _check_choice(name: str, value: Any, allowed: tuple) -> None:
@@ -113,17 +127,23 @@ class Recipe:
     def __post_init__(self) -> None:
         if isinstance(self.target_modules, list):
             object.__setattr__(self, "target_modules", tuple(self.target_modules))
-        for name in ("layers_to_transform", "modules_to_save"):
+        for name, single in (("layers_to_transform", int), ("modules_to_save", str)):
             value = getattr(self, name)
-            if isinstance(value, (list, int)):
+            if isinstance(value, (list, single)) and not isinstance(value, bool):
                 object.__setattr__(self, name, tuple(value) if isinstance(value, list) else (value,))
         self.validate()
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid field and what is allowed."""
+        for name in ("name", "description"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
         _check_choice("task", self.task, TASKS)
-        if not isinstance(self.padding_free, bool):
-            raise ValueError(f"padding_free must be True or False, got {self.padding_free!r}")
+        _check_choice("dataset", self.dataset, DATASETS)
+        if self.sft_dataset is not None:
+            _check_choice("sft_dataset", self.sft_dataset, DATASETS)
+        for name in ("use_rslora", "use_dora", "gradient_checkpointing", "padding_free"):
+            _check_bool(name, getattr(self, name))
         _check_range("r", self.r, 1, 1024, int)
         _check_range("lora_alpha", self.lora_alpha, 1e-6, 1e5)
         _check_range("lora_dropout", self.lora_dropout, 0.0, 0.5)
@@ -139,9 +159,12 @@ class Recipe:
         _check_range("max_length", self.max_length, 16, 131072, int)
         _check_range("logging_steps", self.logging_steps, 1, 10**6, int)
         _check_range("dpo_beta", self.dpo_beta, 1e-4, 10.0)
+        _check_range("sft_learning_rate", self.sft_learning_rate, 1e-12, 1.0)
+        _check_range("sft_epochs", self.sft_epochs, 1e-3, 1000)
+        _check_range("seed", self.seed, 0, 2**32 - 1, int)
         for name in ("n_train", "n_eval"):
             if getattr(self, name) is not None:
-                _check_range(name, getattr(self, name), 1, 10**7, int)
+                _check_range(name, getattr(self, name), 1, MAX_ROWS, int)
         _check_choice("lr_scheduler_type", self.lr_scheduler_type, SCHEDULERS)
         _check_choice("optim", self.optim, OPTIMIZERS)
         _check_choice("precision", self.precision, PRECISIONS)
@@ -152,10 +175,16 @@ class Recipe:
             raise ValueError("quantization must be None for task='dpo' (the DPO stage needs a trainable reference copy)")
         if isinstance(self.target_modules, str):
             self.resolved_target_modules()  # a preset name; module lists are checked against the model in train()
-        elif not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
+        elif not isinstance(self.target_modules, tuple) or not self.target_modules or \
+                not all(isinstance(m, str) and m for m in self.target_modules):
             raise ValueError(f"target_modules must be a preset {list(TARGET_PRESETS)} or a non-empty list of module "
                              f"names such as {list(LLAMA_LINEAR_MODULES)}, got {self.target_modules!r}")
+        if self.modules_to_save is not None:
+            _check_names("modules_to_save", self.modules_to_save)
         if self.layers_to_transform is not None:
+            if not isinstance(self.layers_to_transform, tuple) or not self.layers_to_transform:
+                raise ValueError("layers_to_transform must be None (all layers) or a non-empty list of layer indices, "
+                                 f"got {self.layers_to_transform!r}")
             if isinstance(self.target_modules, str):
                 raise ValueError(
                     "layers_to_transform needs target_modules as a list of module names (e.g. ['q_proj', 'v_proj']), "

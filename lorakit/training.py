@@ -26,7 +26,8 @@ from . import compat
 from .hardware import announce, choose_precision, detect
 from .memory import TrainingOutOfMemoryError, oom_message
 from .params import ModelShape
-from .recipes import Recipe, get_recipe
+from .data import DATASETS
+from .recipes import Recipe, _check_choice, get_recipe
 
 
 class LorakitTrainer(Trainer):
@@ -159,7 +160,7 @@ def last_checkpoint(output_dir: Path) -> Path | None:
     return max(complete)[1] if complete else None
 
 
-def _resume_point(resume_from_checkpoint: Any, output_dir: Path) -> str | None:
+def _resume_point(resume_from_checkpoint: bool | str | os.PathLike | None, output_dir: Path) -> str | None:
     """The checkpoint folder to resume from (announced), None to start afresh; ValueError when there is none."""
     if resume_from_checkpoint is None or resume_from_checkpoint is False:
         return None
@@ -169,14 +170,11 @@ def _resume_point(resume_from_checkpoint: Any, output_dir: Path) -> str | None:
             raise ValueError(f"resume_from_checkpoint=True but output_dir {str(output_dir)!r} holds no complete "
                              "checkpoint-N folder (save_strategy 'epoch' or 'steps' writes them): train without "
                              "resuming first")
-    elif isinstance(resume_from_checkpoint, (str, os.PathLike)):
+    else:
         checkpoint = Path(resume_from_checkpoint)
         if not (checkpoint / "trainer_state.json").is_file():
             raise ValueError(f"resume_from_checkpoint {str(checkpoint)!r} is not a checkpoint folder "
                              "(it has no trainer_state.json)")
-    else:
-        raise ValueError("resume_from_checkpoint must be None, True (the newest checkpoint in output_dir) or a "
-                         f"checkpoint folder, got {resume_from_checkpoint!r}")
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     announce(f"resuming from {checkpoint} (epoch {state.get('epoch', 0):g}, step {state.get('global_step', 0)})")
     return str(checkpoint)
@@ -279,6 +277,29 @@ def _load(recipe: Recipe, model: Any, tokenizer: Any, data: Any) -> tuple[Any, A
     return model, tokenizer, data
 
 
+def _check_train_args(model: Any, data: Any, output_dir: Any, callbacks: Any, progress: Any,
+                      resume_from_checkpoint: Any) -> None:
+    """ValueError naming the first argument of `train` that cannot work, before anything is loaded."""
+    if model is not None and not isinstance(model, (str, os.PathLike)) and not hasattr(model, "named_modules"):
+        raise ValueError(f"model must be None (the tiny model), a hub id or local path, or a loaded model, got {model!r}")
+    if isinstance(data, str):
+        _check_choice("data", data, DATASETS)
+    elif data is not None and not hasattr(data, "train"):
+        raise ValueError(f"data must be None, a dataset name from {list(DATASETS)} or a lorakit.data.TaskData, "
+                         f"got {data!r}")
+    if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
+        raise ValueError(f"output_dir must be a folder path, got {output_dir!r}")
+    if callbacks is not None and (not isinstance(callbacks, (list, tuple)) or not all(
+            isinstance(c, TrainerCallback) or (isinstance(c, type) and issubclass(c, TrainerCallback))
+            for c in callbacks)):
+        raise ValueError(f"callbacks must be a list of transformers.TrainerCallback, got {callbacks!r}")
+    if not isinstance(progress, bool):
+        raise ValueError(f"progress must be True or False, got {progress!r}")
+    if resume_from_checkpoint is not None and not isinstance(resume_from_checkpoint, (bool, str, os.PathLike)):
+        raise ValueError("resume_from_checkpoint must be None, True (the newest checkpoint in output_dir) or a "
+                         f"checkpoint folder, got {resume_from_checkpoint!r}")
+
+
 def train(
     recipe: str | Recipe = "quickstart",
     model: Any = None,
@@ -299,6 +320,7 @@ def train(
     progress: False drops the Trainer's progress bar and printed log lines (e.g. when a widget draws the curves).
     """
     recipe = get_recipe(recipe, **overrides)
+    _check_train_args(model, data, output_dir, callbacks, progress, resume_from_checkpoint)
     if recipe.task == "dpo":
         if resume_from_checkpoint not in (None, False):
             raise ValueError("resume_from_checkpoint is not supported for task='dpo' (SFT then DPO): rerun it")
