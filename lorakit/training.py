@@ -23,7 +23,7 @@ import torch
 from transformers import Trainer, TrainerCallback, set_seed
 
 from . import compat
-from .hardware import announce, choose_precision, detect
+from .hardware import announce, choose_precision, cpu_threads_for, detect
 from .memory import TrainingOutOfMemoryError, oom_message
 from .params import ModelShape
 from .data import DATASETS
@@ -108,12 +108,14 @@ def run_and_save(trainer: Any, model: Any, tokenizer: Any, output_dir: Path, dev
     """Train, then save the adapter and tokenizer to `output_dir/adapter`: (seconds, peak bytes, peak kind, path).
 
     A GPU out-of-memory error becomes a TrainingOutOfMemoryError listing remedies with their estimated memory.
+    A small model on CPU trains on one thread (see `hardware.cpu_threads_for`).
     """
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     try:
-        trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        with cpu_threads_for(model, device):
+            trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     except torch.OutOfMemoryError as err:
         optimizer = getattr(trainer.args.optim, "value", trainer.args.optim)
         gpu = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory \

@@ -53,3 +53,23 @@ def test_precision_follows_the_hardware(hw, requested, expected, caplog):
 def test_bad_precision():
     with pytest.raises(ValueError, match="precision must be one of"):
         choose_precision("int4")
+
+
+def test_small_models_train_on_one_cpu_thread_and_the_count_is_restored():
+    import torch
+
+    from lorakit.hardware import cpu_threads_for
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        small, large = torch.nn.Linear(256, 256), torch.nn.Embedding(60_000, 1_000)  # 66k and 60M parameters
+        with cpu_threads_for(small, "cpu") as used:
+            assert used == torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with cpu_threads_for(large, "cpu") as used:
+            assert used == 2
+        with cpu_threads_for(small, "cuda") as used:
+            assert used == 2
+    finally:
+        torch.set_num_threads(before)
