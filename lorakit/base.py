@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .hardware import choose_dtype, resolve_device
+from .hardware import announce, choose_dtype, resolve_device, sharded_launch
 
 TINY_DIR = Path(__file__).parent / "assets" / "tiny"
 QUANTIZATIONS = (None, "nf4", "int8")
@@ -93,8 +93,13 @@ def load_tokenizer(name: str = "tiny") -> Any:
     return tokenizer
 
 
-def quantization_config(quantization: str | None, compute_dtype: torch.dtype) -> Any:
-    """The BitsAndBytesConfig for 'nf4' (QLoRA: NF4 + double quantisation) or 'int8'; None for no quantization."""
+def quantization_config(quantization: str | None, compute_dtype: torch.dtype, quant_storage: torch.dtype | None = None
+                        ) -> Any:
+    """The BitsAndBytesConfig for 'nf4' (QLoRA: NF4 + double quantisation) or 'int8'; None for no quantization.
+
+    quant_storage: the dtype the packed 4-bit weights are stored in (uint8 by default); sharded training (FSDP,
+    ZeRO-3) needs the model's own dtype so that every parameter has one dtype.
+    """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {list(QUANTIZATIONS)}, got {quantization!r}")
     if quantization is None:
@@ -103,7 +108,7 @@ def quantization_config(quantization: str | None, compute_dtype: torch.dtype) ->
 
     if quantization == "nf4":
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=compute_dtype)
+                                  bnb_4bit_compute_dtype=compute_dtype, bnb_4bit_quant_storage=quant_storage or torch.uint8)
     return BitsAndBytesConfig(load_in_8bit=True)
 
 
@@ -140,8 +145,13 @@ def load_base(
     source, local_only = _source(name)
     tokenizer = load_tokenizer(name)
     kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": local_only}
-    bnb = quantization_config(quantization, dtype)
-    if bnb is not None:
+    sharded = sharded_launch()
+    bnb = quantization_config(quantization, dtype, quant_storage=dtype if sharded else None)
+    if bnb is not None and sharded:
+        announce(f"sharded launch (FSDP / ZeRO-3): 4-bit weights stored as {dtype} and loaded on the CPU; "
+                 "the launcher places the shards")
+        kwargs.update(quantization_config=bnb)
+    elif bnb is not None:
         kwargs.update(quantization_config=bnb, device_map={"": device})
     auto = AutoModelForCausalLM
     if task == "seq_cls":
@@ -151,7 +161,7 @@ def load_base(
         model = auto.from_pretrained(source, **kwargs)
     except OSError as err:
         raise _offline_error(name, err) from err
-    if bnb is None:
+    if bnb is None and not sharded:
         model.to(device)
     if task == "seq_cls":
         model.config.pad_token_id = tokenizer.pad_token_id

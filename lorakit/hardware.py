@@ -85,6 +85,14 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def sharded_launch() -> bool:
+    """True under `accelerate launch` with FSDP or DeepSpeed ZeRO-3: the model's parameters will be sharded."""
+    env = os.environ
+    fsdp = env.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
+    deepspeed = env.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true")
+    return fsdp or (deepspeed and env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3")
+
+
 def choose_precision(requested: str = "auto", hardware: Hardware | None = None) -> str:
     """Return the precision to train in: the requested one if the hardware runs it natively, else the best it has."""
     if requested not in PRECISIONS:

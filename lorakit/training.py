@@ -23,7 +23,7 @@ import torch
 from transformers import Trainer, TrainerCallback, set_seed
 
 from . import compat
-from .hardware import announce, choose_precision, cpu_threads_for, detect
+from .hardware import announce, choose_precision, cpu_threads_for, detect, sharded_launch
 from .memory import TrainingOutOfMemoryError, oom_message
 from .params import ModelShape
 from .data import DATASETS
@@ -237,10 +237,18 @@ def _collator(recipe: Recipe, data: Any) -> Any:
 
 
 def prepare_model(recipe: Recipe, model: Any) -> Any:
-    """Wrap a base model with the recipe's LoRA adapter (after k-bit preparation for quantized bases)."""
+    """Wrap a base model with the recipe's LoRA adapter (after k-bit preparation for quantized bases).
+
+    Under a sharded launch (FSDP / ZeRO-3) the k-bit preparation is skipped: it up-casts the frozen norms and
+    embeddings to fp32, and sharding needs one dtype across a layer's frozen parameters.
+    """
     from peft import get_peft_model, prepare_model_for_kbit_training
 
-    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+    quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
+    if quantized and sharded_launch():
+        if recipe.gradient_checkpointing:
+            model.enable_input_require_grads()  # checkpointed blocks need an input that requires grad
+    elif quantized:
         model = prepare_model_for_kbit_training(
             model,
             use_gradient_checkpointing=recipe.gradient_checkpointing,
