@@ -163,6 +163,10 @@ def load_base(
         raise _offline_error(name, err) from err
     if bnb is None and not sharded:
         model.to(device)
+    if bnb is not None:
+        from .compat import keep_4bit_layers_off_cpu_repacking
+
+        keep_4bit_layers_off_cpu_repacking(model)
     if task == "seq_cls":
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

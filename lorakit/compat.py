@@ -10,6 +10,9 @@ Everything else in lorakit speaks one vocabulary (the Training Guide's: `warmup_
 - `Trainer(tokenizer=...)` became `Trainer(processing_class=...)`; TRL followed.
 - peft 0.21 still reads `model.is_gradient_checkpointing`, deprecated in transformers 5: the FutureWarning it
   prints on every `get_peft_model` is silenced here (it lands on stderr in each notebook cell that adds an adapter).
+- bitsandbytes 0.50 repacks 4-bit weights for CPUs with AVX512-BF16 at inference and fails unless a layer's output
+  size is a multiple of 32 and its input size a multiple of 64 (the built-in model's MLP is 688 wide):
+  `keep_4bit_layers_off_cpu_repacking`.
 """
 
 from __future__ import annotations
@@ -71,3 +74,26 @@ def trainer_kwargs(trainer_cls: type = Trainer, tokenizer: Any = None) -> dict[s
 def gradient_checkpointing_enabled(args: Any) -> bool:
     """Whether TrainingArguments `args` asks for gradient (activation) checkpointing, under either name."""
     return bool(getattr(args, "activation_checkpointing", None) or getattr(args, "gradient_checkpointing", None))
+
+
+BNB_CPU_PACK_BLOCK = 32  # bitsandbytes' block_n for the AVX512-BF16 CPU repacking
+
+
+def keep_4bit_layers_off_cpu_repacking(model: Any) -> int:
+    """Send 4-bit layers that bitsandbytes' AVX512-BF16 CPU repacking can't handle (see `cpu_repackable`; it fails
+    on them in eval mode) to its generic CPU kernel; returns how many layers were switched. Other layers, and GPUs,
+    are untouched."""
+    switched = 0
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False) and not cpu_repackable(module):
+            module.support_avx512bf16_for_cpu = False
+            switched += 1
+    return switched
+
+
+def cpu_repackable(module: Any) -> bool:
+    """Whether bitsandbytes' CPU repacking handles this 4-bit layer: output size a multiple of 32, input size a
+    multiple of the quantisation block (64)."""
+    state = getattr(module.weight, "quant_state", None)
+    blocksize = getattr(state, "blocksize", 64)
+    return module.out_features % BNB_CPU_PACK_BLOCK == 0 and module.in_features % blocksize == 0

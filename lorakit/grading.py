@@ -251,19 +251,25 @@ def redact_hidden_tests(cell: Any) -> None:
                                    "(no traceback: this cell runs hidden tests)"]
 
 
-def generate_feedback(course_root: str | Path, assignment: str, student: str | None = None) -> list[Path]:
-    """Feedback HTML for autograded submissions (one student or all) in `<course_root>/feedback`, without the
-    hidden tests: nbgrader 0.9's own feedback shows them, in the cell and in the failure's traceback."""
-    from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor
+def feedback_preprocessors() -> list[type]:
+    """nbgrader's feedback preprocessors plus one that removes hidden tests and their tracebacks (nbgrader 0.9 shows
+    them). The course's nbgrader_config.py installs these, so `nbgrader generate_feedback` is safe as well."""
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor
 
     class RedactHiddenTests(NbGraderPreprocessor):
         def preprocess_cell(self, cell: Any, resources: Any, index: int) -> tuple[Any, Any]:
             redact_hidden_tests(cell)
             return cell, resources
 
+    return [GetGrades, RedactHiddenTests, CSSHTMLHeaderPreprocessor]
+
+
+def generate_feedback(course_root: str | Path, assignment: str, student: str | None = None) -> list[Path]:
+    """Feedback HTML for autograded submissions (one student or all) in `<course_root>/feedback`, without the
+    hidden tests."""
     course_root = Path(course_root)
     config = _config(course_root)
-    config.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, CSSHTMLHeaderPreprocessor]
+    config.GenerateFeedback.preprocessors = feedback_preprocessors()
     _raise_on_failure(_api(config).generate_feedback(assignment, student), f"generate_feedback {assignment}")
     return sorted((course_root / "feedback").glob(f"{student or '*'}/{assignment}/*.html"))

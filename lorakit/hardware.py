@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -118,23 +119,37 @@ def choose_dtype(device: str = "auto") -> torch.dtype:
     return torch.float32
 
 
-SMALL_MODEL_PARAMS = 50_000_000
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")  # cgroup v1: quota (-1: none), period beside it
+
+
+def usable_cpus() -> int:
+    """CPUs this process may really use: its CPU affinity, capped by a container's CPU quota (Binder, Docker).
+
+    torch sizes its thread pool from the cores it sees, which in a container are the host's: 16 threads on a
+    2-CPU quota spend their time waiting for each other.
+    """
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = None
+    try:
+        if CGROUP_CPU_MAX.exists():
+            limit, period = CGROUP_CPU_MAX.read_text().split()[:2]
+            quota = None if limit == "max" else int(limit) / int(period)
+        elif CGROUP_V1_QUOTA.exists():
+            limit = int(CGROUP_V1_QUOTA.read_text())
+            period = int((CGROUP_V1_QUOTA.parent / "cpu.cfs_period_us").read_text())
+            quota = None if limit <= 0 else limit / period
+    except (OSError, ValueError):
+        quota = None
+    return max(1, min(count, int(quota) if quota else count))
 
 
 @contextmanager
-def cpu_threads_for(model: torch.nn.Module, device: str) -> Iterator[int]:
-    """Train a small model on CPU with one torch thread, then restore the previous count; yields the count used.
-
-    A small model's matrices (the built-in one: hidden 256) gain little from a second thread, and when another
-    process shares the cores (Binder, a second notebook, tests) threads waiting on each other at every operation make
-    training several times slower. 40 quickstart steps on 2 cores: quiet machine, 2.4–2.8 s with 2 threads and 3.3 s
-    with 1; shared with one busy process, 15.5 s with 2 threads and 3.2 s with 1. Larger models and GPUs keep torch's
-    setting.
-    """
+def cpu_threads_for(device: str) -> Iterator[int]:
+    """On CPU, cap torch's threads at `usable_cpus()` for the duration, then restore them; yields the count used."""
     before = torch.get_num_threads()
-    small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS
-    if device == "cpu" and small and before > 1:
-        torch.set_num_threads(1)
+    if device == "cpu" and before > usable_cpus():
+        torch.set_num_threads(usable_cpus())
     try:
         yield torch.get_num_threads()
     finally:

@@ -108,13 +108,13 @@ def run_and_save(trainer: Any, model: Any, tokenizer: Any, output_dir: Path, dev
     """Train, then save the adapter and tokenizer to `output_dir/adapter`: (seconds, peak bytes, peak kind, path).
 
     A GPU out-of-memory error becomes a TrainingOutOfMemoryError listing remedies with their estimated memory.
-    A small model on CPU trains on one thread (see `hardware.cpu_threads_for`).
+    On CPU, torch's threads are capped at the CPUs a container's quota allows (`hardware.usable_cpus`).
     """
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     try:
-        with cpu_threads_for(model, device):
+        with cpu_threads_for(device):
             trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     except torch.OutOfMemoryError as err:
         optimizer = getattr(trainer.args.optim, "value", trainer.args.optim)

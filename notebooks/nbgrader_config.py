@@ -1,5 +1,7 @@
 """nbgrader configuration of the lorakit course (course root: this folder)."""
 
+from lorakit.grading import feedback_preprocessors
+
 c = get_config()  # noqa: F821  (provided by nbgrader)
 
 c.CourseDirectory.course_id = "lorakit"
@@ -13,3 +15,4 @@ c.Execute.interrupt_on_timeout = True
 c.ClearOutput.enabled = True
 c.ClearHiddenTests.enabled = True
 c.ClearMarkScheme.enabled = True
+c.GenerateFeedback.preprocessors = feedback_preprocessors()  # nbgrader 0.9's feedback would show hidden tests

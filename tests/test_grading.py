@@ -233,15 +233,23 @@ def test_feedback_shows_no_hidden_test_or_solution(graded_class):
     assert "AssertionError" in readable_text(root / "feedback/edits_tests/demo_chapter/demo_chapter.html")
 
 
-def test_nbgrader_feedback_alone_would_leak_the_hidden_tests(graded_class, tmp_path):
-    """The reason lorakit.grading.generate_feedback exists: nbgrader 0.9.6's feedback shows hidden tests, in the
-    test cell and again in the traceback of a failing one."""
+@pytest.mark.parametrize("preprocessors, shown", [("nbgrader's defaults", 2), ("the course config", 0)])
+def test_nbgrader_feedback_leaks_hidden_tests_unless_the_course_config_redacts_them(graded_class, tmp_path,
+                                                                                    preprocessors, shown):
+    """nbgrader 0.9.6's own feedback shows hidden tests, in the test cell and again in the traceback of a failing
+    one; the course's nbgrader_config.py installs lorakit's redaction, so `nbgrader generate_feedback` is safe."""
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
+
     root = tmp_path / "class"
     shutil.copytree(graded_class[0], root)
-    result = grading._api(grading._config(root)).generate_feedback("demo_chapter", "edits_tests")
+    config = grading._config(root)
+    if preprocessors == "nbgrader's defaults":
+        config.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor]
+    result = grading._api(config).generate_feedback("demo_chapter", "edits_tests")
     assert result["success"]
     page = readable_text(root / "feedback/edits_tests/demo_chapter/demo_chapter.html")
-    assert page.count("assert lora_scale(8, 8) == 1.0") == 2
+    assert page.count("assert lora_scale(8, 8) == 1.0") == shown
 
 
 def test_grade_cli_errors_are_one_line(repo, tmp_path, capsys):
