@@ -3,8 +3,9 @@
 Variants (each in a fresh process, so peak memory is its own):
   plain         what a user writes from a typical guide: rows padded to max_length (tokenizer padding="max_length"),
                 Trainer's default collator, the same LoraConfig and TrainingArguments as the recipe.
-  lorakit       `lorakit.train` with the recipe as shipped (rows padded to the longest row of each batch).
-  padding-free  `lorakit.train` with `padding_free=True` (a batch's rows concatenated, position ids restart per row).
+  lorakit       `lorakit.train` with the recipe as shipped: padding-free batches (a batch's rows concatenated into one
+                sequence, position ids restarting per row), SDPA attention.
+  padded        `lorakit.train` with `padding_free=False`: each batch padded to its own longest row (an ablation).
 
 Every variant trains on the same tokenised rows (prompt masked to -100), in the same order, for one epoch, and is then
 scored by the same function (`lorakit.evaluate.perplexity` on the same eval rows). tokens/s counts real tokens only
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 H100_BF16_PEAK_FLOPS = 989e12
-VARIANTS = ("plain", "lorakit", "padding-free")
+VARIANTS = ("plain", "lorakit", "padded")
 
 
 def random_llama(out_dir: Path, layers: int, hidden: int) -> str:
@@ -123,7 +124,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     overrides = dict(n_train=args.n_train, n_eval=args.n_eval, num_train_epochs=1.0, eval_strategy="no",
                      save_strategy="no", gradient_checkpointing=not args.no_checkpointing, quantization=args.quantization,
                      per_device_train_batch_size=args.batch, max_length=args.max_length)
-    recipe = lorakit.get_recipe("quickstart", dataset=args.dataset, padding_free=args.variant == "padding-free",
+    recipe = lorakit.get_recipe("quickstart", dataset=args.dataset, padding_free=args.variant == "lorakit",
                                 **overrides)
     model_name = args.model_path or "tiny"
     tokenizer = lorakit.load_tokenizer(model_name)
@@ -142,8 +143,8 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
             model, tokenizer, seconds = result.model, result.tokenizer, result.train_seconds
     peak, kind = _peak_memory()
     real_tokens = sum(len(row) for row in data.train["input_ids"])
-    processed = {"plain": len(data.train) * recipe.max_length, "lorakit": getattr(data.collator, "positions", 0),
-                 "padding-free": real_tokens}[args.variant]
+    processed = {"plain": len(data.train) * recipe.max_length, "padded": getattr(data.collator, "positions", 0),
+                 "lorakit": real_tokens}[args.variant]
     eval_loss = math.log(perplexity(model, tokenizer, data.eval))
     params = model.get_nb_trainable_parameters()[1]  # peft counts 4-bit packed weights as the weights they hold
     report = dict(variant=args.variant, seconds=seconds, real_tokens=real_tokens, processed_tokens=processed,

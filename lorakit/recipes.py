@@ -76,9 +76,9 @@ class Recipe:
     `max_grad_norm` (clip; 0.3 in the guide), `optim`, epochs or `max_steps`.
     Memory: `precision` ("auto" picks bf16/fp16/fp32 from the hardware), `quantization` (None, "nf4" with double
     quantisation = QLoRA, "int8"), `gradient_checkpointing`.
-    Batching: rows are padded to the longest row of each batch; `padding_free=True` instead concatenates a batch's
-    rows into one sequence with position ids restarting per row (no padding at all; attention stays inside each row;
-    pays off with varied lengths and flash-attention kernels on a GPU, not on CPU: see benchmarks/throughput.py).
+    Batching (causal LM): `padding_free` (default) concatenates a batch's rows into one sequence with position ids
+    restarting per row: no padding at all, attention stays inside each row, the loss is the padded batch's loss.
+    False pads each batch to its longest row instead. benchmarks/throughput.py measures both.
     """
 
     name: str
@@ -111,7 +111,7 @@ class Recipe:
     gradient_checkpointing: bool = True
     # data and bookkeeping
     max_length: int = 256
-    padding_free: bool = False
+    padding_free: bool = True
     n_train: int | None = None
     n_eval: int | None = None
     logging_steps: int = 5
