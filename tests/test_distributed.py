@@ -36,9 +36,11 @@ peft.PeftModel.save_pretrained = recording_save
 
 compute_loss = training.LorakitTrainer.compute_loss
 def recording_loss(self, model, inputs, *args, **kwargs):
-    if model.training:
-        for ids, mask in zip(inputs["input_ids"], inputs["attention_mask"]):
-            record["rows"].append(hashlib.sha1(ids[mask.bool()].numpy().tobytes()).hexdigest())
+    if model.training:  # padding-free batches: the rows concatenated, position ids restart at each row
+        ids, positions = inputs["input_ids"][0], inputs["position_ids"][0]
+        starts = (positions == 0).nonzero().flatten().tolist() + [len(positions)]
+        for start, end in zip(starts, starts[1:]):
+            record["rows"].append(hashlib.sha1(ids[start:end].numpy().tobytes()).hexdigest())
     return compute_loss(self, model, inputs, *args, **kwargs)
 training.LorakitTrainer.compute_loss = recording_loss
 

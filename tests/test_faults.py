@@ -21,8 +21,9 @@ from lorakit.memory import TrainingOutOfMemoryError, estimate
 from lorakit.params import ModelShape
 from lorakit.training import LorakitTrainer, last_checkpoint
 
-# 16 rows / batch 8 = 2 steps per epoch, 3 epochs: checkpoint-2, -4, -6
-TINY = dict(n_train=16, n_eval=4, num_train_epochs=3, eval_strategy="no", gradient_checkpointing=False,
+# 64 rows / batch 8 = 8 steps per epoch (long enough for a signal to land inside an epoch), 3 epochs:
+# checkpoint-8, -16, -24
+TINY = dict(n_train=64, n_eval=4, num_train_epochs=3, eval_strategy="no", gradient_checkpointing=False,
             logging_steps=1, optim="adamw_torch", per_device_train_batch_size=8, save_strategy="epoch")
 TINY_ARGS = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
 
@@ -49,32 +50,32 @@ def _digest(path):
 def test_killed_and_interrupted_runs_resume_without_losing_an_epoch(tmp_path):
     out = tmp_path / "run"
     first = _start(out, tmp_path / "first")
-    _wait_for_checkpoint(first, out / "checkpoint-2")
+    _wait_for_checkpoint(first, out / "checkpoint-8")
     first.send_signal(signal.SIGKILL)
     assert first.wait(60) == -signal.SIGKILL
-    assert last_checkpoint(out) == out / "checkpoint-2" and not (out / "adapter").exists()
-    epoch_1 = _digest(out / "checkpoint-2/adapter_model.safetensors")
+    assert last_checkpoint(out) == out / "checkpoint-8" and not (out / "adapter").exists()
+    epoch_1 = _digest(out / "checkpoint-8/adapter_model.safetensors")
     # a kill while epoch 2's checkpoint was being written leaves a folder without trainer_state.json
-    (out / "checkpoint-4").mkdir(exist_ok=True)
-    (out / "checkpoint-4/adapter_model.safetensors").write_bytes(b"half written")
+    (out / "checkpoint-16").mkdir(exist_ok=True)
+    (out / "checkpoint-16/adapter_model.safetensors").write_bytes(b"half written")
 
     second = _start(out, tmp_path / "second", "--resume")
-    _wait_for_checkpoint(second, out / "checkpoint-4")
+    _wait_for_checkpoint(second, out / "checkpoint-16")
     second.send_signal(signal.SIGINT)
     assert second.wait(60) == 130
     stderr = (tmp_path / "second.err").read_text()
     assert "Traceback" not in stderr
     assert "\nlorakit: interrupted: completed epochs are saved; rerun the same command with --resume\n" in stderr
-    assert f"resuming from {out / 'checkpoint-2'} (epoch 1, step 2)" in (tmp_path / "second.out").read_text()
+    assert f"resuming from {out / 'checkpoint-8'} (epoch 1, step 8)" in (tmp_path / "second.out").read_text()
 
     third = _start(out, tmp_path / "third", "--resume")
     assert third.wait(300) == 0, (tmp_path / "third.err").read_text()[-3000:]
-    assert f"resuming from {out / 'checkpoint-4'} (epoch 2, step 4)" in (tmp_path / "third.out").read_text()
+    assert f"resuming from {out / 'checkpoint-16'} (epoch 2, step 16)" in (tmp_path / "third.out").read_text()
     assert (out / "adapter/adapter_model.safetensors").is_file()
-    assert _digest(out / "checkpoint-2/adapter_model.safetensors") == epoch_1  # epoch 1 kept, not retrained
-    state = json.loads((out / "checkpoint-6/trainer_state.json").read_text())
-    assert (state["global_step"], state["epoch"]) == (6, 3)
-    assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3, 4, 5, 6]  # each step trained once
+    assert _digest(out / "checkpoint-8/adapter_model.safetensors") == epoch_1  # epoch 1 kept, not retrained
+    state = json.loads((out / "checkpoint-24/trainer_state.json").read_text())
+    assert (state["global_step"], state["epoch"]) == (24, 3)
+    assert [h["step"] for h in state["log_history"] if "loss" in h] == list(range(1, 25))  # each step trained once
 
 
 def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path, capsys):
