@@ -31,7 +31,10 @@ TINY_ARGS = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={va
 def _start(output_dir, log, *extra):
     command = [sys.executable, "-m", "lorakit.cli", "train", "--output-dir", str(output_dir), *TINY_ARGS, *extra]
     out, err = open(f"{log}.out", "w"), open(f"{log}.err", "w")
-    return subprocess.Popen(command, stdout=out, stderr=err, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # a shell that started the test suite in the background ignores SIGINT, and children inherit that (Python then
+    # installs no KeyboardInterrupt handler): restore the default, as in a terminal
+    return subprocess.Popen(command, stdout=out, stderr=err, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_checkpoint(process, checkpoint, timeout=180):
