@@ -148,8 +148,8 @@ def usable_cpus() -> int:
 def cpu_threads_for(device: str) -> Iterator[int]:
     """On CPU, cap torch's threads at `usable_cpus()` for the duration, then restore them; yields the count used."""
     before = torch.get_num_threads()
-    if device == "cpu" and before > usable_cpus():
-        torch.set_num_threads(usable_cpus())
+    if device == "cpu":
+        torch.set_num_threads(min(before, usable_cpus()))
     try:
         yield torch.get_num_threads()
     finally:
