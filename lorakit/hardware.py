@@ -145,11 +145,12 @@ def usable_cpus() -> int:
 
 
 @contextmanager
-def cpu_threads_for(device: str) -> Iterator[int]:
-    """On CPU, cap torch's threads at `usable_cpus()` for the duration, then restore them; yields the count used."""
+def cpu_threads_for(device: str, limit: int | None = None) -> Iterator[int]:
+    """On CPU, cap torch's threads at `usable_cpus()` (and at `limit` when given) for the duration, then restore
+    them; yields the count used."""
     before = torch.get_num_threads()
     if device == "cpu":
-        torch.set_num_threads(min(before, usable_cpus()))
+        torch.set_num_threads(min(before, usable_cpus(), limit or before))
     try:
         yield torch.get_num_threads()
     finally:

@@ -126,8 +126,9 @@ def _make_callback(sweep: "Sweep", on_log: Callable[[str, int, float], None] | N
 class Sweep:
     """Short runs of one base model (loaded once), a fresh LoRA adapter per point, results cached by settings.
 
-    On CPU a run uses `cpu_threads` torch threads (restored afterwards): the tiny model's matrices are so small that
-    one thread beats two, by 20× on a shared 2-core machine (10 steps: 4 s instead of 89 s). None keeps torch's.
+    On CPU a run uses at most `cpu_threads` torch threads (restored afterwards): the tiny model's matrices are so
+    small that one thread beats two, by 20× on a shared 2-core machine (10 steps: 4 s instead of 89 s). None keeps
+    torch's (within the container's CPU quota, as every `lorakit.train` run).
 
     Each run: LoRA injected into the shared base with peft's `get_peft_model`, trained by `lorakit.train` (no
     gradient checkpointing, AdamW, no checkpoints, output in a temporary folder, eval at the end), then removed with
@@ -281,10 +282,10 @@ class Sweep:
             return self._train(settings, on_log)
 
     def _train(self, settings: SweepSettings, on_log: Callable[[str, int, float], None] | None) -> SweepRun:
-        import torch
         from peft import get_peft_model
         from transformers import set_seed
 
+        from .hardware import cpu_threads_for
         from .training import train
 
         start = time.perf_counter()
@@ -294,20 +295,17 @@ class Sweep:
             data = self.data(settings.dataset)
         except ValueError as err:
             return SweepRun(settings, seconds=time.perf_counter() - start, error=str(err))
-        threads = torch.get_num_threads()
-        if self.cpu_threads and self.base.device.type == "cpu":
-            torch.set_num_threads(self.cpu_threads)
-        set_seed(recipe.seed)  # the adapter's random init too: same settings → same run
-        peft_model = get_peft_model(self.base, recipe.lora_config(self.base))
-        try:
-            with tempfile.TemporaryDirectory(prefix="lorakit-sweep-") as out:
-                result = train(recipe, model=peft_model, tokenizer=self.tokenizer, data=data, output_dir=out,
-                               callbacks=[_make_callback(self, on_log)], progress=not self.quiet)
-        except ValueError as err:
-            return SweepRun(settings, seconds=time.perf_counter() - start, error=str(err))
-        finally:
-            self.base = peft_model.unload()  # the original layers back, adapters gone
-            torch.set_num_threads(threads)
+        with cpu_threads_for(self.base.device.type, self.cpu_threads):
+            set_seed(recipe.seed)  # the adapter's random init too: same settings → same run
+            peft_model = get_peft_model(self.base, recipe.lora_config(self.base))
+            try:
+                with tempfile.TemporaryDirectory(prefix="lorakit-sweep-") as out:
+                    result = train(recipe, model=peft_model, tokenizer=self.tokenizer, data=data, output_dir=out,
+                                   callbacks=[_make_callback(self, on_log)], progress=not self.quiet)
+            except ValueError as err:
+                return SweepRun(settings, seconds=time.perf_counter() - start, error=str(err))
+            finally:
+                self.base = peft_model.unload()  # the original layers back, adapters gone
         trainable, memory = self.estimate_point(settings, result.precision)
         evals = [(h["step"], h["eval_loss"]) for h in result.log_history if "eval_loss" in h]
         steps = result.train_losses[-1][0] if result.train_losses else 0
