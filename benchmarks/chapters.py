@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -40,8 +41,6 @@ def run_chapter(folder: Path, timeout: int) -> tuple[float, float, int]:
     for i, cell in enumerate(notebook.cells):
         timing = cell.get("metadata", {}).get("execution", {})
         if "shell.execute_reply" in timing and "iopub.execute_input" in timing:
-            from datetime import datetime
-
             seconds = (datetime.fromisoformat(timing["shell.execute_reply"].rstrip("Z"))
                        - datetime.fromisoformat(timing["iopub.execute_input"].rstrip("Z"))).total_seconds()
             if seconds > slowest:

@@ -84,11 +84,11 @@ def _plain(args: argparse.Namespace, recipe: Any, data: Any, model_name: str, ou
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, Trainer, TrainingArguments
 
     from lorakit import compat
-    from lorakit.hardware import choose_precision, detect
+    from lorakit.hardware import DTYPES, choose_precision, detect
 
     tokenizer = AutoTokenizer.from_pretrained(model_name)
     precision = choose_precision(recipe.precision, detect())
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    dtype = DTYPES[precision]
     quantization = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                        bnb_4bit_compute_dtype=dtype) if recipe.quantization == "nf4" else None)
     model = AutoModelForCausalLM.from_pretrained(model_name, dtype=dtype, quantization_config=quantization)
