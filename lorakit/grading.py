@@ -113,12 +113,12 @@ def _locked_cells(notebook: Path) -> dict[str, str]:
             for cell in _readable_cells(notebook) if is_locked(cell)}
 
 
-def _tampering(submitted: Path, locked: dict[str, str]) -> list[str]:
+def _tampering(cells: list[Any], locked: dict[str, str]) -> list[str]:
     """What the student changed in locked cells: 'edited <id>' / 'deleted <id>' (checked against the release)."""
     from nbgrader.utils import compute_checksum
 
     found: dict[str, str] = {}
-    for cell in _readable_cells(submitted):
+    for cell in cells:
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         if grade_id in locked:
             try:
@@ -129,8 +129,8 @@ def _tampering(submitted: Path, locked: dict[str, str]) -> list[str]:
             for grade_id, checksum in locked.items() if found.get(grade_id) != checksum]
 
 
-def _is_empty(submitted: Path) -> bool:
-    return not any(cell.cell_type == "code" and cell.source.strip() for cell in _readable_cells(submitted))
+def _is_empty(cells: list[Any]) -> bool:
+    return not any(cell.cell_type == "code" and cell.source.strip() for cell in cells)
 
 
 def _timed_out(autograded: Path) -> list[str]:
@@ -177,8 +177,9 @@ def _grade_one(api: Any, course_root: Path, assignment: str, student: str, locke
             if not (submitted / name).is_file():
                 missing.append(f"no notebook named {name}")
                 continue
-            tampered += _tampering(submitted / name, cells)
-            empty = empty and _is_empty(submitted / name)
+            notebook = _readable_cells(submitted / name)
+            tampered += _tampering(notebook, cells)
+            empty = empty and _is_empty(notebook)
     except Exception as err:  # noqa: BLE001 - an unreadable notebook is the student's, the batch goes on
         return Grade(student, assignment, *_scores(course_root, assignment, None), "error",
                      f"unreadable notebook: {type(err).__name__}: {err}"[:1500])
