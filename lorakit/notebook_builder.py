@@ -5,6 +5,7 @@ A chapter is written as a Python file in which `# %%` starts a code cell and `# 
 
     # %% [solution] id=ch1-scale           -> an autograded answer cell (### BEGIN/END SOLUTION inside)
     # %% [tests] id=ch1-scale-tests points=2   -> a locked, graded test cell (### BEGIN/END HIDDEN TESTS inside)
+    # %% grading=skip                          -> a long demo cell the grader skips (learners and nbval run it)
 
 Every notebook gets a kernelspec, Colab/Binder badges and the guarded Colab install cell at its top.
 `python -m lorakit.notebook_builder` writes `notebooks/source/<chapter>/<chapter>.ipynb` for each source file and
@@ -60,6 +61,10 @@ def _cell(kind: str | None, attrs: dict[str, str], lines: list[str], where: str)
         text = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in lines)
         return nbformat.v4.new_markdown_cell(text)
     cell = nbformat.v4.new_code_cell("\n".join(lines))
+    if attrs.get("grading") == "skip":
+        cell.metadata["lorakit"] = {"grading": "skip"}  # a long demo cell the grader does not run
+    elif "grading" in attrs:
+        raise ValueError(f"{where}: grading={attrs['grading']!r} is not allowed (only grading=skip)")
     if kind in ("solution", "tests"):
         cell.metadata.update(_grading_metadata(kind, attrs, where))
     return cell

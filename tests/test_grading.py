@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbgrader.utils import compute_checksum
 
-from lorakit import grading
+from lorakit import checks, grading
 from lorakit.notebook_builder import build, parse
 from conftest import REPO
 from nbhelpers import leaks, readable_text, secret_lines, solved_release
@@ -65,12 +65,12 @@ def test_round_trip_solution_full_marks_blank_zero(demo_course, tmp_path):
 
 def test_feedback_messages_are_actionable():
     with pytest.raises(AssertionError, match=r"scale: expected 2, got 0.5. alpha / r, not r / alpha"):
-        grading.check_close(0.5, 2.0, "scale", hint="alpha / r, not r / alpha")
+        checks.check_close(0.5, 2.0, "scale", hint="alpha / r, not r / alpha")
     with pytest.raises(AssertionError, match="expected a number"):
-        grading.check_close("two", 2.0, "scale")
+        checks.check_close("two", 2.0, "scale")
     with pytest.raises(AssertionError, match=r"targets: expected \['q_proj'\], got \[\]"):
-        grading.check_equal([], ["q_proj"], "targets")
-    grading.check_close(2.0 + 1e-12, 2.0, "scale")
+        checks.check_equal([], ["q_proj"], "targets")
+    checks.check_close(2.0 + 1e-12, 2.0, "scale")
 
 
 # ---------------------------------------------------------------- a class with every kind of bad submission
