@@ -87,26 +87,55 @@ print(tokenizer.apply_chat_template([{"role": "user", "content": "Repeat: cat"},
                                      {"role": "assistant", "content": "cat"}], tokenize=False))
 
 # %% [markdown]
-# ### Exercise 0.1 — your machine (1 point)
+# ### Exercise 0.1 — precision and weight memory (1 point)
 #
-# Set `my_precision` to the precision lorakit picks on a machine **with a Tesla T4** GPU (no native bf16).
-# Use `lorakit.choose_precision` with a `lorakit.hardware.Hardware` that describes a T4.
+# Write `weights_plan(hw, n_params)` for a machine described by `hw` (a `lorakit.hardware.Hardware`) and a model with
+# `n_params` parameters. Return a dict `{"precision": ..., "weights_gib": ...}`:
+# * `"precision"` (a str): the precision lorakit trains in on that machine: bf16 where the GPU runs it natively,
+#   else fp16 where the GPU has it, else fp32 (a CPU);
+# * `"weights_gib"` (a float): the memory of the weights stored in that precision, in GiB (2**30 bytes): 2 bytes
+#   per parameter in bf16 or fp16, 4 in fp32.
+#
+# `lorakit.choose_precision("auto", hw)` applies the first rule for you; the second is yours.
 
-# %% [solution] id=ch0-precision
+# %% [solution] id=ch0-weights
 from lorakit.hardware import Hardware
 
-### BEGIN SOLUTION
-t4 = Hardware(device="cuda", name="Tesla T4", bf16=False, fp16=True, total_memory_bytes=15 * 2**30, bitsandbytes=True)
-my_precision = lorakit.choose_precision("auto", t4)
-### END SOLUTION
 
-# %% [tests] id=ch0-precision-tests points=1
-from lorakit.grading import check_equal, passed
+def weights_plan(hw: Hardware, n_params: int) -> dict:
+    ### BEGIN SOLUTION
+    precision = lorakit.choose_precision("auto", hw)
+    bytes_per_param = 4 if precision == "fp32" else 2
+    return {"precision": precision, "weights_gib": n_params * bytes_per_param / 2**30}
+    ### END SOLUTION
 
-check_equal(my_precision in ("bf16", "fp16", "fp32"), True, "my_precision is a precision name")
+# %% [tests] id=ch0-weights-tests points=1
 ### BEGIN HIDDEN TESTS
-check_equal(my_precision, "fp16", "precision on a T4", hint="a T4 has fast fp16 but no native bf16.")
+from lorakit.grading.collect import collect
+from lorakit.hardware import Hardware
+
+
+def machines(rng):
+    gpus = [("Tesla T4", False, True), ("Tesla V100", False, True), ("NVIDIA A100", True, True),
+            ("NVIDIA H100", True, True), ("RTX 4090", True, True)]
+    cases = [(Hardware("cpu", "CPU", False, False, None, rng.random() < 0.5), rng.randint(10**6, 10**9))]
+    for name, bf16, fp16 in rng.sample(gpus, 4):
+        memory = rng.choice([16, 24, 40, 80]) * 2**30
+        cases.append((Hardware("cuda", name, bf16, fp16, memory, True), rng.randint(10**8, 7 * 10**10)))
+    return cases
+
+
+collect("ch0-weights-tests", weights_plan, cases=machines, rel=1e-9)
 ### END HIDDEN TESTS
+from lorakit.checks import check_close, check_equal, passed
+from lorakit.hardware import Hardware
+
+t4 = Hardware(device="cuda", name="Tesla T4", bf16=False, fp16=True, total_memory_bytes=15 * 2**30, bitsandbytes=True)
+plan = weights_plan(t4, 7_000_000_000)
+check_equal(sorted(plan), ["precision", "weights_gib"], "the keys of weights_plan's dict")
+check_equal(plan["precision"], "fp16", "the precision on a T4", hint="a T4 has fast fp16 but no native bf16.")
+check_close(plan["weights_gib"], 7e9 * 2 / 2**30, "7B weights on a T4, in GiB", rel=1e-9,
+            hint="fp16 stores 2 bytes per parameter; a GiB is 2**30 bytes.")
 passed("Exercise 0.1")
 
 # %% [markdown]

@@ -48,7 +48,7 @@ print("at init, LoRA output == base output:", torch.equal(W @ x + (alpha / r) * 
 # The cell trains the default point (r = 16, alpha = 2r, LR 1e-3) once so that there is a curve to compare with.
 # Try r = 4 and r = 64 next, then alpha = r, then a fixed alpha of 16 at r = 64.
 
-# %%
+# %% grading=skip
 from lorakit.widgets import SweepPanel
 
 panel = SweepPanel()
@@ -59,7 +59,8 @@ panel
 # %% [markdown]
 # ### Exercise 1.1 — the LoRA scale (2 points)
 #
-# Write `lora_scale(r, alpha, rslora=False)`: `alpha / r` normally, `alpha / sqrt(r)` with rsLoRA.
+# Write `lora_scale(r, alpha, rslora=False)`: return the adapter's scale as a float, `alpha / r` normally and
+# `alpha / sqrt(r)` with rsLoRA.
 
 # %% [solution] id=ch1-scale
 def lora_scale(r: int, alpha: float, rslora: bool = False) -> float:
@@ -68,16 +69,19 @@ def lora_scale(r: int, alpha: float, rslora: bool = False) -> float:
     ### END SOLUTION
 
 # %% [tests] id=ch1-scale-tests points=2
-from lorakit.grading import check_close, passed
-
-check_close(lora_scale(16, 32), 2.0, "lora_scale(16, 32)", hint="the scale is alpha / r.")
-check_close(lora_scale(16, 32, rslora=True), 8.0, "lora_scale(16, 32, rslora=True)", hint="rsLoRA uses alpha / sqrt(r).")
 ### BEGIN HIDDEN TESTS
-for rank, a in [(1, 1), (8, 16), (64, 16), (128, 256)]:
-    check_close(lora_scale(rank, a), RECIPES["quickstart"].replace(r=rank, lora_alpha=a).scale, f"lora_scale({rank}, {a})")
-    check_close(lora_scale(rank, a, True), RECIPES["quickstart"].replace(r=rank, lora_alpha=a, use_rslora=True).scale,
-                f"lora_scale({rank}, {a}, rslora=True)")
+from lorakit.grading.collect import collect
+
+collect("ch1-scale-tests", lora_scale, rel=1e-9,
+        cases=lambda rng: [(rng.choice([1, 2, 4, 8, 16, 32, 64, 128, 256]), rng.choice([1, 8, 16, 32, 64, 128, 512]),
+                            rslora) for rslora in (False, True, False, True, rng.random() < 0.5)])
 ### END HIDDEN TESTS
+from lorakit.checks import check_close, passed
+
+check_close(lora_scale(16, 32), 2.0, "lora_scale(16, 32)", rel=1e-9, hint="the scale is alpha / r.")
+check_close(lora_scale(16, 32, rslora=True), 8.0, "lora_scale(16, 32, rslora=True)", rel=1e-9,
+            hint="rsLoRA uses alpha / sqrt(r).")
+check_close(lora_scale(64, 16), 0.25, "lora_scale(64, 16)", rel=1e-9, hint="a fixed alpha shrinks the scale as r grows.")
 passed("Exercise 1.1")
 
 # %% [markdown]
@@ -103,7 +107,7 @@ for rank in ranks:
 # Short runs of the tiny model on the instruction dataset: the same recipe with `r` = 4, 16 and 64 under
 # alpha = 2r. (Gradient checkpointing off for speed; it does not change the loss.)
 
-# %%
+# %% grading=skip
 results = {}
 for rank in (4, 16, 64):
     results[rank] = lorakit.train("quickstart", r=rank, lora_alpha=2 * rank, max_steps=40, n_train=320, n_eval=64,
@@ -134,7 +138,8 @@ plt.show()
 #
 # ### Exercise 1.2 — dropout for a dataset (1 point)
 #
-# Write `dropout_for(n_examples)` following the table (use 0.05 for the 1,000–10,000 band and 0.0 above 10,000).
+# Write `dropout_for(n_examples)` following the table: return the float 0.1 below 1,000 examples, 0.05 from 1,000
+# up to and including 10,000, and 0.0 above 10,000.
 
 # %% [solution] id=ch1-dropout
 def dropout_for(n_examples: int) -> float:
@@ -147,16 +152,19 @@ def dropout_for(n_examples: int) -> float:
     ### END SOLUTION
 
 # %% [tests] id=ch1-dropout-tests points=1
-from lorakit.grading import check_equal
+### BEGIN HIDDEN TESTS
+from lorakit.grading.collect import collect
+
+collect("ch1-dropout-tests", dropout_for,
+        cases=lambda rng: [(rng.randint(1, 999),), (rng.choice([999, 1_000, 10_000, 10_001]),),
+                           (rng.randint(1_000, 10_000),), (rng.randint(10_001, 10**6),),
+                           (rng.choice([1_000, 10_000]),)])
+### END HIDDEN TESTS
+from lorakit.checks import check_equal, passed
 
 check_equal(dropout_for(500), 0.1, "dropout_for(500)", hint="small data overfits quickly: use more dropout.")
 check_equal(dropout_for(5_000), 0.05, "dropout_for(5_000)")
-### BEGIN HIDDEN TESTS
-check_equal(dropout_for(999), 0.1, "dropout_for(999)")
-check_equal(dropout_for(1_000), 0.05, "dropout_for(1_000)", hint="1,000 is in the middle band.")
-check_equal(dropout_for(10_000), 0.05, "dropout_for(10_000)", hint="10,000 is still in the middle band.")
-check_equal(dropout_for(200_000), 0.0, "dropout_for(200_000)")
-### END HIDDEN TESTS
+check_equal(dropout_for(50_000), 0.0, "dropout_for(50_000)", hint="above 10,000 examples, no dropout.")
 passed("Exercise 1.2")
 
 # %% [markdown]
@@ -176,22 +184,41 @@ except ValueError as err:
 # %% [markdown]
 # ### Exercise 1.3 — a recipe for a small dataset (2 points)
 #
-# You have 600 examples. Starting from the quickstart recipe, make `small_data_recipe` with rank 8, the alpha = 2r
-# strategy, and the dropout your `dropout_for` gives. Leave everything else as it is.
+# Write `small_data_recipe(n_examples, r)`: starting from the quickstart recipe, return a recipe (a
+# `lorakit.recipes.Recipe`, made with `replace`) with rank `r`, the alpha = 2r strategy, and the dropout your
+# `dropout_for` gives for `n_examples`. Leave everything else as it is.
 
 # %% [solution] id=ch1-recipe
-### BEGIN SOLUTION
-small_data_recipe = quick.replace(r=8, lora_alpha=16, lora_dropout=dropout_for(600))
-### END SOLUTION
+def small_data_recipe(n_examples: int, r: int):
+    ### BEGIN SOLUTION
+    return RECIPES["quickstart"].replace(r=r, lora_alpha=2 * r, lora_dropout=dropout_for(n_examples))
+    ### END SOLUTION
 
 # %% [tests] id=ch1-recipe-tests points=2
-check_equal(small_data_recipe.r, 8, "small_data_recipe.r")
 ### BEGIN HIDDEN TESTS
-check_equal(small_data_recipe.lora_alpha, 16, "small_data_recipe.lora_alpha", hint="alpha = 2r.")
-check_equal(small_data_recipe.lora_dropout, 0.1, "small_data_recipe.lora_dropout", hint="600 < 1,000 examples.")
-check_equal(small_data_recipe.learning_rate, quick.learning_rate, "small_data_recipe.learning_rate",
-            hint="leave the rest of the recipe unchanged.")
+from lorakit.grading.collect import collect
+
+
+def recipe_fields(n_examples, r):
+    recipe = small_data_recipe(n_examples, r)
+    return {"r": int(recipe.r), "lora_alpha": float(recipe.lora_alpha), "lora_dropout": float(recipe.lora_dropout),
+            "learning_rate": float(recipe.learning_rate), "target_modules": str(recipe.target_modules),
+            "num_train_epochs": float(recipe.num_train_epochs), "use_rslora": bool(recipe.use_rslora)}
+
+
+collect("ch1-recipe-tests", recipe_fields, rel=1e-9,
+        cases=lambda rng: [(rng.choice([rng.randint(50, 999), rng.randint(1_000, 10_000), rng.randint(10_001, 10**5)]),
+                            rng.choice([2, 4, 8, 16, 32, 64])) for _ in range(4)])
 ### END HIDDEN TESTS
+from lorakit.checks import check_equal, passed
+from lorakit.recipes import RECIPES
+
+mine = small_data_recipe(600, 8)
+check_equal(mine.r, 8, "small_data_recipe(600, 8).r")
+check_equal(mine.lora_alpha, 16, "small_data_recipe(600, 8).lora_alpha", hint="alpha = 2r.")
+check_equal(mine.lora_dropout, 0.1, "small_data_recipe(600, 8).lora_dropout", hint="600 < 1,000 examples.")
+check_equal(mine.learning_rate, RECIPES["quickstart"].learning_rate, "small_data_recipe(600, 8).learning_rate",
+            hint="leave the rest of the quickstart recipe unchanged.")
 passed("Exercise 1.3")
 
 # %% [markdown]

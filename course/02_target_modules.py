@@ -36,8 +36,9 @@ for name, (fan_in, fan_out) in shape.linear_shapes().items():
 #
 # ### Exercise 2.1 — count by hand (2 points)
 #
-# Write `lora_params(shape, r, modules)`: the trainable parameters of LoRA rank `r` on the listed `modules` of
-# every layer. Use only `shape.linear_shapes()` and `shape.num_layers` (not `count_lora_params`).
+# Write `lora_params(shape, r, modules)`: return the number (an int) of trainable parameters of LoRA rank `r` on the
+# listed `modules` of every layer of a model of that `shape`. Use only `shape.linear_shapes()` and
+# `shape.num_layers` (not `count_lora_params`, which the self-check uses to check you).
 
 # %% [solution] id=ch2-count
 def lora_params(shape: ModelShape, r: int, modules: list[str]) -> int:
@@ -47,16 +48,33 @@ def lora_params(shape: ModelShape, r: int, modules: list[str]) -> int:
     ### END SOLUTION
 
 # %% [tests] id=ch2-count-tests points=2
-from lorakit.grading import check_equal, passed
+### BEGIN HIDDEN TESTS
+from lorakit.grading.collect import collect
+from lorakit.params import ModelShape
+
+MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def random_shape(rng):
+    heads = rng.choice([8, 16, 32, 40])
+    kv_heads = rng.choice([k for k in (1, 2, 4, 8, heads) if heads % k == 0])
+    return ModelShape(vocab_size=rng.choice([32000, 50257, 128256]), hidden_size=heads * rng.choice([64, 128]),
+                      intermediate_size=rng.randrange(1024, 16384, 256), num_layers=rng.randint(4, 48),
+                      num_attention_heads=heads, num_key_value_heads=kv_heads)
+
+
+collect("ch2-count-tests", lora_params,
+        cases=lambda rng: [(random_shape(rng), rng.choice([1, 4, 8, 16, 64]), rng.sample(MODULES, rng.randint(1, 7)))
+                           for _ in range(5)])
+### END HIDDEN TESTS
+from lorakit.checks import check_equal, passed
+from lorakit.params import LLAMA2_7B, count_lora_params
 
 check_equal(lora_params(shape, 16, ["q_proj", "v_proj"]), count_lora_params(shape, 16, "q,v"),
             "LoRA r=16 on q,v of the tiny model", hint="per layer r·(in+out) for q and for v, times the layers.")
-### BEGIN HIDDEN TESTS
-for r_, mods in [(8, ["q_proj", "k_proj", "v_proj", "o_proj"]), (4, ["down_proj"]),
-                 (32, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])]:
-    check_equal(lora_params(shape, r_, mods), count_lora_params(shape, r_, mods), f"r={r_} on {mods}")
+check_equal(lora_params(shape, 4, ["down_proj"]), count_lora_params(shape, 4, ["down_proj"]),
+            "LoRA r=4 on down_proj of the tiny model", hint="down_proj goes from the MLP width back to hidden.")
 check_equal(lora_params(LLAMA2_7B, 8, ["q_proj", "v_proj"]), 4_194_304, "LLaMA-2-7B, r=8 on q,v")
-### END HIDDEN TESTS
 passed("Exercise 2.1")
 
 # %% [markdown]
@@ -64,7 +82,7 @@ passed("Exercise 2.1")
 #
 # peft wraps each targeted layer and reports what it will train. Our count from the shapes must agree.
 
-# %%
+# %% grading=skip
 for targets in ("q,v", "q,k,v,o", "all-linear"):
     fresh, _ = lorakit.load_base("tiny")
     peft_model = get_peft_model(fresh, lorakit.get_recipe("quickstart", target_modules=targets).lora_config(fresh))
@@ -93,7 +111,7 @@ for row in lora_table(LLAMA2_7B):
 # Same recipe, three target sets. More targets cost more parameters (and memory); on instruction tasks the guide's
 # advice is all-linear, because the MLP layers hold much of what the model "knows" and adapting them helps.
 
-# %%
+# %% grading=skip
 runs = {}
 for targets in ("q,v", "q,k,v,o", "all-linear"):
     runs[targets] = lorakit.train("quickstart", target_modules=targets, max_steps=40, n_train=320, n_eval=64,
@@ -116,26 +134,64 @@ top_half = lorakit.get_recipe("quickstart", target_modules=["q_proj", "v_proj"],
 print(top_half.lora_config().layers_to_transform)
 
 # %% [markdown]
-# ### Exercise 2.2 — a 7B budget (2 points)
+# ### Exercise 2.2 — a parameter budget (2 points)
 #
-# You may train at most 10 million LoRA parameters on LLaMA-2-7B with all seven linear layers targeted.
-# Set `max_rank` to the largest power of two `r` that fits, and `top_layers_r16` to the number of top layers you can
-# adapt at r = 16 (all-linear modules, `layers_to_transform`) within the same budget.
+# You may train at most `budget` LoRA parameters on a model of shape `shape`. Write `budget_plan(shape, budget)`
+# returning a dict of two ints:
+# * `"max_rank"`: the largest power of two `r` (1, 2, 4, …, 1024) whose LoRA on all seven linear layers of every
+#   layer fits within the budget (0 if not even r = 1 fits);
+# * `"top_layers_r16"`: how many layers (at most `shape.num_layers`) you can adapt at r = 16 on all seven linear
+#   layers (with `layers_to_transform`) within the same budget.
+#
+# `count_lora_params` is allowed here.
 
 # %% [solution] id=ch2-budget
 ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-### BEGIN SOLUTION
-max_rank = max(2**k for k in range(10) if count_lora_params(LLAMA2_7B, 2**k, "all-linear") <= 10_000_000)
-per_layer = count_lora_params(LLAMA2_7B, 16, ALL, layers_to_transform=[0])
-top_layers_r16 = 10_000_000 // per_layer
-### END SOLUTION
+
+
+def budget_plan(shape: ModelShape, budget: int) -> dict:
+    ### BEGIN SOLUTION
+    fitting = [2**k for k in range(11) if count_lora_params(shape, 2**k, "all-linear") <= budget]
+    per_layer = count_lora_params(shape, 16, ALL, layers_to_transform=[0])
+    return {"max_rank": max(fitting, default=0), "top_layers_r16": min(shape.num_layers, budget // per_layer)}
+    ### END SOLUTION
 
 # %% [tests] id=ch2-budget-tests points=2
-check_equal(isinstance(max_rank, int) and max_rank & (max_rank - 1) == 0, True, "max_rank is a power of two")
 ### BEGIN HIDDEN TESTS
-check_equal(max_rank, 4, "max_rank", hint="all-linear on 7B costs 2,498,560 parameters per unit of rank.")
-check_equal(top_layers_r16, 8, "top_layers_r16", hint="r=16 all-linear costs 1,249,280 parameters per layer.")
+from lorakit.grading.collect import collect
+from lorakit.params import ModelShape, count_lora_params
+
+
+def random_shape(rng):
+    heads = rng.choice([8, 16, 32, 40])
+    kv_heads = rng.choice([k for k in (1, 2, 4, 8, heads) if heads % k == 0])
+    return ModelShape(vocab_size=rng.choice([32000, 50257, 128256]), hidden_size=heads * rng.choice([64, 128]),
+                      intermediate_size=rng.randrange(1024, 16384, 256), num_layers=rng.randint(4, 48),
+                      num_attention_heads=heads, num_key_value_heads=kv_heads)
+
+
+def budgets(rng):
+    cases = []
+    for _ in range(5):
+        shape = random_shape(rng)
+        per_rank = count_lora_params(shape, 1, "all-linear")
+        cases.append((shape, int(per_rank * rng.uniform(0.5, 300))))
+    return cases
+
+
+collect("ch2-budget-tests", budget_plan, cases=budgets)
 ### END HIDDEN TESTS
+from lorakit.checks import check_equal, passed
+from lorakit.params import LLAMA2_7B
+
+plan = budget_plan(LLAMA2_7B, 10_000_000)
+check_equal(sorted(plan), ["max_rank", "top_layers_r16"], "the keys of budget_plan's dict")
+check_equal(plan["max_rank"], 4, "max_rank for LLaMA-2-7B within 10M",
+            hint="all-linear on 7B costs 2,498,560 parameters per unit of rank.")
+check_equal(plan["top_layers_r16"], 8, "top_layers_r16 for LLaMA-2-7B within 10M",
+            hint="r=16 all-linear costs 1,249,280 parameters per layer.")
+check_equal(budget_plan(LLAMA2_7B, 10**12)["top_layers_r16"], 32, "top_layers_r16 with a huge budget",
+            hint="a model has only shape.num_layers layers.")
 passed("Exercise 2.2")
 
 # %% [markdown]

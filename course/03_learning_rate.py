@@ -67,9 +67,9 @@ for total in (10, 100, 250, 1000):
 # %% [markdown]
 # ### Exercise 3.1 — cosine with warmup (2 points)
 #
-# Implement `cosine_with_warmup(step, total_steps, warmup, peak_lr)` returning the LR at optimizer step `step`
-# (0-based): linear warmup from 0 to `peak_lr` over `warmup` steps, then half a cosine from `peak_lr` down to 0 at
-# `total_steps`. It must match transformers' `get_cosine_schedule_with_warmup` exactly.
+# Implement `cosine_with_warmup(step, total_steps, warmup, peak_lr)` returning the LR (a float) at optimizer step
+# `step` (0-based): linear warmup from 0 to `peak_lr` over `warmup` steps, then half a cosine from `peak_lr` down to 0
+# at `total_steps`. It must match transformers' `get_cosine_schedule_with_warmup` to a relative 1e-9.
 
 # %% [solution] id=ch3-cosine
 def cosine_with_warmup(step: int, total_steps: int, warmup: int, peak_lr: float) -> float:
@@ -81,43 +81,83 @@ def cosine_with_warmup(step: int, total_steps: int, warmup: int, peak_lr: float)
     ### END SOLUTION
 
 # %% [tests] id=ch3-cosine-tests points=2
-from lorakit.grading import check_close, passed
+### BEGIN HIDDEN TESTS
+from lorakit.grading.collect import collect
+
+
+def schedule_points(rng):
+    cases = []
+    for where in ("start", "warmup", "end of warmup", "middle", "last", "no warmup"):
+        total = rng.randint(20, 2000)
+        warmup = 0 if where == "no warmup" else rng.randint(1, total // 4)
+        if where == "start":
+            step = 0
+        elif where == "warmup":
+            step = rng.randint(1, warmup)
+        elif where == "end of warmup":
+            step = warmup
+        elif where == "last":
+            step = total - 1
+        else:
+            step = rng.randint(warmup, total - 1)
+        cases.append((step, total, warmup, rng.choice([5e-5, 1e-4, 2e-4, 3e-4, 1e-3])))
+    return cases
+
+
+collect("ch3-cosine-tests", cosine_with_warmup, cases=schedule_points, rel=1e-9)
+### END HIDDEN TESTS
+from lorakit.checks import check_close, passed
+from lorakit.schedules import lr_curve
 
 reference = lr_curve("cosine", 100, peak_lr=2e-4, warmup_ratio=0.1)
-check_close(cosine_with_warmup(0, 100, 10, 2e-4), reference[0], "LR at step 0", hint="warmup starts at 0.")
-check_close(cosine_with_warmup(5, 100, 10, 2e-4), reference[5], "LR at step 5",
+check_close(cosine_with_warmup(0, 100, 10, 2e-4), reference[0], "LR at step 0", rel=1e-9, hint="warmup starts at 0.")
+check_close(cosine_with_warmup(5, 100, 10, 2e-4), reference[5], "LR at step 5", rel=1e-9,
             hint="during warmup the LR grows linearly: peak × step / warmup.")
-check_close(cosine_with_warmup(55, 100, 10, 2e-4), reference[55], "LR at step 55",
+check_close(cosine_with_warmup(55, 100, 10, 2e-4), reference[55], "LR at step 55", rel=1e-9,
             hint="after warmup, progress = (step - warmup) / (total - warmup) and LR = peak × ½(1 + cos(π·progress)).")
-### BEGIN HIDDEN TESTS
-for total, ratio in [(100, 0.1), (37, 0.03), (1000, 0.0)]:
-    ref = lr_curve("cosine", total, peak_lr=3e-4, warmup_ratio=ratio)
-    for s in range(total):
-        check_close(cosine_with_warmup(s, total, warmup_steps(total, ratio), 3e-4), ref[s], f"LR at step {s}",
-                    rel=1e-9)
-### END HIDDEN TESTS
 passed("Exercise 3.1")
 
 # %% [markdown]
-# ### Exercise 3.2 — warmup steps (1 point)
+# ### Exercise 3.2 — warmup steps from the data (1 point)
 #
-# A run trains 3 epochs of 250 optimizer steps each with the guide's 3% warmup. Set `n_warmup` to the number of
-# warmup steps the Trainer will use, and `lr_at_end_of_warmup` to the LR at step `n_warmup` for a peak of 2e-4.
+# Write `warmup_for(n_examples, batch_size, epochs, ratio)`: the number of warmup steps (an int) the Trainer uses for
+# a run of `epochs` epochs over `n_examples` examples in batches of `batch_size` (a last, smaller batch still makes
+# a step; no gradient accumulation), with warmup given as a `ratio` of all steps.
 
 # %% [solution] id=ch3-warmup
-### BEGIN SOLUTION
-n_warmup = math.ceil(3 * 250 * 0.03)
-lr_at_end_of_warmup = 2e-4
-### END SOLUTION
+def warmup_for(n_examples: int, batch_size: int, epochs: int, ratio: float) -> int:
+    ### BEGIN SOLUTION
+    total_steps = epochs * math.ceil(n_examples / batch_size)
+    return math.ceil(total_steps * ratio)
+    ### END SOLUTION
 
 # %% [tests] id=ch3-warmup-tests points=1
-from lorakit.grading import check_equal
-
-check_equal(isinstance(n_warmup, int), True, "n_warmup is an int", hint="steps are whole numbers.")
 ### BEGIN HIDDEN TESTS
-check_equal(n_warmup, 23, "n_warmup", hint="total steps are 3 × 250 = 750; 750 × 0.03 = 22.5, rounded up.")
-check_close(lr_at_end_of_warmup, lr_curve("cosine", 750, 2e-4, 0.03)[n_warmup], "LR at the end of warmup")
+import math
+from fractions import Fraction
+
+from lorakit.grading.collect import collect
+
+
+def runs(rng):
+    cases = []
+    while len(cases) < 5:
+        n, batch, epochs, ratio = (rng.randint(50, 50_000), rng.choice([1, 4, 8, 16, 32]), rng.randint(1, 5),
+                                   rng.choice([0.03, 0.05, 0.1, 0.06]))
+        steps = epochs * math.ceil(n / batch)
+        if math.ceil(steps * ratio) == math.ceil(steps * Fraction(str(ratio))):  # no float rounding ambiguity
+            cases.append((n, batch, epochs, ratio))
+    return cases
+
+
+collect("ch3-warmup-tests", warmup_for, cases=runs)
 ### END HIDDEN TESTS
+from lorakit.checks import check_equal, passed
+
+check_equal(warmup_for(2000, 8, 3, 0.03), 23, "warmup_for(2000, 8, 3, 0.03)",
+            hint="2000 / 8 = 250 steps per epoch, 750 steps in all; 750 × 0.03 = 22.5, rounded up.")
+check_equal(warmup_for(1001, 8, 1, 0.1), 13, "warmup_for(1001, 8, 1, 0.1)",
+            hint="1001 examples make 126 batches (the last one has a single example).")
 passed("Exercise 3.2")
 
 # %% [markdown]
@@ -127,7 +167,7 @@ passed("Exercise 3.2")
 # rate: 10× below the recipe, the recipe's 2e-4, and 10× above. (Gradient checkpointing is off to keep them fast on
 # a CPU; it changes memory and speed, not the loss.)
 
-# %%
+# %% grading=skip
 runs = {}
 for lr in (2e-5, 2e-4, 2e-3):
     runs[lr] = lorakit.train("quickstart", learning_rate=lr, max_steps=40, n_train=320, n_eval=64,
@@ -146,7 +186,7 @@ plt.show()
 # model but is the one that turns noisy and can diverge on a real 7B model with long sequences. The guide's advice
 # follows: start at 2e-4 and change it by factors of 2–3, not 10.
 
-# %%
+# %% grading=skip
 eval_losses = {lr: r.final_eval_loss for lr, r in runs.items()}
 assert eval_losses[2e-4] < eval_losses[2e-5], "2e-4 should beat a 10x lower LR in the same number of steps"
 eval_losses
@@ -159,7 +199,7 @@ eval_losses
 # steps, and where a higher LR stops helping and starts to make the curve jumpy. Combine it with the rank: at a
 # fixed alpha, a higher rank lowers the scale alpha / r and behaves like a lower LR; with rsLoRA it does not.
 
-# %%
+# %% grading=skip
 from lorakit.widgets import SweepPanel
 
 lr_panel = SweepPanel()
@@ -169,7 +209,7 @@ for lr in (1e-5, 1e-4, 1e-3, 1e-2):
     lr_panel.wait()
 lr_panel
 
-# %%
+# %% grading=skip
 lr_losses = {run.settings.learning_rate: run.eval_loss for run in lr_panel.sweep.runs}
 assert lr_losses[1e-3] < lr_losses[1e-5], "in 30 steps, 1e-3 should beat 1e-5 by a wide margin"
 {f"{lr:g}": round(loss, 3) for lr, loss in lr_losses.items()}

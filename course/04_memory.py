@@ -26,7 +26,7 @@ torch.manual_seed(0)
 # Double quantisation stores those scales in 8 bits instead of 32. Embeddings, norms and the output head are not
 # quantized. Here is the tiny model's real footprint, loaded three ways:
 
-# %%
+# %% grading=skip
 footprints = {}
 for label, kwargs in [("fp32", {}), ("bf16", {"dtype": "bf16"}), ("nf4 + double quant", {"quantization": "nf4"})]:
     m, _ = lorakit.load_base("tiny", **kwargs)
@@ -44,7 +44,7 @@ shape = ModelShape.from_config(m.config)
 # counts them exactly with `torch.autograd.graph.saved_tensors_hooks`. With gradient checkpointing only each block's
 # input is kept; the rest is recomputed block by block during the backward pass.
 
-# %%
+# %% grading=skip
 ids = torch.randint(0, shape.vocab_size, (4, 128))
 saved = {}
 for gc in (False, True):
@@ -110,47 +110,95 @@ calculator
 # %% [markdown]
 # ### Exercise 4.1 — weight memory by hand (2 points)
 #
-# Compute, in bytes, the weights of LLaMA-2-7B's **linear layers only** (`shape.linear_shapes()`, 32 layers):
-# `fp16_bytes` in fp16, and `nf4_bytes` in NF4 *without* double quantisation (half a byte per weight plus one
-# 4-byte absmax per block of 64 weights).
+# Write `linear_weight_bytes(shape)`: the bytes taken by the weights of the **linear layers only** of a model of that
+# shape (`shape.linear_shapes()` in each of `shape.num_layers` layers), as a dict of two ints: `"fp16"` in fp16, and
+# `"nf4"` in NF4 *without* double quantisation (half a byte per weight plus one 4-byte absmax per block of 64
+# weights; every layer here has a multiple of 64 weights).
 
 # %% [solution] id=ch4-weights
-linear_weights = LLAMA2_7B.num_layers * sum(i * o for i, o in LLAMA2_7B.linear_shapes().values())
-### BEGIN SOLUTION
-fp16_bytes = 2 * linear_weights
-nf4_bytes = linear_weights // 2 + 4 * (linear_weights // 64)
-### END SOLUTION
+def linear_weight_bytes(shape: ModelShape) -> dict:
+    ### BEGIN SOLUTION
+    weights = shape.num_layers * sum(i * o for i, o in shape.linear_shapes().values())
+    return {"fp16": 2 * weights, "nf4": weights // 2 + 4 * (weights // 64)}
+    ### END SOLUTION
 
 # %% [tests] id=ch4-weights-tests points=2
-from lorakit.grading import check_close, check_equal, passed
-
-check_equal(fp16_bytes, 2 * linear_weights, "fp16_bytes", hint="fp16 is 2 bytes per weight.")
 ### BEGIN HIDDEN TESTS
-check_equal(nf4_bytes, linear_weights // 2 + 4 * (linear_weights // 64), "nf4_bytes",
-            hint="0.5 byte per weight + 4 bytes per 64 weights.")
-check_close(nf4_bytes / fp16_bytes, 0.28125, "nf4/fp16 ratio", rel=1e-6)
+from lorakit.grading.collect import collect
+from lorakit.params import LLAMA2_7B, LLAMA2_13B, LLAMA3_8B, ModelShape
+
+
+def shapes(rng):
+    cases = [(rng.choice([LLAMA2_7B, LLAMA2_13B, LLAMA3_8B]),)]
+    for _ in range(4):
+        heads = rng.choice([8, 16, 32])
+        cases.append((ModelShape(vocab_size=32000, hidden_size=heads * rng.choice([64, 128]),
+                                 intermediate_size=rng.randrange(1024, 16384, 256), num_layers=rng.randint(2, 48),
+                                 num_attention_heads=heads, num_key_value_heads=rng.choice([1, 2, 4, 8])),))
+    return cases
+
+
+collect("ch4-weights-tests", linear_weight_bytes, cases=shapes)
 ### END HIDDEN TESTS
+from lorakit.checks import check_close, check_equal, passed
+from lorakit.params import LLAMA2_7B
+
+sizes = linear_weight_bytes(LLAMA2_7B)
+linear_weights = LLAMA2_7B.num_layers * sum(i * o for i, o in LLAMA2_7B.linear_shapes().values())
+check_equal(sorted(sizes), ["fp16", "nf4"], "the keys of linear_weight_bytes's dict")
+check_equal(sizes["fp16"], 2 * linear_weights, "LLaMA-2-7B fp16 bytes", hint="fp16 is 2 bytes per weight.")
+check_close(sizes["nf4"] / sizes["fp16"], 0.28125, "LLaMA-2-7B nf4/fp16 ratio", rel=1e-9,
+            hint="0.5 byte per weight + 4 bytes per 64 weights = 0.5625 bytes per weight, against 2 in fp16.")
 passed("Exercise 4.1")
 
 # %% [markdown]
-# ### Exercise 4.2 — make it fit a 16 GB T4 (2 points)
+# ### Exercise 4.2 — make it fit a GPU (2 points)
 #
-# A T4 has 15 GiB usable and no bf16. Using `estimate(LLAMA2_7B, ...)` with `batch=4, seq_len=1024, r=16`, choose
-# `t4_settings` (a dict of keyword arguments: `precision`, `quantization`, `optimizer`, `gradient_checkpointing`)
-# whose total stays under 15 GiB. Keep `precision="fp16"`.
+# Write `first_fit(shape, budget_gib, batch, seq_len)` that goes down the chapter's list of savings in order and
+# stops at the first setting whose `estimate(shape, batch=batch, seq_len=seq_len, r=16, **settings).total` is at
+# most `budget_gib` GiB (2**30 bytes):
+# 1. plain LoRA in fp16: `dict(precision="fp16", quantization=None, optimizer="adamw", gradient_checkpointing=False)`;
+# 2. the same with 4-bit weights (`quantization="nf4"`);
+# 3. then also gradient checkpointing (`gradient_checkpointing=True`);
+# 4. then also the paged 8-bit optimizer (`optimizer="paged_adamw_8bit"`).
+#
+# Return that settings dict (the four keys above), or `None` if not even step 4 fits. (Precision stays fp16: a T4,
+# say, has no bf16.)
 
 # %% [solution] id=ch4-t4
-### BEGIN SOLUTION
-t4_settings = dict(precision="fp16", quantization="nf4", optimizer="paged_adamw_8bit", gradient_checkpointing=True)
-### END SOLUTION
+def first_fit(shape: ModelShape, budget_gib: float, batch: int, seq_len: int) -> dict | None:
+    ### BEGIN SOLUTION
+    settings = dict(precision="fp16", quantization=None, optimizer="adamw", gradient_checkpointing=False)
+    for change in ({}, {"quantization": "nf4"}, {"gradient_checkpointing": True}, {"optimizer": "paged_adamw_8bit"}):
+        settings = {**settings, **change}
+        if estimate(shape, batch=batch, seq_len=seq_len, r=16, **settings).total <= budget_gib * 2**30:
+            return settings
+    return None
+    ### END SOLUTION
 
 # %% [tests] id=ch4-t4-tests points=2
-check_equal(t4_settings.get("precision"), "fp16", "precision", hint="a T4 has no native bf16.")
-t4_total = estimate(LLAMA2_7B, batch=4, seq_len=1024, r=16, **t4_settings).total / 2**30
-print(f"your settings need {t4_total:.1f} GiB")
 ### BEGIN HIDDEN TESTS
-assert t4_total < 15, f"{t4_total:.1f} GiB does not fit in 15 GiB: try 4-bit weights and gradient checkpointing"
+from lorakit.grading.collect import collect
+from lorakit.params import LLAMA2_7B, LLAMA2_13B, LLAMA3_8B
+
+collect("ch4-t4-tests", first_fit,
+        cases=lambda rng: [(rng.choice([LLAMA2_7B, LLAMA2_13B, LLAMA3_8B]), rng.choice([8, 12, 15, 16, 24, 40, 48, 80]),
+                            rng.choice([1, 2, 4, 8]), rng.choice([256, 512, 1024, 2048])) for _ in range(6)])
 ### END HIDDEN TESTS
+from lorakit.checks import check_equal, passed
+from lorakit.memory import estimate
+from lorakit.params import LLAMA2_7B
+
+t4_settings = first_fit(LLAMA2_7B, 15, 4, 1024)
+check_equal(t4_settings is not None and sorted(t4_settings), ["gradient_checkpointing", "optimizer", "precision",
+                                                              "quantization"], "the keys of first_fit's dict")
+t4_total = estimate(LLAMA2_7B, batch=4, seq_len=1024, r=16, **t4_settings).total / 2**30
+print(f"first_fit(LLaMA-2-7B, 15 GiB, batch 4, 1024 tokens) needs {t4_total:.1f} GiB: {t4_settings}")
+check_equal(t4_settings["gradient_checkpointing"], True, "gradient checkpointing on a 15 GiB T4 at batch 4 × 1024",
+            hint="4-bit weights alone still leave the activations of 4 × 1024 tokens: the next step is checkpointing.")
+check_equal(first_fit(LLAMA2_7B, 80, 1, 512)["quantization"], None, "on an 80 GiB GPU at batch 1 × 512",
+            hint="plain fp16 LoRA already fits: stop at the first setting that fits.")
+check_equal(first_fit(LLAMA2_7B, 2, 1, 512), None, "in 2 GiB", hint="when nothing fits, return None.")
 passed("Exercise 4.2")
 
 # %% [markdown]
@@ -160,7 +208,7 @@ passed("Exercise 4.2")
 # computes, the figure measured here on CPU where that is possible, and a verdict ("holds" within 15%, "off" within
 # 1.5×, "wrong" beyond). Memory totals need a GPU to measure (`benchmarks/memory_grid.py`).
 
-# %%
+# %% grading=skip
 for row in claims_table(audit(measure=True)):
     print(f"[{row['verdict']:>12s}] {row['claim']}\n{'':15s}stated {row['stated']}, computed {row['computed']}, "
           f"measured {row['measured']}\n{'':15s}{row['note']}\n")

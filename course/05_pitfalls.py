@@ -25,7 +25,7 @@ from lorakit.plots import plot_losses
 #
 # A learning rate 200× too low: the adapter's B matrix stays near zero and the loss is flat.
 
-# %%
+# %% grading=skip
 flat = reproduce("flat")
 plot_losses(flat.log_history, title="LR 1e-6: flat")
 plt.show()
@@ -38,7 +38,7 @@ print(report(diagnose(flat)))
 # falling; eval loss turns back up after its best epoch. The fix is in the recipe already: an adapter checkpoint per
 # epoch, so you can keep the best one.
 
-# %%
+# %% grading=skip
 overfit = reproduce("overfit")
 plot_losses(overfit.log_history, title="8 examples × 60 epochs")
 plt.show()
@@ -50,7 +50,7 @@ print(report(diagnose(overfit)))
 # A learning rate of 1 without gradient clipping on fp16 weights: the loss overflows within a few steps.
 # `NanGuardCallback` stops the run at the first non-finite value instead of wasting the rest of the budget.
 
-# %%
+# %% grading=skip
 diverged = reproduce("nan")
 print("logged steps:", [h["step"] for h in diverged.log_history if "loss" in h])
 print(report(diagnose(diverged)))
@@ -61,7 +61,7 @@ print(report(diagnose(diverged)))
 # Long, high-LR training on the elements corpus teaches the domain — and wrecks what the model knew about Python.
 # `forgetting` measures the base corpus with the adapter off and on.
 
-# %%
+# %% grading=skip
 base_texts = [t[:1500] for t in pretraining_texts("heldout")[:6]]
 forgot = reproduce("forgetting")
 numbers = forgetting(forgot.model, forgot.tokenizer, base_texts)
@@ -74,7 +74,7 @@ print(report(diagnose(forgot, forgetting=numbers)))
 # If the labels are not masked, most of the loss is spent predicting the *prompts*, and the answers suffer. Same
 # data, same steps, same LR; only the masking differs.
 
-# %%
+# %% grading=skip
 rows = load_dataset("instruction", forgot.tokenizer, n_train=8, n_eval=48).raw_eval
 unmasked = reproduce("unmasked")
 masked = lorakit.train("quickstart", learning_rate=1e-3, max_steps=150, n_train=1200, n_eval=48,
@@ -102,7 +102,7 @@ for pitfall, fixes in FIXES.items():
 # learning rate far too high behaves on this model. Rank 1 with a fixed alpha of 1 is another way to starve the
 # adapter; a fixed alpha of 0 is refused with a message.
 
-# %%
+# %% grading=skip
 from lorakit.widgets import SweepPanel
 
 pitfall_panel = SweepPanel()
@@ -115,57 +115,152 @@ print(f"LR 1e-6: train loss {starved.train_losses[0][1]:.2f} → {starved.train_
 pitfall_panel
 
 # %% [markdown]
-# ### Exercise 5.1 — diagnose a logged run (2 points)
+# ### Exercise 5.1 — what went wrong? (2 points)
 #
-# Below is the log history of a run someone sent you. Write `my_diagnosis`: the pitfall name (a key of `FIXES`)
-# that best explains it. Then check yourself with `diagnose`.
+# Write `what_went_wrong(history)` for a run's log history (a list of dicts as `trainer.state.log_history`: train
+# logs have `"loss"` and `"grad_norm"`, eval logs have `"eval_loss"`; there are at least 10 train logs). Return one
+# str, deciding in this order:
+# 1. `"divergence"` if any `loss`, `grad_norm` or `eval_loss` is NaN or infinite;
+# 2. with `first` and `last` the means of the first 5 and of the last 5 train losses: `"divergence"` if
+#    `last > 1.2 × first`, `"loss not decreasing"` if `last > 0.9 × first`;
+# 3. `"overfitting"` if the run has eval losses and the last one is more than 1.05 × the lowest one;
+# 4. otherwise `"healthy"`.
+#
+# These are the relative thresholds `diagnose` uses (it averages fifths of the run rather than five logs). Below is
+# the log of a run someone sent you, to try your function on.
 
 # %%
 mystery = ([{"step": s, "epoch": s / 10, "loss": 2.5 * math.exp(-s / 40), "grad_norm": 0.5} for s in range(5, 105, 5)]
            + [{"step": 10 * e, "epoch": float(e), "eval_loss": v} for e, v in
               enumerate([2.1, 1.6, 1.4, 1.35, 1.38, 1.47, 1.6, 1.75, 1.9, 2.1], start=1)])
 
-# %% [solution] id=ch5-diagnose
-### BEGIN SOLUTION
-my_diagnosis = "overfitting"
-### END SOLUTION
+# %% [solution] id=ch5-history
+def what_went_wrong(history: list[dict]) -> str:
+    ### BEGIN SOLUTION
+    values = [h[k] for h in history for k in ("loss", "grad_norm", "eval_loss") if k in h]
+    if not all(math.isfinite(v) for v in values):
+        return "divergence"
+    train = [h["loss"] for h in history if "loss" in h]
+    first, last = sum(train[:5]) / 5, sum(train[-5:]) / 5
+    if last > 1.2 * first:
+        return "divergence"
+    if last > 0.9 * first:
+        return "loss not decreasing"
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    if evals and evals[-1] > 1.05 * min(evals):
+        return "overfitting"
+    return "healthy"
+    ### END SOLUTION
 
-# %% [tests] id=ch5-diagnose-tests points=2
-from lorakit.grading import check_equal, passed
-
-check_equal(my_diagnosis in FIXES, True, "my_diagnosis is a pitfall name", hint=f"use one of {list(FIXES)}.")
+# %% [tests] id=ch5-history-tests points=2
 ### BEGIN HIDDEN TESTS
-check_equal(my_diagnosis, "overfitting", "my_diagnosis",
-            hint="train loss keeps falling while eval loss turns up after epoch 4.")
-check_equal({f.pitfall for f in diagnose(mystery)}, {"overfitting"}, "diagnose(mystery)")
+import math
+
+from lorakit.grading.collect import collect
+
+
+def logged_run(rng, kind):
+    n_logs, start = rng.randint(12, 40), rng.uniform(1.5, 4.0)
+    rate = {"flat": rng.uniform(0.0, 0.002), "rising": -rng.uniform(0.05, 0.08)}.get(kind, rng.uniform(0.03, 0.1))
+    history = [{"step": 5 * i, "loss": start * math.exp(-rate * i) * rng.uniform(0.98, 1.02),
+                "grad_norm": rng.uniform(0.2, 1.0)} for i in range(1, n_logs + 1)]
+    if kind == "non-finite":
+        history[rng.randrange(n_logs // 2, n_logs)][rng.choice(["loss", "grad_norm"])] = rng.choice(
+            [math.nan, math.inf])
+    n_evals, best = rng.randint(3, 8), rng.uniform(1.0, 2.0)
+    turn = rng.randint(1, n_evals - 2) if kind == "overfit" else n_evals
+    for epoch in range(1, n_evals + 1):
+        away = abs(epoch - turn) * rng.uniform(0.1, 0.2)
+        history.append({"step": 5 * n_logs * epoch // n_evals, "epoch": float(epoch), "eval_loss": best + away})
+    return history
+
+
+collect("ch5-history-tests", what_went_wrong,
+        cases=lambda rng: [(logged_run(rng, kind),) for kind in
+                           rng.sample(["flat", "rising", "non-finite", "overfit", "healthy"], 5) + [
+                               rng.choice(["overfit", "healthy"])]])
 ### END HIDDEN TESTS
+from lorakit.checks import check_equal, passed
+from lorakit.diagnostics import diagnose
+
+check_equal(what_went_wrong(mystery), "overfitting", "what_went_wrong(mystery)",
+            hint="train loss keeps falling while eval loss turns up after epoch 4.")
+check_equal({f.pitfall for f in diagnose(mystery)}, {"overfitting"}, "diagnose(mystery) agrees")
+check_equal(what_went_wrong(mystery[:20]), "healthy", "the same run without its eval logs",
+            hint="without eval losses, a falling train loss looks healthy.")
+check_equal(what_went_wrong([{"step": s, "loss": 3.0, "grad_norm": 0.1} for s in range(12)]), "loss not decreasing",
+            "a constant loss")
 passed("Exercise 5.1")
 
 # %% [markdown]
 # ### Exercise 5.2 — fix the flat run (2 points)
 #
-# Starting from the quickstart recipe with `n_train=480, max_steps=60, gradient_checkpointing=False,
-# save_strategy="no"`, choose a `fixed_lr` that turns the flat run into a learning one: `diagnose` must report no
-# "loss not decreasing", and the final train loss must be below 70% of the first.
+# Part 1 (graded). You tried several learning rates and kept each run's train losses. Write `pick_lr(trials)` for a
+# list of `(learning_rate, train_losses)` pairs: return the smallest learning rate (a float) whose losses are all
+# finite and whose last loss is below 70% of its first; `None` if no trial qualifies. (The smallest one that learns
+# is the safest: chapter 3 showed that higher rates get noisy on real models.)
+#
+# Part 2 (your own check, not graded). Choose a `fixed_lr` that turns the flat run into a learning one. The cell after
+# the solution trains the quickstart recipe with it (`n_train=480, max_steps=60`) and checks the same two things:
+# `diagnose` reports no "loss not decreasing", and the final train loss is below 70% of the first.
 
 # %% [solution] id=ch5-fix
+def pick_lr(trials: list[tuple[float, list[float]]]) -> float | None:
+    ### BEGIN SOLUTION
+    learning = [lr for lr, losses in trials
+                if all(math.isfinite(x) for x in losses) and losses[-1] < 0.7 * losses[0]]
+    return min(learning, default=None)
+    ### END SOLUTION
+
+
 ### BEGIN SOLUTION
 fixed_lr = 1e-3
 ### END SOLUTION
 
-# %%
+# %% grading=skip
+from lorakit.checks import check_equal
+
 fixed = lorakit.train("quickstart", learning_rate=fixed_lr, n_train=480, max_steps=60, gradient_checkpointing=False,
                       save_strategy="no", output_dir="runs/pitfalls/fixed")
 print(report(diagnose(fixed)))
-
-# %% [tests] id=ch5-fix-tests points=2
-check_equal(0 < fixed_lr <= 0.1, True, "fixed_lr is a sensible learning rate", hint="between 1e-5 and 1e-2.")
 losses = [loss for _, loss in fixed.train_losses]
-### BEGIN HIDDEN TESTS
 check_equal("loss not decreasing" in {f.pitfall for f in diagnose(fixed)}, False, "loss still flat",
             hint="raise the learning rate by factors of 3.")
-assert losses[-1] < 0.7 * losses[0], f"final loss {losses[-1]:.2f} is not below 70% of the first ({losses[0]:.2f})"
+check_equal(losses[-1] < 0.7 * losses[0], True, f"final loss {losses[-1]:.2f} below 70% of the first ({losses[0]:.2f})",
+            hint="raise the learning rate by factors of 3 until the loss falls by more than 30% in 60 steps.")
+
+# %% [tests] id=ch5-fix-tests points=2
+### BEGIN HIDDEN TESTS
+import math
+
+from lorakit.grading.collect import collect
+
+
+def trial_sets(rng):
+    cases = []
+    for _ in range(5):
+        trials = []
+        for lr in rng.sample([1e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1], rng.randint(2, 5)):
+            start, drop = rng.uniform(2.0, 4.0), rng.choice([0.02, 0.2, 0.35, 0.6])
+            losses = [start * (1 - drop * i / 9) for i in range(10)]
+            if rng.random() < 0.2:
+                losses[rng.randrange(1, 10)] = math.nan
+            trials.append((lr, losses))
+        cases.append((trials,))
+    return cases
+
+
+collect("ch5-fix-tests", pick_lr, cases=trial_sets)
 ### END HIDDEN TESTS
+from lorakit.checks import check_equal, passed
+
+check_equal(pick_lr([(1e-5, [3.0, 2.99]), (1e-3, [3.0, 1.5]), (1e-2, [3.0, 1.2])]), 1e-3, "three trials",
+            hint="1e-5 stays flat; of the two that learn, take the smaller rate.")
+check_equal(pick_lr([(1e-1, [3.0, float("nan")]), (1e-6, [3.0, 3.0])]), None, "nothing learns",
+            hint="a NaN loss never counts as learning; return None when no trial qualifies.")
+check_equal(pick_lr([(1e-3, [2.0, 1.4])]), None, "a loss at exactly 70% of the first",
+            hint="the last loss must be below 70% of the first, not equal to it.")
+check_equal(0 < fixed_lr <= 1, True, "fixed_lr is a positive learning rate")
 passed("Exercise 5.2")
 
 # %% [markdown]

@@ -36,7 +36,7 @@ for name in ("instruction", "code", "domain", "classification", "dpo"):
 # The base weights are loaded in 4-bit NF4 with double quantisation; only the LoRA matrices train, with the paged
 # 8-bit AdamW. `evaluate`'s exact match compares the greedy answer with the task's one right answer.
 
-# %%
+# %% grading=skip
 from lorakit.evaluate import exact_match
 
 instruction = lorakit.train("instruction", max_steps=60, n_train=480, n_eval=48, gradient_checkpointing=False,
@@ -47,7 +47,7 @@ print(type(instruction.model.base_model.model.model.layers[0].self_attn.q_proj.b
 # %% [markdown]
 # ## Code (QLoRA, higher rank, lower LR)
 
-# %%
+# %% grading=skip
 code = lorakit.train("code", max_steps=20, n_train=64, n_eval=16, gradient_checkpointing=False,
                      save_strategy="no", output_dir="runs/ch6-code")
 print(code.summary())
@@ -58,7 +58,7 @@ print(code.summary())
 # The domain corpus (facts about the chemical elements) is nothing like the Python text the base model was
 # pre-trained on: its eval perplexity starts high and falls as the adapter absorbs the domain.
 
-# %%
+# %% grading=skip
 domain = lorakit.train("domain", max_steps=30, n_train=128, n_eval=32, gradient_checkpointing=False,
                        save_strategy="no", eval_strategy="steps", output_dir="runs/ch6-domain")
 print(domain.summary())
@@ -69,7 +69,7 @@ print(domain.summary())
 # A sequence-classification head (`score`, hidden size × number of labels) sits on the last token's hidden state.
 # It starts random, so it must be trained in full: peft's `SEQ_CLS` task type adds it to `modules_to_save`.
 
-# %%
+# %% grading=skip
 classification = lorakit.train("classification", max_steps=60, n_train=480, n_eval=96,
                                gradient_checkpointing=False, save_strategy="no", output_dir="runs/ch6-cls")
 print(classification.summary())
@@ -81,7 +81,7 @@ print(classification.summary())
 # trained with Direct Preference Optimisation (TRL's `DPOTrainer`) on chosen/rejected pairs, against the merged SFT
 # model as reference. Its log shows the reward margin (chosen minus rejected) growing.
 
-# %%
+# %% grading=skip
 dpo = lorakit.train("dpo", max_steps=10, n_train=64, n_eval=16, gradient_checkpointing=False,
                     save_strategy="no", output_dir="runs/ch6-dpo")
 print(dpo.summary())
@@ -91,9 +91,9 @@ print("reward margins:", [round(m, 3) for m in margins])
 # %% [markdown]
 # ### Exercise 6.1 — optimizer steps (2 points)
 #
-# Write `optimizer_steps(n_examples, batch_size, grad_accum, epochs)`: the number of optimizer steps the Trainer
-# takes. Each epoch has `ceil(n_examples / batch_size)` batches, and one optimizer step happens every `grad_accum`
-# batches (a last, partial group still makes a step).
+# Write `optimizer_steps(n_examples, batch_size, grad_accum, epochs)`: the number of optimizer steps (an int) the
+# Trainer takes. Each epoch has `ceil(n_examples / batch_size)` batches, and one optimizer step happens every
+# `grad_accum` batches (a last, partial group still makes a step).
 
 # %% [solution] id=ch6-steps
 def optimizer_steps(n_examples: int, batch_size: int, grad_accum: int, epochs: int) -> int:
@@ -103,42 +103,76 @@ def optimizer_steps(n_examples: int, batch_size: int, grad_accum: int, epochs: i
     ### END SOLUTION
 
 # %% [tests] id=ch6-steps-tests points=2
-from lorakit.grading import check_equal, passed
+### BEGIN HIDDEN TESTS
+from lorakit.grading.collect import collect
+
+collect("ch6-steps-tests", optimizer_steps,
+        cases=lambda rng: [(rng.randint(1, 100_000), rng.choice([1, 2, 4, 8, 16, 32]), rng.choice([1, 2, 3, 4, 8, 16]),
+                            rng.randint(1, 10)) for _ in range(5)] + [(rng.randint(1, 7), 8, 1, rng.randint(1, 3))])
+### END HIDDEN TESTS
+from lorakit.checks import check_equal, passed
 
 check_equal(optimizer_steps(1000, 8, 1, 1), 125, "optimizer_steps(1000, 8, 1, 1)")
 check_equal(optimizer_steps(1000, 8, 4, 3), 96, "optimizer_steps(1000, 8, 4, 3)",
             hint="125 batches per epoch, one step per 4 batches → 32 steps per epoch (the last group is partial).")
-### BEGIN HIDDEN TESTS
-check_equal(optimizer_steps(7, 8, 1, 2), 2, "optimizer_steps(7, 8, 1, 2)")
-check_equal(optimizer_steps(480, 8, 1, 1), 60, "optimizer_steps(480, 8, 1, 1)")
-check_equal(optimizer_steps(1001, 8, 2, 1), 63, "optimizer_steps(1001, 8, 2, 1)")
-### END HIDDEN TESTS
+check_equal(optimizer_steps(7, 8, 1, 2), 2, "optimizer_steps(7, 8, 1, 2)", hint="a partial batch is still a batch.")
 passed("Exercise 6.1")
 
 # %% [markdown]
-# ### Exercise 6.2 — which recipe? (2 points)
+# ### Exercise 6.2 — plan a recipe's run (2 points)
 #
-# Fill `choices` with the recipe name (a key of `lorakit.RECIPES`, not "quickstart") for each task.
+# Write `training_plan(recipe, n_examples)` for a `lorakit.recipes.Recipe` trained on `n_examples` examples. Read
+# the recipe's `per_device_train_batch_size`, `gradient_accumulation_steps`, `num_train_epochs` (a whole number
+# here) and `warmup_ratio`, and return a dict of three ints:
+# * `"effective_batch"`: the examples that go into one optimizer step;
+# * `"steps"`: the optimizer steps of the whole run (use your `optimizer_steps`);
+# * `"warmup_steps"`: the warmup steps the Trainer derives from the ratio (rounded up, as in chapter 3).
 
-# %% [solution] id=ch6-choose
-tasks = [
-    "route support tickets into 12 fixed categories",
-    "teach a model 40,000 pages of internal pharmacology notes",
-    "make the assistant prefer concise answers, given pairs of good and bad replies",
-    "turn natural-language requests into SQL queries",
-    "follow our house style when answering short user requests",
-]
-### BEGIN SOLUTION
-choices = ["classification", "domain", "dpo", "code", "instruction"]
-### END SOLUTION
+# %% [solution] id=ch6-plan
+def training_plan(recipe, n_examples: int) -> dict:
+    ### BEGIN SOLUTION
+    batch, accum = recipe.per_device_train_batch_size, recipe.gradient_accumulation_steps
+    steps = optimizer_steps(n_examples, batch, accum, int(recipe.num_train_epochs))
+    return {"effective_batch": batch * accum, "steps": steps, "warmup_steps": math.ceil(steps * recipe.warmup_ratio)}
+    ### END SOLUTION
 
-# %% [tests] id=ch6-choose-tests points=2
-check_equal(len(choices), len(tasks), "number of choices")
-check_equal(all(c in RECIPES and c != "quickstart" for c in choices), True, "every choice is a task recipe name",
-            hint=f"use names from {sorted(set(RECIPES) - {'quickstart'})}.")
+# %% [tests] id=ch6-plan-tests points=2
 ### BEGIN HIDDEN TESTS
-check_equal(choices, ["classification", "domain", "dpo", "code", "instruction"], "choices")
+import math
+from fractions import Fraction
+
+from lorakit.grading.collect import collect
+from lorakit.recipes import RECIPES
+
+
+def plans(rng):
+    cases = []
+    while len(cases) < 5:
+        recipe = RECIPES[rng.choice(["instruction", "code", "domain", "classification"])].replace(
+            per_device_train_batch_size=rng.choice([1, 2, 4, 8, 16]), gradient_accumulation_steps=rng.choice([1, 2, 4, 8]),
+            num_train_epochs=float(rng.randint(1, 6)), warmup_ratio=rng.choice([0.03, 0.05, 0.1]))
+        n = rng.randint(100, 60_000)
+        per_epoch = math.ceil(math.ceil(n / recipe.per_device_train_batch_size) / recipe.gradient_accumulation_steps)
+        steps = int(recipe.num_train_epochs) * per_epoch
+        if math.ceil(steps * recipe.warmup_ratio) == math.ceil(steps * Fraction(str(recipe.warmup_ratio))):
+            cases.append((recipe, n))
+    return cases
+
+
+collect("ch6-plan-tests", training_plan, cases=plans)
 ### END HIDDEN TESTS
+from lorakit.checks import check_equal, passed
+from lorakit.recipes import RECIPES
+
+plan = training_plan(RECIPES["instruction"], 10_000)
+check_equal(sorted(plan), ["effective_batch", "steps", "warmup_steps"], "the keys of training_plan's dict")
+check_equal(plan["effective_batch"], 8, "effective batch of the instruction recipe", hint="batch × accumulation.")
+check_equal(plan["steps"], 3750, "steps of the instruction recipe on 10,000 examples",
+            hint="3 epochs × ceil(10,000 / 8) steps.")
+check_equal(plan["warmup_steps"], 113, "warmup steps of the instruction recipe on 10,000 examples",
+            hint="ceil(3750 × 0.03) = ceil(112.5).")
+check_equal(training_plan(RECIPES["instruction"].replace(gradient_accumulation_steps=4), 10_000)["steps"], 939,
+            "steps with 4 accumulation steps", hint="1250 batches per epoch make ceil(1250 / 4) = 313 steps.")
 passed("Exercise 6.2")
 
 # %% [markdown]

@@ -40,7 +40,7 @@ print(f"base model, answer-token perplexity: {base_ppl:,.0f}")
 # found best for this tiny model), **B** the guide's 2e-4 (tuned for 7B-class models). Each run logs train loss,
 # eval loss and eval perplexity, grad norm and learning rate.
 
-# %%
+# %% grading=skip
 runs = {}
 for name, lr in (("A", 1e-3), ("B", 2e-4)):
     runs[name] = lorakit.train("quickstart", data=data, learning_rate=lr, max_steps=150, num_train_epochs=1,
@@ -54,7 +54,7 @@ print({k: v for k, v in runs["A"].log_history[-2].items() if k in ("eval_loss", 
 # Loss says how likely the right answer is; exact match says whether greedy decoding actually produces it. Both
 # matter: a model can lower its loss a lot before its top choice becomes right.
 
-# %%
+# %% grading=skip
 rows = data.raw_eval
 for name, run in runs.items():
     print(f"adapter {name}: exact match {exact_match(run.model, tokenizer, rows):.0%}, answer perplexity "
@@ -67,7 +67,7 @@ print(f"base: exact match {exact_match(model, tokenizer, rows):.0%}")
 # Instead of two full models, load both saved adapters onto one base with peft (`load_adapter`, `set_adapter`) and
 # answer the same prompts side by side.
 
-# %%
+# %% grading=skip
 base_for_ab, _ = lorakit.load_base("tiny")
 from peft import PeftModel
 
@@ -83,7 +83,7 @@ for row in table:
 # Fine-tuning on a narrow task can damage what the model knew. Measure the base corpus (Python docs and source)
 # perplexity with the adapter switched off and on: a ratio well above 1 means forgetting.
 
-# %%
+# %% grading=skip
 base_texts = [t[:1500] for t in pretraining_texts("heldout")[:6]]
 for name, run in runs.items():
     f = forgetting(run.model, tokenizer, base_texts)
@@ -96,7 +96,7 @@ for name, run in runs.items():
 # For deployment the adapter can be folded into the weights (`merge_and_unload`): `W ← W + (alpha/r)·B A`. The
 # outputs must not change.
 
-# %%
+# %% grading=skip
 inputs = tokenizer(["The for statement", "def add(a, b):"], return_tensors="pt", padding=True)
 equal, diff = merged_matches_unmerged(runs["A"].model, inputs, atol=1e-4)
 print(f"merged == unmerged: {equal} (max |Δlogit| = {diff:.2e})")
@@ -105,7 +105,7 @@ print(f"merged == unmerged: {equal} (max |Δlogit| = {diff:.2e})")
 # ### Exercise 7.1 — perplexity from losses (2 points)
 #
 # Write `perplexity_from(losses, token_counts)`: given the summed cross-entropy loss of several batches and the
-# number of predicted tokens in each, return the perplexity over all of them (not the mean of per-batch
+# number of predicted tokens in each, return the perplexity (a float) over all of them (not the mean of per-batch
 # perplexities).
 
 # %% [solution] id=ch7-ppl
@@ -115,38 +115,91 @@ def perplexity_from(losses: list[float], token_counts: list[int]) -> float:
     ### END SOLUTION
 
 # %% [tests] id=ch7-ppl-tests points=2
-from lorakit.grading import check_close, check_equal, passed
-
-check_close(perplexity_from([math.log(4) * 10], [10]), 4.0, "one batch of 10 tokens with loss log 4 each")
 ### BEGIN HIDDEN TESTS
-check_close(perplexity_from([10.0, 30.0], [10, 10]), math.exp(2.0), "two batches",
-            hint="sum the losses, divide by all tokens, then exponentiate.")
-check_close(perplexity_from([2.0, 40.0], [1, 20]), math.exp(42 / 21), "unequal batch sizes",
-            hint="weight by tokens: a mean of per-batch perplexities is wrong.")
+from lorakit.grading.collect import collect
+
+
+def batches(rng):
+    cases = []
+    for n_batches in (1, 2, 3, rng.randint(4, 12), rng.randint(4, 12)):
+        counts = [rng.randint(1, 500) for _ in range(n_batches)]
+        cases.append(([count * rng.uniform(0.5, 4.0) for count in counts], counts))
+    return cases
+
+
+collect("ch7-ppl-tests", perplexity_from, cases=batches, rel=1e-9)
 ### END HIDDEN TESTS
+import math
+
+from lorakit.checks import check_close, passed
+
+check_close(perplexity_from([math.log(4) * 10], [10]), 4.0, "one batch of 10 tokens with loss log 4 each", rel=1e-9)
+check_close(perplexity_from([10.0, 30.0], [10, 10]), math.exp(2.0), "two batches", rel=1e-9,
+            hint="sum the losses, divide by all tokens, then exponentiate.")
+check_close(perplexity_from([2.0, 40.0], [1, 20]), math.exp(42 / 21), "unequal batch sizes", rel=1e-9,
+            hint="weight by tokens: a mean of per-batch perplexities is wrong.")
 passed("Exercise 7.1")
 
 # %% [markdown]
 # ### Exercise 7.2 — pick the adapter to ship (2 points)
 #
-# Set `ship` to "A" or "B": the adapter with the higher exact match on `rows`, breaking a tie by lower answer
-# perplexity. Compute it from the runs rather than typing a letter.
+# Write `pick_adapter(results)` for a dict that maps each adapter's name to its measurements
+# `{"exact_match": ..., "perplexity": ..., "forgetting_ratio": ...}`. Return the name (a str) of the adapter to
+# ship: never one whose forgetting ratio is above 3 (the threshold `diagnose` uses,
+# `lorakit.diagnostics.FORGETTING_RATIO`); among the others the highest exact match, a tie broken by the lower
+# answer perplexity. Return `None` when every adapter forgot too much. The cell after the test applies it to the
+# two adapters trained above (a self-check, not graded).
 
 # %% [solution] id=ch7-ship
-### BEGIN SOLUTION
-scores = {name: (exact_match(run.model, tokenizer, rows), -perplexity(run.model, tokenizer, data.eval))
-          for name, run in runs.items()}
-ship = max(scores, key=scores.get)
-### END SOLUTION
+def pick_adapter(results: dict[str, dict[str, float]]) -> str | None:
+    ### BEGIN SOLUTION
+    kept = {name: m for name, m in results.items() if m["forgetting_ratio"] <= 3}
+    if not kept:
+        return None
+    return max(kept, key=lambda name: (kept[name]["exact_match"], -kept[name]["perplexity"]))
+    ### END SOLUTION
 
 # %% [tests] id=ch7-ship-tests points=2
-check_equal(ship in ("A", "B"), True, "ship is 'A' or 'B'")
 ### BEGIN HIDDEN TESTS
-expected = max(runs, key=lambda n: (exact_match(runs[n].model, tokenizer, rows),
-                                    -perplexity(runs[n].model, tokenizer, data.eval)))
-check_equal(ship, expected, "ship")
+from lorakit.grading.collect import collect
+
+
+def adapter_results(rng):
+    cases = []
+    for _ in range(5):
+        names = rng.sample(["A", "B", "C", "D", "E", "r8", "r16", "lr1e-3"], rng.randint(2, 5))
+        shared_match = rng.randint(0, 48) / 48  # ties on exact match happen: 48 eval rows give coarse steps
+        cases.append(({name: {"exact_match": shared_match if rng.random() < 0.5 else rng.randint(0, 48) / 48,
+                              "perplexity": rng.uniform(1.5, 40.0),
+                              "forgetting_ratio": rng.choice([rng.uniform(0.9, 2.9), rng.uniform(3.1, 9.0)])}
+                       for name in names},))
+    return cases
+
+
+collect("ch7-ship-tests", pick_adapter, cases=adapter_results)
 ### END HIDDEN TESTS
+from lorakit.checks import check_equal, passed
+
+check_equal(pick_adapter({"A": {"exact_match": 0.5, "perplexity": 3.0, "forgetting_ratio": 1.2},
+                          "B": {"exact_match": 0.6, "perplexity": 4.0, "forgetting_ratio": 1.1}}), "B",
+            "higher exact match wins")
+check_equal(pick_adapter({"A": {"exact_match": 0.5, "perplexity": 3.0, "forgetting_ratio": 1.2},
+                          "B": {"exact_match": 0.5, "perplexity": 4.0, "forgetting_ratio": 1.1}}), "A",
+            "a tie on exact match", hint="break a tie by the lower perplexity.")
+check_equal(pick_adapter({"A": {"exact_match": 0.9, "perplexity": 2.0, "forgetting_ratio": 8.3},
+                          "B": {"exact_match": 0.5, "perplexity": 4.0, "forgetting_ratio": 1.1}}), "B",
+            "the best adapter forgot", hint="an adapter whose forgetting ratio is above 3 is never shipped.")
+check_equal(pick_adapter({"A": {"exact_match": 0.9, "perplexity": 2.0, "forgetting_ratio": 8.3}}), None,
+            "every adapter forgot", hint="return None when no adapter qualifies.")
 passed("Exercise 7.2")
+
+# %% grading=skip
+measured = {name: {"exact_match": exact_match(run.model, tokenizer, rows),
+                   "perplexity": perplexity(run.model, tokenizer, data.eval),
+                   "forgetting_ratio": forgetting(run.model, tokenizer, base_texts)["ratio"]} for name, run in runs.items()}
+for name, m in measured.items():
+    print(f"adapter {name}: " + ", ".join(f"{k} {v:.3g}" for k, v in m.items()))
+print("ship:", pick_adapter(measured))
 
 # %% [markdown]
 # ## TensorBoard
@@ -156,7 +209,7 @@ passed("Exercise 7.2")
 # benchmark harness works on a saved adapter too:
 # `lm_eval --model hf --model_args pretrained=BASE,peft=ADAPTER_DIR --tasks hellaswag` (never needed here).
 
-# %%
+# %% grading=skip
 event_files = sorted(p.name.split(".")[0] for p in runs["A"].output_dir.rglob("events.out.tfevents.*"))
 print("TensorBoard event files written:", len(event_files) > 0)
 
