@@ -120,7 +120,7 @@ passed("Exercise 3.1")
 # %% [markdown]
 # ### Exercise 3.2 — warmup steps from the data (1 point)
 #
-# Write `warmup_for(n_examples, batch_size, epochs, ratio)`: the number of warmup steps (an int) the Trainer uses for
+# Write `warmup_for(n_examples, batch_size, epochs, ratio)` returning the number of warmup steps (an int) the Trainer uses for
 # a run of `epochs` epochs over `n_examples` examples in batches of `batch_size` (a last, smaller batch still makes
 # a step; no gradient accumulation), with warmup given as a `ratio` of all steps.
 

@@ -91,8 +91,8 @@ print("reward margins:", [round(m, 3) for m in margins])
 # %% [markdown]
 # ### Exercise 6.1 — optimizer steps (2 points)
 #
-# Write `optimizer_steps(n_examples, batch_size, grad_accum, epochs)`: the number of optimizer steps (an int) the
-# Trainer takes. Each epoch has `ceil(n_examples / batch_size)` batches, and one optimizer step happens every
+# Write `optimizer_steps(n_examples, batch_size, grad_accum, epochs)` returning the number of optimizer steps (an
+# int) the Trainer takes. Each epoch has `ceil(n_examples / batch_size)` batches, and one optimizer step happens every
 # `grad_accum` batches (a last, partial group still makes a step).
 
 # %% [solution] id=ch6-steps

@@ -1,0 +1,227 @@
+"""The course's graded exercises (course/*.py), checked without a kernel.
+
+Every [tests] cell has a self-contained hidden block that only collects the student's results on inputs built from
+the grading seed (see lorakit.grading.collect): no assert, no print, no name it does not define or import itself
+beyond the exercise's own answer. Run in-process here: the reference solutions give plain results for every seed,
+the seed really varies the inputs, and wrong answers collect results that differ from the reference's.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lorakit.grading.collect import RESULTS_ENV, SEED_ENV
+from lorakit.notebook_builder import parse
+
+REPO = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted(p.stem for p in (REPO / "course").glob("*.py"))
+HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+CHECKERS = {"check_close", "check_equal", "passed"}
+
+
+def cells(chapter: str) -> list[Any]:
+    return parse((REPO / "course" / f"{chapter}.py").read_text(), f"{chapter}.py")
+
+
+def kind(cell: Any) -> str:
+    meta = cell.metadata.get("nbgrader")
+    if meta:
+        return "tests" if meta["grade"] else "solution"
+    return "skip" if cell.metadata.get("lorakit", {}).get("grading") == "skip" else cell.cell_type
+
+
+def split_hidden(source: str) -> tuple[str, str]:
+    """(hidden block, visible rest) of a test cell's source."""
+    start, end = source.index(HIDDEN[0]), source.index(HIDDEN[1])
+    return source[start + len(HIDDEN[0]):end], source[:start] + source[end + len(HIDDEN[1]):]
+
+
+def bound_names(tree: ast.AST) -> set[str]:
+    """Every name a piece of code binds anywhere (assignments, imports, defs, arguments, loop targets)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def loaded_names(tree: ast.AST) -> set[str]:
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+
+
+def top_level_names(source: str) -> set[str]:
+    """Names a cell defines at its top level (what later cells can use)."""
+    names = set()
+    for node in ast.parse(source).body:
+        names |= bound_names(node) if not isinstance(node, (ast.FunctionDef, ast.ClassDef)) else {node.name}
+    return names
+
+
+def exercises() -> list[tuple[str, Any]]:
+    return [(chapter, cell) for chapter in CHAPTERS for cell in cells(chapter) if kind(cell) == "tests"]
+
+
+def collect_call(hidden: str) -> ast.Call:
+    calls = [node for node in ast.walk(ast.parse(hidden))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "collect"]
+    assert len(calls) == 1, f"{len(calls)} collect calls"
+    return calls[0]
+
+
+EXERCISE_IDS = [cell.metadata.nbgrader["grade_id"] for _, cell in exercises()]
+
+
+def test_every_chapter_has_graded_exercises_with_unique_ids():
+    assert {chapter for chapter, _ in exercises()} == set(CHAPTERS)
+    assert len(EXERCISE_IDS) == len(set(EXERCISE_IDS)) >= 18
+
+
+@pytest.mark.parametrize(("chapter", "cell"), exercises(), ids=EXERCISE_IDS)
+def test_hidden_block_collects_varied_cases_and_decides_nothing(chapter, cell):
+    hidden, _ = split_hidden(cell.source)
+    tree = ast.parse(hidden)
+    call = collect_call(hidden)
+    assert isinstance(call.args[0], ast.Constant) and call.args[0].value == cell.metadata.nbgrader["grade_id"]
+    cases = {kw.arg: kw.value for kw in call.keywords}.get("cases")
+    assert cases is not None and not (isinstance(cases, ast.Constant) and cases.value is None), "collect needs cases"
+    assert not any(isinstance(node, ast.Assert) for node in ast.walk(tree)), "a hidden block never asserts"
+    assert "print" not in loaded_names(tree), "a hidden block never prints"
+    assert "from lorakit.grading.collect import collect" in hidden
+
+
+@pytest.mark.parametrize(("chapter", "cell"), exercises(), ids=EXERCISE_IDS)
+def test_hidden_block_needs_only_the_answers(chapter, cell):
+    """Free names of the hidden block are builtins or names the chapter's [solution] cells define (the answers)."""
+    answers = set().union(*(top_level_names(c.source) for c in cells(chapter) if kind(c) == "solution"))
+    hidden, _ = split_hidden(cell.source)
+    tree = ast.parse(hidden)
+    free = loaded_names(tree) - bound_names(tree) - set(dir(builtins))
+    assert free <= answers, f"hidden block of {chapter} relies on {sorted(free - answers)} from other cells"
+
+
+@pytest.mark.parametrize(("chapter", "cell"), exercises(), ids=EXERCISE_IDS)
+def test_visible_checks_import_their_checkers(chapter, cell):
+    _, visible = split_hidden(cell.source)
+    tree = ast.parse(visible)
+    used = loaded_names(tree) & CHECKERS
+    assert used <= bound_names(tree), f"{sorted(used - bound_names(tree))} used but not imported in this cell"
+    assert "lorakit.grading import" not in visible, "self-checks come from lorakit.checks"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_statements_say_what_to_return(chapter):
+    chapter_cells = cells(chapter)
+    for i, cell in enumerate(chapter_cells):
+        if kind(cell) == "solution" and "def " in cell.source:
+            statement = next(c for c in reversed(chapter_cells[:i]) if c.cell_type == "markdown").source
+            assert "### Exercise" in statement and "return" in statement.lower(), statement[:80]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_exercise_uses_a_skipped_cell(chapter):
+    chapter_cells = cells(chapter)
+    kept = set().union(*(top_level_names(c.source) for c in chapter_cells if kind(c) in ("code", "solution", "tests")))
+    only_skipped = set().union(*(top_level_names(c.source) for c in chapter_cells if kind(c) == "skip")) - kept
+    for cell in chapter_cells:
+        if kind(cell) in ("solution", "tests"):
+            tree = ast.parse(cell.source)
+            used = (loaded_names(tree) - bound_names(tree)) & only_skipped
+            assert not used, f"{cell.metadata.nbgrader['grade_id']} uses {sorted(used)}, set only in skipped cells"
+
+
+def answers_of(chapter: str) -> dict[str, Any]:
+    """Run the chapter's imports and its [solution] cells (reference solutions); return what the solutions define."""
+    chapter_cells = cells(chapter)
+    namespace: dict[str, Any] = {}
+    imports = [node for c in chapter_cells if kind(c) == "code" for node in ast.parse(c.source).body
+               if isinstance(node, (ast.Import, ast.ImportFrom))]
+    exec(compile(ast.Module(body=imports, type_ignores=[]), f"{chapter}-imports", "exec"), namespace)
+    names: set[str] = set()
+    for cell in chapter_cells:
+        if kind(cell) == "solution":
+            exec(compile(cell.source, f"{chapter}-{cell.metadata.nbgrader['grade_id']}", "exec"), namespace)
+            names |= top_level_names(cell.source)
+    return {name: namespace[name] for name in names}
+
+
+def collected(cell: Any, answers: dict[str, Any], seed: str, results_file: Path, monkeypatch) -> list[dict]:
+    """The results the hidden block of `cell` collects under grading with `seed`, run with only `answers` defined."""
+    monkeypatch.setenv(RESULTS_ENV, str(results_file))
+    monkeypatch.setenv(SEED_ENV, seed)
+    results_file.unlink(missing_ok=True)
+    hidden, _ = split_hidden(cell.source)
+    exec(compile(hidden, cell.metadata.nbgrader["grade_id"], "exec"), dict(answers))
+    (line,) = results_file.read_text().splitlines()
+    record = json.loads(line)
+    assert record["exercise"] == cell.metadata.nbgrader["grade_id"]
+    return record["results"]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_reference_solutions_give_plain_results_for_every_seed(chapter, tmp_path, monkeypatch):
+    answers = answers_of(chapter)
+    for cell in (c for c in cells(chapter) if kind(c) == "tests"):
+        by_seed = [collected(cell, answers, f"secret-{seed}", tmp_path / "results.jsonl", monkeypatch)
+                   for seed in range(12)]
+        for results in by_seed:
+            assert 3 <= len(results) <= 6 and all("value" in r for r in results), results
+        assert len({json.dumps(r) for r in by_seed}) > 1, "the seed does not vary the cases"
+
+
+def ignores_rslora(r: int, alpha: float, rslora: bool = False) -> float:
+    return alpha / r
+
+
+def always_overfitting(history: list[dict]) -> str:
+    return "overfitting"
+
+
+def classification_first(task: dict) -> str:
+    return "classification" if task["labels"] is not None else "dpo" if task["pairs"] else "instruction"
+
+
+def skips_checkpointing(shape: Any, budget_gib: float, batch: int, seq_len: int) -> dict | None:
+    from lorakit.memory import estimate
+
+    settings = dict(precision="fp16", quantization=None, optimizer="adamw", gradient_checkpointing=False)
+    for change in ({}, {"quantization": "nf4"}, {"optimizer": "paged_adamw_8bit"}):
+        settings = {**settings, **change}
+        if estimate(shape, batch=batch, seq_len=seq_len, r=16, **settings).total <= budget_gib * 2**30:
+            return settings
+    return None
+
+
+def mean_of_perplexities(losses: list[float], token_counts: list[int]) -> float:
+    return sum(math.exp(loss / count) for loss, count in zip(losses, token_counts)) / len(losses)
+
+
+WRONG = {"ch1-scale-tests": ("01_hyperparameters", "lora_scale", ignores_rslora),
+         "ch5-history-tests": ("05_pitfalls", "what_went_wrong", always_overfitting),
+         "ch8-choose-tests": ("08_capstone", "choose_recipe", classification_first),
+         "ch4-t4-tests": ("04_memory", "first_fit", skips_checkpointing),
+         "ch7-ppl-tests": ("07_evaluation", "perplexity_from", mean_of_perplexities)}
+
+
+@pytest.mark.parametrize("exercise", sorted(WRONG))
+def test_a_wrong_answer_collects_different_results(exercise, tmp_path, monkeypatch):
+    chapter, name, wrong = WRONG[exercise]
+    (cell,) = [c for c in cells(chapter) if kind(c) == "tests" and c.metadata.nbgrader["grade_id"] == exercise]
+    answers = answers_of(chapter)
+    results = tmp_path / "results.jsonl"
+    reference = collected(cell, answers, "course-secret", results, monkeypatch)
+    assert collected(cell, answers, "course-secret", results, monkeypatch) == reference, "cases must be reproducible"
+    mistaken = collected(cell, {**answers, name: wrong}, "course-secret", results, monkeypatch)
+    assert len(mistaken) == len(reference) and mistaken != reference
