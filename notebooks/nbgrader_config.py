@@ -1,6 +1,6 @@
 """nbgrader configuration of the lorakit course (course root: this folder)."""
 
-from lorakit.grading import feedback_preprocessors
+from lorakit.grading.feedback import feedback_preprocessors
 
 c = get_config()  # noqa: F821  (provided by nbgrader)
 

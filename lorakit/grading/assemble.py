@@ -1,0 +1,107 @@
+"""Build the notebook the grader runs: the instructor's source with the student's answers put in.
+
+Every cell of the source is kept in order, except demo cells marked `grading=skip` (dropped). Solution cells come
+from the student (by grade_id; a deleted one is the release's stub again). Every other cell (test cells, setup code,
+markdown) comes from the source, whatever the student did to it. The student's own extra cells are kept after the
+cell they followed, stripped of any grading metadata. The student's edits to locked cells are reported as tampering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import nbformat
+
+
+def grade_id(cell: Any) -> str | None:
+    nbgrader = cell.get("metadata", {}).get("nbgrader")
+    value = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def is_skipped(cell: Any) -> bool:
+    meta = cell.get("metadata", {}).get("lorakit")
+    return isinstance(meta, dict) and meta.get("grading") == "skip"
+
+
+def is_solution(cell: Any) -> bool:
+    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
+
+
+def is_graded(cell: Any) -> bool:
+    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("grade"))
+
+
+@dataclass
+class Assembled:
+    """The notebook to run; test cell grade_id → its index; what the student changed in locked cells; emptiness."""
+
+    notebook: Any
+    test_cells: dict[str, int] = field(default_factory=dict)
+    tampering: list[str] = field(default_factory=list)
+    empty: bool = False
+
+
+def tampering(student_cells: list[Any], release_cells: list[Any]) -> list[str]:
+    """'edited/deleted locked cell <id>' for each locked release cell the student changed (nbgrader checksums)."""
+    from nbgrader.utils import compute_checksum, is_locked
+
+    locked = {grade_id(cell): compute_checksum(cell) for cell in release_cells if grade_id(cell) and is_locked(cell)}
+    found: dict[str, str] = {}
+    for cell in student_cells:
+        if grade_id(cell) in locked:
+            try:
+                found[grade_id(cell)] = compute_checksum(cell)
+            except (KeyError, AttributeError, TypeError, ValueError):  # metadata edited beyond checksumming
+                found[grade_id(cell)] = ""
+    return [f"{'edited' if gid in found else 'deleted'} locked cell {gid!r}"
+            for gid, checksum in locked.items() if found.get(gid) != checksum]
+
+
+def assemble(source: Any, release: Any, student: Any) -> Assembled:
+    """The run notebook for `student` (a NotebookNode) from the trusted `source` and its `release`."""
+    stubs = {grade_id(cell): cell for cell in release.cells if grade_id(cell)}
+    known_ids = {cell.get("id") for cell in [*source.cells, *release.cells]} - {None}
+    known_grade_ids = {grade_id(cell) for cell in source.cells} - {None}
+    answers: dict[str, Any] = {}
+    extras: dict[str | None, list[Any]] = {}
+    anchor: str | None = None
+    for cell in student.cells:
+        gid = grade_id(cell)
+        if gid in known_grade_ids:
+            if gid not in answers:
+                answers[gid] = cell
+            anchor = gid
+        elif cell.get("id") in known_ids:
+            anchor = cell.get("id")
+        elif cell.get("cell_type") in ("code", "markdown"):
+            extra = nbformat.v4.new_code_cell(cell.get("source", "")) if cell.get("cell_type") == "code" \
+                else nbformat.v4.new_markdown_cell(cell.get("source", ""))
+            extras.setdefault(anchor, []).append(extra)
+    out = nbformat.v4.new_notebook(metadata={"kernelspec": source.metadata.get("kernelspec", {}),
+                                             "language_info": {"name": "python"}})
+    cells = list(extras.get(None, []))
+    result = Assembled(out)
+    for cell in source.cells:
+        gid = grade_id(cell)
+        if not is_skipped(cell):
+            if gid and is_solution(cell) and not is_graded(cell):
+                chosen = answers.get(gid, stubs.get(gid, cell))
+                trusted = nbformat.from_dict(cell)
+                trusted.source = chosen.get("source", "") if isinstance(chosen.get("source", ""), str) else ""
+                trusted.outputs = []
+                cells.append(trusted)
+            else:
+                cells.append(nbformat.from_dict(cell))
+            if gid and is_graded(cell):
+                result.test_cells[gid] = len(cells) - 1
+        cells += extras.get(gid, []) + (extras.get(cell.get("id"), []) if cell.get("id") != gid else [])
+    for index, cell in enumerate(cells):
+        cell["id"] = f"cell-{index:03d}"
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    out.cells = cells
+    result.tampering = tampering(student.cells, release.cells)
+    result.empty = not any(c.get("cell_type") == "code" and str(c.get("source", "")).strip() for c in student.cells)
+    return result

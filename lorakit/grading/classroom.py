@@ -1,0 +1,169 @@
+"""Grade a class: find each student's notebooks (never changing them), run them sandboxed, decide, record, report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from . import collect, gradebook, sandbox
+from .assemble import assemble, is_graded
+from .feedback import feedback_notebook, write_html
+from .report import Grade
+from .runner import run_notebook
+from .verdicts import decide, parse_results
+
+
+@dataclass
+class Course:
+    """Everything fixed for one assignment's grading run."""
+
+    root: Path
+    assignment: str
+    db_url: str
+    seed: str
+    timeout: int
+    mode: str
+    limits: sandbox.Limits
+    sources: dict[str, Any] = field(default_factory=dict)
+    releases: dict[str, Any] = field(default_factory=dict)
+    points: dict[str, dict[str, float]] = field(default_factory=dict)
+    references: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+def reference_results(course: Course, name: str) -> dict[str, dict[str, Any]]:
+    """The instructor's solution run on the secret inputs (cached per source hash and seed, in the course folder
+    which no student sandbox sees)."""
+    source_bytes = (course.root / "source" / course.assignment / name).read_bytes()
+    key = hashlib.sha256(source_bytes + course.seed.encode() + Path(collect.__file__).read_bytes()).hexdigest()[:24]
+    cache = course.root / ".lorakit-grading" / course.assignment / f"{Path(name).stem}-{key}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    source = course.sources[name]
+    run = run_notebook(assemble(source, course.releases[name], source).notebook, course.timeout, course.seed,
+                       course.mode, course.limits)
+    if run.executed is None:
+        raise RuntimeError(f"the instructor's source notebook {name} did not run: {run.problem}")
+    results = {exercise: entry for exercise, entry in parse_results(run.results).items()
+               if all("value" in case for case in entry["results"])}
+    cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cache.write_text(json.dumps(results))
+    return results
+
+
+def find_notebook(folder: Path, name: str, assignment: str) -> tuple[Path | None, str]:
+    """The student's copy of notebook `name` in `folder` (also nested one level per assignment), or why not."""
+    for candidate in (folder / name, folder / assignment / name):
+        if candidate.is_file():
+            return candidate, ""
+    nested = sorted(p for p in folder.rglob(name) if p.is_file() and ".ipynb_checkpoints" not in p.parts)
+    if nested:
+        return nested[0], ""
+    found = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    return None, f"no notebook named {name}" + (f"; found {', '.join(found)}" if found else "; the folder has no notebook")
+
+
+def exercise_at(index: int, test_cells: dict[str, int]) -> str:
+    """The exercise a cell belongs to: the first test cell at or after it."""
+    after = sorted((where, exercise) for exercise, where in test_cells.items() if where >= index)
+    return after[0][1] if after else "after the last exercise"
+
+
+def run_problems(executed: Any, test_cells: dict[str, int], timeout: int) -> tuple[list[str], list[str]]:
+    """(timeouts, kernel deaths) named by exercise, from the executed notebook's cell outcomes."""
+    timeouts, deaths = [], []
+    for index, cell in enumerate(executed.cells if executed is not None else []):
+        outcome = cell.get("metadata", {}).get("lorakit", {}).get("outcome") if isinstance(
+            cell.get("metadata", {}).get("lorakit"), dict) else None
+        if outcome == "timeout":
+            timeouts.append(f"{exercise_at(index, test_cells)}: a cell ran past {timeout} s")
+        elif outcome in ("died", "not run"):
+            deaths.append(f"{exercise_at(index, test_cells)}: the kernel {'died' if outcome == 'died' else 'could not restart'}"
+                          " (restarted; later exercises graded)")
+    return timeouts, deaths
+
+
+def grade_notebook(course: Course, name: str, path: Path, feedback_dir: Path | None
+                   ) -> tuple[dict[str, float | None], list[str], set[str]]:
+    """(grade_id → score, details, problem kinds) for one notebook of one student."""
+    points = course.points[name]
+    try:
+        student = nbformat.reads(path.read_bytes().decode("utf-8"), as_version=4)
+    except Exception as err:  # noqa: BLE001 - a broken file is the student's; the batch goes on
+        return dict.fromkeys(points), [f"unreadable notebook {path.name}: {type(err).__name__}"], {"error"}
+    built = assemble(course.sources[name], course.releases[name], student)
+    if built.empty:
+        return {cell: 0.0 for cell in points}, [f"{name} has no code"], {"empty"}
+    run = run_notebook(built.notebook, course.timeout, course.seed, course.mode, course.limits)
+    reference = course.references[name]
+    verdicts = decide(run.results, reference, points)
+    kinds, details = set(), list(built.tampering)
+    kinds |= {"tampered"} if built.tampering else set()
+    timeouts, deaths = run_problems(run.executed, built.test_cells, course.timeout)
+    kinds |= ({"timeout"} if timeouts else set()) | ({"error"} if deaths or run.problem else set())
+    details += timeouts + deaths + ([run.problem] if run.problem else [])
+    manual = [cell for cell in points if cell not in reference]
+    if manual:
+        kinds.add("needs-manual-grade")
+        details.append(f"not graded automatically: {', '.join(manual)}")
+    if feedback_dir is not None and run.executed is not None:
+        write_html(feedback_notebook(run.executed, built.test_cells, verdicts), feedback_dir / f"{Path(name).stem}.html")
+    scores: dict[str, float | None] = {cell: verdicts[cell].score if cell in verdicts else None for cell in points}
+    return scores, details, kinds
+
+
+STATUS_ORDER = ("error", "empty", "tampered", "timeout", "needs-manual-grade")
+
+
+def grade_student(course: Course, student: str, folder: Path, feedback: bool) -> Grade:
+    """Grade one student's folder (read only) and record the result; any failure is a status, never an exception."""
+    feedback_dir = course.root / "feedback" / student / course.assignment
+    shutil.rmtree(feedback_dir, ignore_errors=True)  # stale feedback never outlives a re-grade
+    scores: dict[str, dict[str, float | None]] = {}
+    details: list[str] = []
+    kinds: set[str] = set()
+    for name, points in course.points.items():
+        path, problem = find_notebook(folder, name, course.assignment)
+        if path is None:
+            scores[name], kinds = dict.fromkeys(points), kinds | {"error"}
+            details.append(problem)
+            continue
+        try:
+            scores[name], found, more = grade_notebook(course, name, path, feedback_dir if feedback else None)
+        except Exception as err:  # noqa: BLE001
+            scores[name], found, more = dict.fromkeys(points), [f"grading failed: {type(err).__name__}: {err}"], {"error"}
+        details, kinds = details + found, kinds | more
+    gradebook.record(course.db_url, course.assignment, student, {Path(n).stem: s for n, s in scores.items()})
+    flat = {cell: score for cells in scores.values() for cell, score in cells.items()}
+    status = next((kind for kind in STATUS_ORDER if kind in kinds), "ok")
+    max_score = sum(sum(points.values()) for points in course.points.values())
+    return Grade(student, course.assignment, round(sum(s or 0.0 for s in flat.values()), 6), max_score, status,
+                 "; ".join(details)[:1500], flat)
+
+
+def student_folders(root: Path, assignment: str, submissions: Path | None) -> dict[str, Path]:
+    """student → the folder holding their notebooks (nbgrader's submitted/<student>/<assignment>, or --submissions)."""
+    if submissions is None:
+        return {p.parent.name: p for p in sorted((root / "submitted").glob(f"*/{assignment}")) if p.is_dir()}
+    if not submissions.is_dir():
+        raise ValueError(f"submissions {str(submissions)!r} is not a folder of <student>/<notebook>.ipynb")
+    return {p.name: p for p in sorted(submissions.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+
+
+def load_notebooks(root: Path, assignment: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    sources = {p.name: nbformat.read(p, as_version=4) for p in sorted((root / "source" / assignment).glob("*.ipynb"))}
+    releases = {name: nbformat.read(root / "release" / assignment / name, as_version=4) for name in sources}
+    return sources, releases
+
+
+def graded_points(db_url: str, assignment: str, sources: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """notebook → grade_id → points, from the gradebook (what formgrader shows), in the notebook's cell order."""
+    points = gradebook.cells_and_points(db_url, assignment)
+    order = {name: [c.metadata.nbgrader["grade_id"] for c in nb.cells if is_graded(c)] for name, nb in sources.items()}
+    return {name: {cell: points[Path(name).stem][cell] for cell in order[name]} for name in sources}
+
