@@ -81,7 +81,8 @@ from lorakit.checks import check_close, passed
 check_close(lora_scale(16, 32), 2.0, "lora_scale(16, 32)", rel=1e-9, hint="the scale is alpha / r.")
 check_close(lora_scale(16, 32, rslora=True), 8.0, "lora_scale(16, 32, rslora=True)", rel=1e-9,
             hint="rsLoRA uses alpha / sqrt(r).")
-check_close(lora_scale(64, 16), 0.25, "lora_scale(64, 16)", rel=1e-9, hint="a fixed alpha shrinks the scale as r grows.")
+check_close(lora_scale(64, 16), 0.25, "lora_scale(64, 16)", rel=1e-9,
+            hint="a fixed alpha shrinks the scale as r grows.")
 passed("Exercise 1.1")
 
 # %% [markdown]

@@ -114,15 +114,16 @@ check_close(cosine_with_warmup(0, 100, 10, 2e-4), reference[0], "LR at step 0", 
 check_close(cosine_with_warmup(5, 100, 10, 2e-4), reference[5], "LR at step 5", rel=1e-9,
             hint="during warmup the LR grows linearly: peak × step / warmup.")
 check_close(cosine_with_warmup(55, 100, 10, 2e-4), reference[55], "LR at step 55", rel=1e-9,
-            hint="after warmup, progress = (step - warmup) / (total - warmup) and LR = peak × ½(1 + cos(π·progress)).")
+            hint="after warmup, progress = (step - warmup) / (total - warmup) "
+                 "and LR = peak × ½(1 + cos(π·progress)).")
 passed("Exercise 3.1")
 
 # %% [markdown]
 # ### Exercise 3.2 — warmup steps from the data (1 point)
 #
-# Write `warmup_for(n_examples, batch_size, epochs, ratio)` returning the number of warmup steps (an int) the Trainer uses for
-# a run of `epochs` epochs over `n_examples` examples in batches of `batch_size` (a last, smaller batch still makes
-# a step; no gradient accumulation), with warmup given as a `ratio` of all steps.
+# Write `warmup_for(n_examples, batch_size, epochs, ratio)` returning the number of warmup steps (an int) the Trainer
+# uses for a run of `epochs` epochs over `n_examples` examples in batches of `batch_size` (a last, smaller batch still
+# makes a step; no gradient accumulation), with warmup given as a `ratio` of all steps.
 
 # %% [solution] id=ch3-warmup
 def warmup_for(n_examples: int, batch_size: int, epochs: int, ratio: float) -> int:

@@ -110,9 +110,9 @@ calculator
 # %% [markdown]
 # ### Exercise 4.1 — weight memory by hand (2 points)
 #
-# Write `linear_weight_bytes(shape)` returning the bytes taken by the weights of the **linear layers only** of a model of that
-# shape (`shape.linear_shapes()` in each of `shape.num_layers` layers), as a dict of two ints: `"fp16"` in fp16, and
-# `"nf4"` in NF4 *without* double quantisation (half a byte per weight plus one 4-byte absmax per block of 64
+# Write `linear_weight_bytes(shape)` returning the bytes taken by the weights of the **linear layers only** of a model
+# of that shape (`shape.linear_shapes()` in each of `shape.num_layers` layers), as a dict of two ints: `"fp16"` in fp16,
+# and `"nf4"` in NF4 *without* double quantisation (half a byte per weight plus one 4-byte absmax per block of 64
 # weights; every layer here has a multiple of 64 weights).
 
 # %% [solution] id=ch4-weights

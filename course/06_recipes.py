@@ -149,7 +149,8 @@ def plans(rng):
     cases = []
     while len(cases) < 5:
         recipe = RECIPES[rng.choice(["instruction", "code", "domain", "classification"])].replace(
-            per_device_train_batch_size=rng.choice([1, 2, 4, 8, 16]), gradient_accumulation_steps=rng.choice([1, 2, 4, 8]),
+            per_device_train_batch_size=rng.choice([1, 2, 4, 8, 16]),
+            gradient_accumulation_steps=rng.choice([1, 2, 4, 8]),
             num_train_epochs=float(rng.randint(1, 6)), warmup_ratio=rng.choice([0.03, 0.05, 0.1]))
         n = rng.randint(100, 60_000)
         per_epoch = math.ceil(math.ceil(n / recipe.per_device_train_batch_size) / recipe.gradient_accumulation_steps)

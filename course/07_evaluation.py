@@ -196,7 +196,8 @@ passed("Exercise 7.2")
 # %% grading=skip
 measured = {name: {"exact_match": exact_match(run.model, tokenizer, rows),
                    "perplexity": perplexity(run.model, tokenizer, data.eval),
-                   "forgetting_ratio": forgetting(run.model, tokenizer, base_texts)["ratio"]} for name, run in runs.items()}
+                   "forgetting_ratio": forgetting(run.model, tokenizer, base_texts)["ratio"]}
+            for name, run in runs.items()}
 for name, m in measured.items():
     print(f"adapter {name}: " + ", ".join(f"{k} {v:.3g}" for k, v in m.items()))
 print("ship:", pick_adapter(measured))

@@ -161,7 +161,8 @@ check_equal(sorted(plan), sorted(["recipe", "r", "lora_alpha", "lora_dropout", "
                                   "steps_per_epoch"]), "the keys of capstone_plan's dict")
 check_equal([plan["recipe"], plan["r"], plan["lora_alpha"]], ["classification", 8, 16], "recipe, r and alpha")
 check_equal(plan["lora_dropout"], 0.1, "dropout for 900 reviews", hint="fewer than 1,000 examples.")
-check_equal([plan["precision"], plan["gradient_checkpointing"]], ["fp32", False], "precision and checkpointing on a CPU")
+check_equal([plan["precision"], plan["gradient_checkpointing"]], ["fp32", False],
+            "precision and checkpointing on a CPU")
 check_equal(plan["steps_per_epoch"], 113, "steps per epoch on 900 reviews", hint="ceil(900 / 8) batches of 8.")
 passed("Exercise 8.2, part 1")
 
