@@ -13,12 +13,11 @@ from typing import Any
 
 import torch
 
-from .hardware import announce, choose_dtype, resolve_device, sharded_launch
+from .hardware import DTYPES, announce, choose_dtype, resolve_device, sharded_launch
+from .vocab import MODEL_TASKS as TASKS
+from .vocab import QUANTIZATIONS
 
 TINY_DIR = Path(__file__).parent / "assets" / "tiny"
-QUANTIZATIONS = (None, "nf4", "int8")
-TASKS = ("causal_lm", "seq_cls")
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def _source(name: str) -> tuple[str, bool]:

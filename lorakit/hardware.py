@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .vocab import DTYPE_NAMES, PRECISIONS, check_choice
+
 log = logging.getLogger("lorakit")
 if not log.handlers:
     _handler = logging.StreamHandler(sys.stdout)  # stdout: notes, not errors (nbgrader zeroes cells with stderr)
@@ -25,8 +27,7 @@ if not log.handlers:
     log.setLevel(logging.INFO)
     log.propagate = False
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+DTYPES = dict(zip(DTYPE_NAMES, (torch.bfloat16, torch.float16, torch.float32)))
 
 
 def announce(message: str) -> None:
@@ -96,8 +97,7 @@ def sharded_launch() -> bool:
 
 def choose_precision(requested: str = "auto", hardware: Hardware | None = None) -> str:
     """Return the precision to train in: the requested one if the hardware runs it natively, else the best it has."""
-    if requested not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {requested!r}")
+    check_choice("precision", requested, PRECISIONS)
     hw = hardware or detect()
     if requested == "auto":
         return hw.best_precision

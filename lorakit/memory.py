@@ -33,12 +33,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .params import ModelShape, count_base_params, count_lora_params, resolve_targets
-from .recipes import _check_bool, _check_choice, _check_range
+from .params import ModelShape, count_base_params, count_lora_params
+from .vocab import (DTYPE_NAMES, OPTIMIZER_STATES, QUANTIZATIONS, STATE_OPTIMIZERS, check_bool, check_choice,
+                    check_range, resolve_targets)
 
-PRECISION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
-QUANTIZATIONS = (None, "nf4", "int8")
-OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw_8bit", "sgd")
+PRECISION_BYTES = dict(zip(DTYPE_NAMES, (2, 2, 4)))
 FP32 = 4
 NF4_BLOCK, NF4_NESTED_BLOCK, OPT_8BIT_BLOCK, OPT_8BIT_MIN_SIZE = 64, 256, 256, 4096
 
@@ -140,12 +139,12 @@ def estimate(
         raise ValueError(f"shape must be a lorakit.ModelShape (e.g. lorakit.LLAMA2_7B), got {shape!r}")
     for name, flag in (("double_quant", double_quant), ("gradient_checkpointing", gradient_checkpointing),
                        ("full_finetune", full_finetune)):
-        _check_bool(name, flag)
-    _check_choice("precision", precision, tuple(PRECISION_BYTES))
-    _check_choice("quantization", quantization, QUANTIZATIONS)
-    _check_choice("optimizer", optimizer, OPTIMIZERS)
-    _check_range("batch", batch, 1, 10**6, int)
-    _check_range("seq_len", seq_len, 1, 10**7, int)
+        check_bool(name, flag)
+    check_choice("precision", precision, DTYPE_NAMES)
+    check_choice("quantization", quantization, QUANTIZATIONS)
+    check_choice("optimizer", optimizer, STATE_OPTIMIZERS)
+    check_range("batch", batch, 1, 10**6, int)
+    check_range("seq_len", seq_len, 1, 10**7, int)
     if full_finetune and quantization:
         raise ValueError("full_finetune=True cannot train quantized weights: set quantization=None")
     b = PRECISION_BYTES[precision]
@@ -169,7 +168,7 @@ def estimate(
         adapters, trainable_sizes = 0, [total_params]
         gradients = total_params * b
     else:
-        _check_range("r", r, 1, 10**5, int)
+        check_range("r", r, 1, 10**5, int)
         trainable_sizes = _lora_tensor_sizes(shape, r, names)
         adapters = FP32 * count_lora_params(shape, r, names)
         gradients = adapters
@@ -210,8 +209,6 @@ def saved_activation_bytes(model, input_ids) -> int:
 
 
 # ---------------------------------------------------------------- advice when a training run runs out of GPU memory
-ESTIMATOR_OPTIMIZERS = {"adamw_torch": "adamw", "paged_adamw_32bit": "adamw", "adafactor": "adamw", "sgd": "sgd",
-                        "adamw_8bit": "adamw_8bit", "paged_adamw_8bit": "paged_adamw_8bit"}
 
 
 class TrainingOutOfMemoryError(RuntimeError):
@@ -224,7 +221,7 @@ def oom_remedies(recipe: Any, shape: ModelShape, precision: str, optimizer: str)
     Remedies: a smaller per-device batch with more gradient accumulation (same effective batch), gradient
     checkpointing, a 4-bit NF4 base (QLoRA), half the max_length. Estimated at batch × max_length tokens.
     """
-    settings = dict(precision=precision, quantization=recipe.quantization, optimizer=ESTIMATOR_OPTIMIZERS[optimizer],
+    settings = dict(precision=precision, quantization=recipe.quantization, optimizer=OPTIMIZER_STATES[optimizer],
                     gradient_checkpointing=recipe.gradient_checkpointing, batch=recipe.per_device_train_batch_size,
                     seq_len=recipe.max_length, r=recipe.r, targets=recipe.resolved_target_modules())
     changes: list[tuple[str, dict[str, Any]]] = []
@@ -255,7 +252,7 @@ def oom_message(recipe: Any, shape: ModelShape | None, precision: str, optimizer
     gpu = f" on a {gpu_bytes / 2**20:,.0f} MiB GPU" if gpu_bytes else ""
     lines = [f"GPU out of memory while training recipe {recipe.name!r}{gpu} ({first_line})."]
     rows = None
-    if shape is not None and optimizer in ESTIMATOR_OPTIMIZERS:
+    if shape is not None and optimizer in OPTIMIZER_STATES:
         try:
             rows = oom_remedies(recipe, shape, precision, optimizer)
         except ValueError:  # target modules that the Llama-shaped estimator does not know

@@ -27,7 +27,8 @@ from .hardware import announce, choose_precision, cpu_threads_for, detect, shard
 from .memory import TrainingOutOfMemoryError, oom_message
 from .params import ModelShape
 from .data import DATASETS
-from .recipes import Recipe, _check_choice, get_recipe
+from .recipes import Recipe, get_recipe
+from .vocab import check_choice
 
 
 class LorakitTrainer(Trainer):
@@ -293,7 +294,7 @@ def _check_train_args(model: Any, data: Any, output_dir: Any, callbacks: Any, pr
     if model is not None and not isinstance(model, (str, os.PathLike)) and not hasattr(model, "named_modules"):
         raise ValueError(f"model must be None (the tiny model), a hub id or local path, or a loaded model, got {model!r}")
     if isinstance(data, str):
-        _check_choice("data", data, DATASETS)
+        check_choice("data", data, DATASETS)
     elif data is not None and not hasattr(data, "train"):
         raise ValueError(f"data must be None, a dataset name from {list(DATASETS)} or a lorakit.data.TaskData, "
                          f"got {data!r}")

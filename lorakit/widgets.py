@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .memory import estimate
-from .params import LLAMA2_7B, ModelShape, count_base_params, count_lora_params, resolve_targets
+from .params import LLAMA2_7B, ModelShape, count_base_params, count_lora_params
+from .vocab import DTYPE_NAMES, STATE_OPTIMIZERS, TARGET_PRESETS, resolve_targets
 
 ALPHA_STRATEGIES = ("2r", "r", "fixed")
-TARGET_SETS = ("q,v", "q,k,v,o", "all-linear")
+TARGET_SETS = tuple(TARGET_PRESETS)
 SWEEP_DATASETS = ("instruction", "code", "domain")  # the causal-LM datasets (classification/DPO need other heads)
 RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 TINY_CONFIG = Path(__file__).parent / "assets" / "tiny" / "config.json"
@@ -559,11 +560,11 @@ class WhatIf:
         }
         self.rank = w.Dropdown(options=list(RANKS), value=16, description="rank r", style=_WIDE)
         self.targets = w.Dropdown(options=list(TARGET_SETS), value="all-linear", description="targets", style=_WIDE)
-        self.precision = w.Dropdown(options=["bf16", "fp16", "fp32"], value="bf16", description="precision",
+        self.precision = w.Dropdown(options=list(DTYPE_NAMES), value="bf16", description="precision",
                                     style=_WIDE)
         self.quantization = w.Dropdown(options=[("none (16/32-bit)", "none"), ("NF4 (QLoRA)", "nf4"), ("int8", "int8")],
                                        value="nf4", description="base weights", style=_WIDE)
-        self.optimizer = w.Dropdown(options=["adamw", "adamw_8bit", "paged_adamw_8bit", "sgd"],
+        self.optimizer = w.Dropdown(options=list(STATE_OPTIMIZERS),
                                     value="paged_adamw_8bit", description="optimizer", style=_WIDE)
         self.checkpointing = w.Checkbox(value=True, description="gradient checkpointing", style=_WIDE)
         self.batch = w.IntSlider(value=1, min=1, max=64, description="batch", style=_WIDE)

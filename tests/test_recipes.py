@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from lorakit.recipes import LLAMA_LINEAR_MODULES, RECIPES, Recipe, get_recipe, linear_module_names
+from lorakit.recipes import RECIPES, Recipe, get_recipe, linear_module_names
+from lorakit.vocab import LLAMA_LINEAR_MODULES
 
 
 def test_guide_numbers_of_the_quickstart_recipe():
