@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from .hardware import DTYPES, announce, choose_dtype, resolve_device, sharded_launch
+from .hardware import DTYPES, choose_dtype, resolve_device, sharded_launch
+from .notes import announce
 from .vocab import MODEL_TASKS as TASKS
 from .vocab import QUANTIZATIONS
 
@@ -86,8 +87,6 @@ def load_tokenizer(name: str = "tiny") -> Any:
         raise _offline_error(name, err) from err
     if tokenizer.pad_token is None:  # many hub tokenizers; never reuse eos silently without saying so
         tokenizer.pad_token = tokenizer.eos_token
-        from .hardware import announce
-
         announce(f"{name} has no pad token: using eos {tokenizer.eos_token!r} as pad (masked out of the loss)")
     return tokenizer
 
