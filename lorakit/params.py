@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .vocab import LLAMA_LINEAR_MODULES, check_bool, check_names, check_range, resolve_targets
+from .vocab import check_bool, check_names, check_range, resolve_targets
 
 HEAD_MODULES = ("lm_head", "score")
 
