@@ -77,6 +77,7 @@ def test_sft_then_dpo(tmp_path):
     assert (tmp_path / "sft" / "adapter" / "adapter_config.json").exists()
 
 
+@pytest.mark.slow
 def test_lora_visibly_improves_eval_loss_and_accuracy(tmp_path):
     """The instruction data is learnable: at the guide's LR the answer loss falls far below the base model's; at the
     LR the tiny model prefers (1e-3, chapter 3's sweep) exact-match accuracy rises well above the base's 0%."""
