@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup lab course test bench notebooks
+.PHONY: setup lab course test test-fast test-fast-pinned test-fast-min test-latest bench notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,22 @@ course: setup
 lab: setup
 	$(BIN)/jupyter lab notebooks/release/
 
-# unit tests + nbgrader round trips (tests/) and every instructor notebook executed by nbval; then the widget tests
-# again under ipywidgets 7.7 (Colab's), in a small venv layered on this one
-test: setup
+# `make test`: the fast tier (pytest -m "not slow") at the pinned lock and at the declared minimum versions, each in
+# a small venv layered on .venv (tests/version_env.sh), then the whole suite at the latest versions (.venv):
+# unit tests + nbgrader round trips and every instructor notebook under nbval, then the widget tests again under
+# ipywidgets 7.7 (Colab's)
+test: test-fast-pinned test-fast-min test-latest
+
+test-fast: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" tests -q
+
+test-fast-pinned: setup
+	VERSION_ENV="$(CURDIR)/$(VENV)/pinned" BASE_PY="$(CURDIR)/$(BIN)/python" tests/version_env.sh pinned
+
+test-fast-min: setup
+	VERSION_ENV="$(CURDIR)/$(VENV)/minimum" BASE_PY="$(CURDIR)/$(BIN)/python" tests/version_env.sh minimum
+
+test-latest: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/source --nbval-lax
 	IPYW7_ENV="$(CURDIR)/$(VENV)/ipywidgets7" BASE_PY="$(CURDIR)/$(BIN)/python" HF_HUB_OFFLINE=1 tests/ipywidgets7_env.sh
 

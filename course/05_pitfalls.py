@@ -5,7 +5,7 @@
 # 1. a loss that does not decrease, 2. overfitting, 3. divergence (NaN/Inf, grad-norm spikes),
 # 4. catastrophic forgetting, 5. poor generation — and you know the first fix to try for each.
 #
-# Every pitfall below is produced for real on the built-in model by `lorakit.diagnostics.reproduce`, then read by
+# Every pitfall below is produced for real on the built-in model by `lorakit.pitfalls.reproduce`, then read by
 # `lorakit.diagnose`, which states its evidence in numbers and its thresholds as relative changes.
 
 # %%
@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt
 import lorakit
 from lorakit.corpus import pretraining_texts
 from lorakit.data import load_dataset
-from lorakit.diagnostics import FIXES, diagnose, report, reproduce
+from lorakit.diagnostics import FIXES, diagnose, report
+from lorakit.pitfalls import reproduce
 from lorakit.evaluate import forgetting, generate_answers
 from lorakit.plots import plot_losses
 

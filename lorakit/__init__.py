@@ -19,10 +19,10 @@ _EXPORTS = {
     "RECIPES": "recipes",
     "get_recipe": "recipes",
     "train": "training",
-    "TrainResult": "training",
+    "TrainResult": "runner",
     "detect": "hardware",
     "choose_precision": "hardware",
-    "diagnose": "diagnostics",
+    "diagnose": "pitfalls",
     "ModelShape": "params",
     "LLAMA2_7B": "params",
     "LLAMA3_8B": "params",
@@ -37,7 +37,7 @@ _EXPORTS = {
     "Claim": "claims",
     "claims_table": "claims",
     "SweepPanel": "widgets",
-    "Sweep": "widgets",
+    "Sweep": "sweep",
     "WhatIf": "widgets",
 }
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from .hardware import announce, choose_dtype, resolve_device, sharded_launch
+from .hardware import DTYPES, choose_dtype, resolve_device, sharded_launch
+from .notes import announce
+from .vocab import MODEL_TASKS as TASKS
+from .vocab import QUANTIZATIONS
 
 TINY_DIR = Path(__file__).parent / "assets" / "tiny"
-QUANTIZATIONS = (None, "nf4", "int8")
-TASKS = ("causal_lm", "seq_cls")
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def _source(name: str) -> tuple[str, bool]:
@@ -87,8 +87,6 @@ def load_tokenizer(name: str = "tiny") -> Any:
         raise _offline_error(name, err) from err
     if tokenizer.pad_token is None:  # many hub tokenizers; never reuse eos silently without saying so
         tokenizer.pad_token = tokenizer.eos_token
-        from .hardware import announce
-
         announce(f"{name} has no pad token: using eos {tokenizer.eos_token!r} as pad (masked out of the loss)")
     return tokenizer
 

@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .memory import TrainingOutOfMemoryError
+    from .memory_advice import TrainingOutOfMemoryError
 
     try:
         return args.func(args)

@@ -6,10 +6,15 @@ Everything else in lorakit speaks one vocabulary (the Training Guide's: `warmup_
 - transformers 5.x removed `warmup_ratio`: a float < 1 passed as `warmup_steps` means a ratio.
 - `evaluation_strategy` became `eval_strategy` (4.41+).
 - `gradient_checkpointing` became `activation_checkpointing` (5.x; the old name is a deprecated alias).
-- `no_cuda` became `use_cpu`.
 - `Trainer(tokenizer=...)` became `Trainer(processing_class=...)`; TRL followed.
-- peft 0.21 still reads `model.is_gradient_checkpointing`, deprecated in transformers 5: the FutureWarning it
-  prints on every `get_peft_model` is silenced here (it lands on stderr in each notebook cell that adds an adapter).
+- `torch.OutOfMemoryError` exists from torch 2.5; `torch.cuda.OutOfMemoryError` (the same class there) before:
+  `OutOfMemoryError`.
+- bitsandbytes counts as installed only at the version transformers itself accepts (`is_bitsandbytes_available`),
+  TensorBoard through transformers' own probe.
+- FSDP: the full (gathered) state dict for saving, set through accelerate's plugin (`gather_full_state_dict`).
+- peft 0.21 still reads `model.is_gradient_checkpointing`, deprecated in transformers 5: `quiet_peft_deprecations()`
+  silences that one FutureWarning around the calls that add an adapter (it would land on stderr in the notebook
+  cell), and nothing else.
 - bitsandbytes 0.50 repacks 4-bit weights for CPUs with AVX512-BF16 at inference and fails unless a layer's output
   size is a multiple of 32 and its input size a multiple of 64 (the built-in model's MLP is 688 wide):
   `keep_4bit_layers_off_cpu_repacking`.
@@ -20,12 +25,40 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
+import torch
 from transformers import Trainer, TrainingArguments
+from transformers.integrations import is_tensorboard_available
+from transformers.utils import is_bitsandbytes_available
 
-warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+OutOfMemoryError: type[BaseException] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def bitsandbytes_available() -> bool:
+    """bitsandbytes is installed at a version the installed transformers can use."""
+    return is_bitsandbytes_available()
+
+
+def tensorboard_available() -> bool:
+    """TensorBoard (or tensorboardX) is installed, so the Trainer can write event files."""
+    return is_tensorboard_available()
+
+
+@contextmanager
+def quiet_peft_deprecations() -> Iterator[None]:
+    """Silence peft's read of the deprecated `is_gradient_checkpointing` (transformers 5) for the duration."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
+def gather_full_state_dict(trainer: Any) -> None:
+    """Under FSDP, make `trainer.save_model` gather the full state dict (a sharded one leaves rank 0 a shard)."""
+    trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
 
 
 @cache
@@ -50,8 +83,6 @@ def translate_training_kwargs(cls: type = TrainingArguments, **kwargs: Any) -> d
                      ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):
         if old in out and new in fields:
             out[new] = out.pop(old)
-    if "use_cpu" in out and "use_cpu" not in fields:
-        out["no_cuda"] = out.pop("use_cpu")
     unknown = sorted(set(out) - fields)
     if unknown:
         raise ValueError(f"unknown training argument(s) {unknown} for {cls.__name__} of the installed transformers")
@@ -64,11 +95,12 @@ def training_arguments(cls: type = TrainingArguments, **kwargs: Any) -> Any:
 
 
 def trainer_kwargs(trainer_cls: type = Trainer, tokenizer: Any = None) -> dict[str, Any]:
-    """The keyword under which `trainer_cls` wants the tokenizer: `processing_class` (new) or `tokenizer` (old)."""
+    """The keyword under which `trainer_cls` wants the tokenizer (`processing_class` in transformers 5 and TRL)."""
     if tokenizer is None:
         return {}
-    params = inspect.signature(trainer_cls.__init__).parameters
-    return {"processing_class" if "processing_class" in params else "tokenizer": tokenizer}
+    if "processing_class" not in inspect.signature(trainer_cls.__init__).parameters:
+        raise TypeError(f"{trainer_cls.__name__} takes no processing_class: it predates transformers 5 / TRL 0.20")
+    return {"processing_class": tokenizer}
 
 
 def gradient_checkpointing_enabled(args: Any) -> bool:

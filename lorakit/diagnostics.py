@@ -26,8 +26,8 @@ alpha/r below 1, rank ≤ 2, only one or two module types targeted) and puts tha
 `TaskData` trained on) checks the labels: none left to learn from, or prompts not masked.
 
 `NanGuardCallback` stops a Trainer at the first non-finite loss or grad norm and prints the diagnosis.
-`reproduce(name)` re-creates each pitfall on the built-in model, for the chapter to detect and then fix; it is also
-reachable as `lorakit.diagnose.reproduce(name)`.
+`lorakit.pitfalls.reproduce(name)` re-creates each pitfall on the built-in model, for the chapter to detect and then
+fix (this module only reads logs; it trains nothing).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from typing import Any, Sequence
 
 from transformers import TrainerCallback
 
-from .hardware import announce
+from .logs import history_of, series
+from .notes import announce
 
 FIXES: dict[str, list[str]] = {
     "loss not decreasing": [
@@ -133,13 +134,6 @@ def _finding(pitfall: str, evidence: str, severity: str = "warning", first: Sequ
     return Finding(pitfall, severity, evidence, ordered)
 
 
-def _history(run: Any) -> list[dict[str, float]]:
-    history = getattr(run, "log_history", run)
-    if not isinstance(history, (list, tuple)) or not all(isinstance(h, dict) for h in history):
-        raise ValueError("run must be a TrainResult or a list of log dicts (trainer.state.log_history)")
-    return list(history)
-
-
 def _flat_causes(recipe: Any) -> tuple[list[str], list[int]]:
     """Likely causes of a flat loss read from a recipe, and the indices of the matching fixes."""
     if recipe is None:
@@ -162,7 +156,7 @@ def _check_spikes(history: list[dict[str, float]], recipe: Any = None) -> Findin
     """The worst grad norm relative to the median of the SPIKE_WINDOW logged norms before it, both clipped at the
     recipe's max_grad_norm (when known: with clipping the step size is what matters, and it is capped)."""
     clip = recipe.max_grad_norm if recipe is not None and recipe.max_grad_norm > 0 else math.inf
-    logged = [(h.get("step"), h["grad_norm"]) for h in history if "grad_norm" in h]
+    logged = series(history, "grad_norm", axis="step")
     worst = None
     for i in range(3, len(logged)):
         median = statistics.median(min(n, clip) for _, n in logged[max(0, i - SPIKE_WINDOW):i])
@@ -179,7 +173,7 @@ def _check_spikes(history: list[dict[str, float]], recipe: Any = None) -> Findin
 
 def _check_losses(history: list[dict[str, float]], recipe: Any = None) -> list[Finding]:
     found = []
-    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    train = series(history, "loss", axis="step")
     bad = [(h.get("step"), k, h[k]) for h in history for k in ("loss", "grad_norm", "eval_loss")
            if k in h and not math.isfinite(h[k])]
     if bad:
@@ -204,7 +198,8 @@ def _check_losses(history: list[dict[str, float]], recipe: Any = None) -> list[F
     spike = _check_spikes(history, recipe)
     if spike is not None:
         found.append(spike)
-    evals = [(h.get("epoch", i), h.get("step", i), h["eval_loss"]) for i, h in enumerate(history) if "eval_loss" in h]
+    evals = [(epoch, step, loss) for (epoch, loss), (step, _) in
+             zip(series(history, "eval_loss", axis="epoch"), series(history, "eval_loss", axis="step"))]
     if len(evals) >= 3:
         best_epoch, best_step, best = min(evals, key=lambda e: e[2])
         last_epoch, _, last_eval = evals[-1]
@@ -250,7 +245,7 @@ def diagnose(run: Any, forgetting: dict[str, float] | None = None, answers: Sequ
     """
     from .evaluate import generation_stats
 
-    found = _check_losses(_history(run), getattr(run, "recipe", None))
+    found = _check_losses(history_of(run), getattr(run, "recipe", None))
     problems: list[str] = []
     if data is not None:
         flat, label_problems = _check_labels(data)
@@ -303,49 +298,7 @@ class NanGuardCallback(TrainerCallback):
                 return
 
 
-PITFALLS = ("flat", "overfit", "nan", "forgetting", "unmasked")
-
-
-def reproduce(pitfall: str, output_dir: str = "runs/pitfalls", seed: int = 42) -> Any:
-    """Re-create one pitfall on the built-in model with plain lorakit calls. Returns the `TrainResult`.
-
-    | pitfall | settings (everything else: the quickstart recipe) |
-    |---|---|
-    | flat | learning_rate 1e-6 (200× too low), 60 steps |
-    | overfit | 8 training rows, 60 epochs, constant LR 5e-3 (a decaying one hides the rise), no dropout, no warmup |
-    | nan | fp16 weights, LR 1, no gradient clipping, with `NanGuardCallback` |
-    | forgetting | the domain recipe (r=64) at LR 3e-3 for 60 steps |
-    | unmasked | instruction data with `mask_prompt=False`, LR 1e-3, 150 steps |
-    """
-    from .training import train
-
-    if pitfall not in PITFALLS:
-        raise ValueError(f"pitfall must be one of {list(PITFALLS)}, got {pitfall!r}")
-    common = dict(gradient_checkpointing=False, save_strategy="no", seed=seed, output_dir=f"{output_dir}/{pitfall}")
-    if pitfall == "flat":  # a learning rate 200× too low
-        return train("quickstart", learning_rate=1e-6, max_steps=60, n_train=480, n_eval=32, logging_steps=4, **common)
-    if pitfall == "overfit":  # 8 examples, 60 epochs, a high constant LR, no dropout
-        return train("quickstart", learning_rate=5e-3, lr_scheduler_type="constant", lora_dropout=0.0, n_train=8,
-                     n_eval=32, num_train_epochs=60, warmup_ratio=0.0, logging_steps=2, **common)
-    if pitfall == "nan":  # a learning rate of 1 without clipping, on fp16 weights
-        from .base import load_base
-
-        model, tokenizer = load_base("tiny", dtype="fp16")
-        return train("quickstart", model=model, tokenizer=tokenizer, learning_rate=1.0, max_grad_norm=0.0,
-                     max_steps=40, n_train=320, n_eval=16, warmup_ratio=0.0, logging_steps=1,
-                     callbacks=[NanGuardCallback()], **common)
-    if pitfall == "forgetting":  # long, high-LR domain training
-        return train("domain", learning_rate=3e-3, max_steps=60, n_eval=32, logging_steps=20, **common)
-    from .base import load_tokenizer  # "unmasked": the loss also trains on the prompt tokens
-    from .data import load_dataset
-
-    data = load_dataset("instruction", load_tokenizer("tiny"), n_train=1200, n_eval=48, seed=0, mask_prompt=False)
-    return train("quickstart", data=data, learning_rate=1e-3, max_steps=150, logging_steps=10, **common)
-
-
 # `lorakit.diagnose` is this function; chapter 5 also reaches the helpers through it.
-diagnose.reproduce = reproduce  # type: ignore[attr-defined]
 diagnose.report = report  # type: ignore[attr-defined]
-diagnose.PITFALLS = PITFALLS  # type: ignore[attr-defined]
 diagnose.FIXES = FIXES  # type: ignore[attr-defined]
 diagnose.NanGuardCallback = NanGuardCallback  # type: ignore[attr-defined]

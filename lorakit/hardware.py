@@ -6,10 +6,7 @@ fp32 on CPU unless a user asks otherwise. Every fallback is announced, never sil
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,21 +14,10 @@ from pathlib import Path
 
 import torch
 
-log = logging.getLogger("lorakit")
-if not log.handlers:
-    _handler = logging.StreamHandler(sys.stdout)  # stdout: notes, not errors (nbgrader zeroes cells with stderr)
-    _handler.setFormatter(logging.Formatter("[lorakit] %(message)s"))
-    log.addHandler(_handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
+from .notes import announce
+from .vocab import DTYPE_NAMES, PRECISIONS, check_choice
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-
-
-def announce(message: str) -> None:
-    """Tell the learner about a choice lorakit made for them (fallbacks, substitutions)."""
-    log.info(message)
+DTYPES = dict(zip(DTYPE_NAMES, (torch.bfloat16, torch.float16, torch.float32)))
 
 
 @dataclass(frozen=True)
@@ -53,15 +39,14 @@ class Hardware:
 def _native_bf16() -> bool:
     if not torch.cuda.is_available():
         return False
-    try:
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    except TypeError:  # torch < 2.3 has no including_emulation
-        return torch.cuda.get_device_capability()[0] >= 8
+    return torch.cuda.is_bf16_supported(including_emulation=False)
 
 
 def detect() -> Hardware:
     """Probe the device: CUDA GPU if present, else CPU."""
-    has_bnb = importlib.util.find_spec("bitsandbytes") is not None
+    from .compat import bitsandbytes_available  # lazily: compat imports transformers
+
+    has_bnb = bitsandbytes_available()
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         return Hardware("cuda", props.name, _native_bf16(), True, props.total_memory, has_bnb)
@@ -96,8 +81,7 @@ def sharded_launch() -> bool:
 
 def choose_precision(requested: str = "auto", hardware: Hardware | None = None) -> str:
     """Return the precision to train in: the requested one if the hardware runs it natively, else the best it has."""
-    if requested not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {requested!r}")
+    check_choice("precision", requested, PRECISIONS)
     hw = hardware or detect()
     if requested == "auto":
         return hw.best_precision

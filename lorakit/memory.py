@@ -31,14 +31,11 @@ The activation terms were checked against autograd's saved tensors on CPU (tests
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
 
-from .params import ModelShape, count_base_params, count_lora_params, resolve_targets
-from .recipes import _check_bool, _check_choice, _check_range
+from .params import ModelShape, count_base_params, count_lora_params
+from .vocab import DTYPE_NAMES, QUANTIZATIONS, STATE_OPTIMIZERS, check_bool, check_choice, check_range, resolve_targets
 
-PRECISION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
-QUANTIZATIONS = (None, "nf4", "int8")
-OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw_8bit", "sgd")
+PRECISION_BYTES = dict(zip(DTYPE_NAMES, (2, 2, 4)))
 FP32 = 4
 NF4_BLOCK, NF4_NESTED_BLOCK, OPT_8BIT_BLOCK, OPT_8BIT_MIN_SIZE = 64, 256, 256, 4096
 
@@ -140,12 +137,12 @@ def estimate(
         raise ValueError(f"shape must be a lorakit.ModelShape (e.g. lorakit.LLAMA2_7B), got {shape!r}")
     for name, flag in (("double_quant", double_quant), ("gradient_checkpointing", gradient_checkpointing),
                        ("full_finetune", full_finetune)):
-        _check_bool(name, flag)
-    _check_choice("precision", precision, tuple(PRECISION_BYTES))
-    _check_choice("quantization", quantization, QUANTIZATIONS)
-    _check_choice("optimizer", optimizer, OPTIMIZERS)
-    _check_range("batch", batch, 1, 10**6, int)
-    _check_range("seq_len", seq_len, 1, 10**7, int)
+        check_bool(name, flag)
+    check_choice("precision", precision, DTYPE_NAMES)
+    check_choice("quantization", quantization, QUANTIZATIONS)
+    check_choice("optimizer", optimizer, STATE_OPTIMIZERS)
+    check_range("batch", batch, 1, 10**6, int)
+    check_range("seq_len", seq_len, 1, 10**7, int)
     if full_finetune and quantization:
         raise ValueError("full_finetune=True cannot train quantized weights: set quantization=None")
     b = PRECISION_BYTES[precision]
@@ -169,7 +166,7 @@ def estimate(
         adapters, trainable_sizes = 0, [total_params]
         gradients = total_params * b
     else:
-        _check_range("r", r, 1, 10**5, int)
+        check_range("r", r, 1, 10**5, int)
         trainable_sizes = _lora_tensor_sizes(shape, r, names)
         adapters = FP32 * count_lora_params(shape, r, names)
         gradients = adapters
@@ -207,66 +204,3 @@ def saved_activation_bytes(model, input_ids) -> int:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         model(input_ids=input_ids, labels=input_ids)
     return sum(seen.values())
-
-
-# ---------------------------------------------------------------- advice when a training run runs out of GPU memory
-ESTIMATOR_OPTIMIZERS = {"adamw_torch": "adamw", "paged_adamw_32bit": "adamw", "adafactor": "adamw", "sgd": "sgd",
-                        "adamw_8bit": "adamw_8bit", "paged_adamw_8bit": "paged_adamw_8bit"}
-
-
-class TrainingOutOfMemoryError(RuntimeError):
-    """The GPU ran out of memory during training; the message lists remedies with the estimator's figures."""
-
-
-def oom_remedies(recipe: Any, shape: ModelShape, precision: str, optimizer: str) -> list[tuple[str, int]]:
-    """[(change, estimated bytes)]: the run as configured first, then each applicable remedy alone, then all together.
-
-    Remedies: a smaller per-device batch with more gradient accumulation (same effective batch), gradient
-    checkpointing, a 4-bit NF4 base (QLoRA), half the max_length. Estimated at batch × max_length tokens.
-    """
-    settings = dict(precision=precision, quantization=recipe.quantization, optimizer=ESTIMATOR_OPTIMIZERS[optimizer],
-                    gradient_checkpointing=recipe.gradient_checkpointing, batch=recipe.per_device_train_batch_size,
-                    seq_len=recipe.max_length, r=recipe.r, targets=recipe.resolved_target_modules())
-    changes: list[tuple[str, dict[str, Any]]] = []
-    batch, accumulation = recipe.per_device_train_batch_size, recipe.gradient_accumulation_steps
-    if batch > 1:
-        smaller = max(d for d in range(1, batch // 2 + 1) if batch % d == 0)
-        changes.append((f"per_device_train_batch_size={smaller}, gradient_accumulation_steps="
-                        f"{accumulation * batch // smaller} (same effective batch, {batch * accumulation})",
-                        {"batch": smaller}))
-    if not recipe.gradient_checkpointing:
-        changes.append(("gradient_checkpointing=True", {"gradient_checkpointing": True}))
-    if recipe.quantization != "nf4" and recipe.task != "dpo":
-        changes.append(("quantization='nf4' (4-bit NF4 base weights: QLoRA)", {"quantization": "nf4"}))
-    if recipe.max_length >= 32:
-        changes.append((f"max_length={recipe.max_length // 2} (longer rows are cut)", {"seq_len": recipe.max_length // 2}))
-    rows = [("as configured", estimate(shape, **settings).total)]
-    rows += [(label, estimate(shape, **{**settings, **change}).total) for label, change in changes]
-    if len(changes) > 1:
-        together = {key: value for _, change in changes for key, value in change.items()}
-        rows.append(("all of these together", estimate(shape, **{**settings, **together}).total))
-    return rows
-
-
-def oom_message(recipe: Any, shape: ModelShape | None, precision: str, optimizer: str, error: BaseException,
-                gpu_bytes: int | None = None) -> str:
-    """The text of a TrainingOutOfMemoryError: what ran out, and what to change, with estimated MiB per option."""
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    gpu = f" on a {gpu_bytes / 2**20:,.0f} MiB GPU" if gpu_bytes else ""
-    lines = [f"GPU out of memory while training recipe {recipe.name!r}{gpu} ({first_line})."]
-    rows = None
-    if shape is not None and optimizer in ESTIMATOR_OPTIMIZERS:
-        try:
-            rows = oom_remedies(recipe, shape, precision, optimizer)
-        except ValueError:  # target modules that the Llama-shaped estimator does not know
-            rows = None
-    if rows is None:
-        lines.append("Try, one at a time: a smaller per_device_train_batch_size with more gradient_accumulation_steps, "
-                     "gradient_checkpointing=True, quantization='nf4', a shorter max_length.")
-        return "\n".join(lines)
-    (_, current), *remedies = rows
-    lines.append(f"lorakit.estimate puts this run at {current / 2**20:,.0f} MiB (batch {recipe.per_device_train_batch_size}"
-                 f" × max_length {recipe.max_length}, {precision}, r={recipe.r}). Change a recipe field to:")
-    lines += [f"  - {label}: {total / 2**20:,.0f} MiB" for label, total in remedies]
-    lines.append("e.g. lorakit.train(..., gradient_checkpointing=True) or lorakit train --set gradient_checkpointing=True")
-    return "\n".join(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .recipes import LLAMA_LINEAR_MODULES, TARGET_PRESETS, _check_bool, _check_names, _check_range
+from .vocab import check_bool, check_names, check_range, resolve_targets
 
 HEAD_MODULES = ("lm_head", "score")
 
@@ -32,10 +32,10 @@ class ModelShape:
     def __post_init__(self) -> None:
         for field_name in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_attention_heads",
                            "num_key_value_heads"):
-            _check_range(field_name, getattr(self, field_name), 1, 10**7, int)
+            check_range(field_name, getattr(self, field_name), 1, 10**7, int)
         if self.head_dim is not None:
-            _check_range("head_dim", self.head_dim, 1, 10**5, int)
-        _check_bool("tie_word_embeddings", self.tie_word_embeddings)
+            check_range("head_dim", self.head_dim, 1, 10**5, int)
+        check_bool("tie_word_embeddings", self.tie_word_embeddings)
         if not isinstance(self.name, str):
             raise ValueError(f"name must be a string, got {self.name!r}")
         if self.num_attention_heads % self.num_key_value_heads:
@@ -74,25 +74,6 @@ LLAMA2_13B = ModelShape(32000, 5120, 13824, 40, 40, 40, name="LLaMA-2-13B")
 LLAMA3_8B = ModelShape(128256, 4096, 14336, 32, 32, 8, name="LLaMA-3-8B")
 
 
-def resolve_targets(target_modules: str | Iterable[str], field: str = "target_modules") -> list[str]:
-    """Module names for a preset ("q,v", "q,k,v,o", "all-linear") or a list; anything else raises a ValueError that
-    names `field` (the caller's argument name)."""
-    if isinstance(target_modules, str):
-        if target_modules not in TARGET_PRESETS:
-            raise ValueError(f"{field} must be one of {list(TARGET_PRESETS)} or a list of module names, "
-                             f"got {target_modules!r}")
-        preset = TARGET_PRESETS[target_modules]
-        return list(LLAMA_LINEAR_MODULES) if preset == "all-linear" else list(preset)
-    if not isinstance(target_modules, (list, tuple)):
-        raise ValueError(f"{field} must be a preset {list(TARGET_PRESETS)} or a list of module names, "
-                         f"got {target_modules!r}")
-    names = list(target_modules)
-    unknown = [n for n in names if n not in LLAMA_LINEAR_MODULES]
-    if not names or unknown:
-        raise ValueError(f"{field} has unknown or no module names {unknown}; valid: {list(LLAMA_LINEAR_MODULES)}")
-    return names
-
-
 def count_base_params(shape: ModelShape) -> int:
     """All parameters of the model: embeddings, blocks (linears + 2 RMSNorms), final norm, lm_head unless tied."""
     block = sum(i * o for i, o in shape.linear_shapes().values()) + 2 * shape.hidden_size
@@ -111,12 +92,12 @@ def count_lora_params(
 ) -> int:
     """Trainable parameters of a LoRA adapter on `shape`: r·(in+out) per adapted linear (+ out for DoRA), plus any
     fully trained `modules_to_save` ("lm_head": vocab × hidden; "score": hidden × num_labels)."""
-    _check_range("r", r, 1, 10**5, int)
+    check_range("r", r, 1, 10**5, int)
     if isinstance(target_modules, str) and layers_to_transform is not None:
         raise ValueError("layers_to_transform needs target_modules as a list of module names, not a preset string "
                          "(peft raises '`layers_to_transform` cannot be used when `target_modules` is a str')")
     names = resolve_targets(target_modules)
-    _check_bool("use_dora", use_dora)
+    check_bool("use_dora", use_dora)
     if isinstance(layers_to_transform, int) and not isinstance(layers_to_transform, bool):  # peft takes one index too
         layers_to_transform = [layers_to_transform]
     if layers_to_transform is None:
@@ -126,13 +107,13 @@ def count_lora_params(
                          f"got {layers_to_transform!r}")
     else:
         for layer in layers_to_transform:
-            _check_range("layers_to_transform[i]", layer, 0, 10**7, int)
+            check_range("layers_to_transform[i]", layer, 0, 10**7, int)
         layers = sorted(set(layers_to_transform))
         bad = [i for i in layers if i >= shape.num_layers]
         if bad:
             raise ValueError(f"layers_to_transform has indices {bad} outside 0..{shape.num_layers - 1}")
     if modules_to_save is not None:
-        _check_names("modules_to_save", modules_to_save)
+        check_names("modules_to_save", modules_to_save)
     shapes = shape.linear_shapes()
     per_layer = sum(r * (shapes[n][0] + shapes[n][1]) + (shapes[n][1] if use_dora else 0) for n in names)
     total = per_layer * len(layers)
@@ -140,7 +121,7 @@ def count_lora_params(
         if module == "lm_head":
             total += shape.vocab_size * shape.hidden_size
         elif module == "score":
-            _check_range("num_labels", num_labels, 1, 10**6, int)
+            check_range("num_labels", num_labels, 1, 10**6, int)
             total += shape.hidden_size * num_labels
         else:
             raise ValueError(f"modules_to_save entries must be in {list(HEAD_MODULES)}, got {module!r}")

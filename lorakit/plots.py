@@ -1,9 +1,14 @@
-"""Loss curves with matplotlib (an optional dependency: the `course` extra)."""
+"""Loss curves with matplotlib (an optional dependency: the `course` extra): one run's (`plot_losses`), and the
+sweep panel's overlay of many (`loss_figure`, drawn without pyplot so it is safe from a training thread)."""
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 from typing import Any
+
+from .logs import series
 
 
 def plot_losses(log_history: list[dict[str, float]], path: str | Path | None = None, title: str = "",
@@ -15,8 +20,8 @@ def plot_losses(log_history: list[dict[str, float]], path: str | Path | None = N
         matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    train = [(h["step"], h["loss"]) for h in log_history if "loss" in h]
-    evals = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h]
+    train = series(log_history, "loss", axis="step")
+    evals = series(log_history, "eval_loss", axis="step")
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
     if train:
@@ -33,3 +38,37 @@ def plot_losses(log_history: list[dict[str, float]], path: str | Path | None = N
         ax.figure.savefig(path, dpi=100)
         plt.close(ax.figure)
     return ax
+
+
+def loss_figure(runs: list[Any], live: Any = None, highlight: Any = None) -> Any:
+    """A matplotlib Figure of `lorakit.sweep.SweepRun`s: each run's train-loss line and eval losses (dots, same
+    colour), `live` (the run in progress) dashed, the `highlight` settings' line thicker."""
+    from matplotlib.figure import Figure  # no pyplot: safe from the training thread, no global state
+
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.subplots()
+    key = highlight.key() if highlight is not None else None
+    for run in runs:
+        if not run.train_losses:
+            continue
+        label = f"{run.settings.label()} · {run.trainable_params:,} params · {run.memory_bytes / 2**20:.0f} MiB"
+        width = 2.5 if run.settings.key() == key else 1.2
+        (line,) = ax.plot(*zip(*run.train_losses), label=label, linewidth=width)
+        if run.eval_losses:
+            ax.plot(*zip(*run.eval_losses), "o", color=line.get_color(), markersize=6)
+    if live is not None and live.train_losses:
+        ax.plot(*zip(*live.train_losses), "k--", linewidth=1.5, label=f"running: {live.settings.label()}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (line: train, dot: eval)")
+    if ax.lines:
+        ax.legend(fontsize=6, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def png_output(fig: Any) -> dict:
+    """`fig` as a Jupyter display_data output (PNG), for setting an ipywidgets Output's `outputs` directly."""
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=80)
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": base64.b64encode(png.getvalue()).decode(), "text/plain": "<loss curves>"}}

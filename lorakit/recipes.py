@@ -8,24 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .data import DATASETS, MAX_ROWS
-
-LLAMA_LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-TARGET_PRESETS: dict[str, tuple[str, ...] | str] = {
-    "q,v": ("q_proj", "v_proj"),
-    "q,k,v,o": ("q_proj", "k_proj", "v_proj", "o_proj"),
-    "all-linear": "all-linear",
-}
-TASKS = ("causal_lm", "seq_cls", "dpo")
-SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
-OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "adafactor", "sgd")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-QUANTIZATIONS = (None, "nf4", "int8")
-STRATEGIES = ("no", "epoch", "steps")
+from .vocab import (LLAMA_LINEAR_MODULES, OPTIMIZERS, PRECISIONS, QUANTIZATIONS, SCHEDULERS, STRATEGIES,
+                    TARGET_PRESETS, TASKS, check_bool, check_choice, check_names, check_range, resolve_targets)
 
 
 def linear_module_names(model: Any) -> tuple[str, ...]:
@@ -38,31 +26,6 @@ def linear_module_names(model: Any) -> tuple[str, ...]:
         if isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt")
     }
     return tuple(sorted(names - {"lm_head", "score", "classifier"}))
-
-
-def _check_range(name: str, value: Any, low: float, high: float, kind: type = float) -> None:
-    """ValueError unless `value` is a finite number (an integer, not 2.0, when kind is int) in [low, high]."""
-    number = numbers.Integral if kind is int else numbers.Real
-    ok = isinstance(value, number) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not low <= value <= high:
-        what = "an integer" if kind is int else "a number"
-        raise ValueError(f"{name} must be {what} in [{low:g}, {high:g}], got {value!r}")
-
-
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-
-
-def _check_names(name: str, value: Any) -> None:
-    """ValueError unless `value` is a non-empty tuple or list of non-empty strings."""
-    if not isinstance(value, (tuple, list)) or not value or not all(isinstance(v, str) and v for v in value):
-        raise ValueError(f"{name} must be a non-empty list of module names, got {value!r}")
-
-
-def _check_choice(name: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -138,39 +101,39 @@ class Recipe:
         for name in ("name", "description"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
-        _check_choice("task", self.task, TASKS)
-        _check_choice("dataset", self.dataset, DATASETS)
+        check_choice("task", self.task, TASKS)
+        check_choice("dataset", self.dataset, DATASETS)
         if self.sft_dataset is not None:
-            _check_choice("sft_dataset", self.sft_dataset, DATASETS)
+            check_choice("sft_dataset", self.sft_dataset, DATASETS)
         for name in ("use_rslora", "use_dora", "gradient_checkpointing", "padding_free"):
-            _check_bool(name, getattr(self, name))
-        _check_range("r", self.r, 1, 1024, int)
-        _check_range("lora_alpha", self.lora_alpha, 1e-6, 1e5)
-        _check_range("lora_dropout", self.lora_dropout, 0.0, 0.5)
-        _check_range("learning_rate", self.learning_rate, 1e-12, 1.0)
-        _check_range("warmup_ratio", self.warmup_ratio, 0.0, 0.5)
-        _check_range("max_grad_norm", self.max_grad_norm, 0.0, 1e6)
-        _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
-        _check_range("num_train_epochs", self.num_train_epochs, 1e-3, 1000)
+            check_bool(name, getattr(self, name))
+        check_range("r", self.r, 1, 1024, int)
+        check_range("lora_alpha", self.lora_alpha, 1e-6, 1e5)
+        check_range("lora_dropout", self.lora_dropout, 0.0, 0.5)
+        check_range("learning_rate", self.learning_rate, 1e-12, 1.0)
+        check_range("warmup_ratio", self.warmup_ratio, 0.0, 0.5)
+        check_range("max_grad_norm", self.max_grad_norm, 0.0, 1e6)
+        check_range("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_range("num_train_epochs", self.num_train_epochs, 1e-3, 1000)
         if self.max_steps != -1:
-            _check_range("max_steps", self.max_steps, 1, 10**7, int)
-        _check_range("per_device_train_batch_size", self.per_device_train_batch_size, 1, 4096, int)
-        _check_range("gradient_accumulation_steps", self.gradient_accumulation_steps, 1, 4096, int)
-        _check_range("max_length", self.max_length, 16, 131072, int)
-        _check_range("logging_steps", self.logging_steps, 1, 10**6, int)
-        _check_range("dpo_beta", self.dpo_beta, 1e-4, 10.0)
-        _check_range("sft_learning_rate", self.sft_learning_rate, 1e-12, 1.0)
-        _check_range("sft_epochs", self.sft_epochs, 1e-3, 1000)
-        _check_range("seed", self.seed, 0, 2**32 - 1, int)
+            check_range("max_steps", self.max_steps, 1, 10**7, int)
+        check_range("per_device_train_batch_size", self.per_device_train_batch_size, 1, 4096, int)
+        check_range("gradient_accumulation_steps", self.gradient_accumulation_steps, 1, 4096, int)
+        check_range("max_length", self.max_length, 16, 131072, int)
+        check_range("logging_steps", self.logging_steps, 1, 10**6, int)
+        check_range("dpo_beta", self.dpo_beta, 1e-4, 10.0)
+        check_range("sft_learning_rate", self.sft_learning_rate, 1e-12, 1.0)
+        check_range("sft_epochs", self.sft_epochs, 1e-3, 1000)
+        check_range("seed", self.seed, 0, 2**32 - 1, int)
         for name in ("n_train", "n_eval"):
             if getattr(self, name) is not None:
-                _check_range(name, getattr(self, name), 1, MAX_ROWS, int)
-        _check_choice("lr_scheduler_type", self.lr_scheduler_type, SCHEDULERS)
-        _check_choice("optim", self.optim, OPTIMIZERS)
-        _check_choice("precision", self.precision, PRECISIONS)
-        _check_choice("quantization", self.quantization, QUANTIZATIONS)
-        _check_choice("eval_strategy", self.eval_strategy, STRATEGIES)
-        _check_choice("save_strategy", self.save_strategy, STRATEGIES)
+                check_range(name, getattr(self, name), 1, MAX_ROWS, int)
+        check_choice("lr_scheduler_type", self.lr_scheduler_type, SCHEDULERS)
+        check_choice("optim", self.optim, OPTIMIZERS)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("quantization", self.quantization, QUANTIZATIONS)
+        check_choice("eval_strategy", self.eval_strategy, STRATEGIES)
+        check_choice("save_strategy", self.save_strategy, STRATEGIES)
         if self.task == "dpo" and self.quantization is not None:
             raise ValueError("quantization must be None for task='dpo' (the DPO stage needs a trainable reference copy)")
         if isinstance(self.target_modules, str):
@@ -180,7 +143,7 @@ class Recipe:
             raise ValueError(f"target_modules must be a preset {list(TARGET_PRESETS)} or a non-empty list of module "
                              f"names such as {list(LLAMA_LINEAR_MODULES)}, got {self.target_modules!r}")
         if self.modules_to_save is not None:
-            _check_names("modules_to_save", self.modules_to_save)
+            check_names("modules_to_save", self.modules_to_save)
         if self.layers_to_transform is not None:
             if not isinstance(self.layers_to_transform, tuple) or not self.layers_to_transform:
                 raise ValueError("layers_to_transform must be None (all layers) or a non-empty list of layer indices, "
@@ -191,28 +154,15 @@ class Recipe:
                     f"not the string {self.target_modules!r}: peft cannot restrict layers for a preset or regex"
                 )
             for layer in self.layers_to_transform:
-                _check_range("layers_to_transform[i]", layer, 0, 10**4, int)
+                check_range("layers_to_transform[i]", layer, 0, 10**4, int)
 
     def resolved_target_modules(self, model: Any = None) -> str | list[str]:
         """Target modules in peft's form: "all-linear" or a list of module names.
 
         Names are checked against `model`'s linear layers when a model is given, else against Llama's.
         """
-        value = self.target_modules
-        if isinstance(value, str):
-            if value not in TARGET_PRESETS:
-                raise ValueError(f"target_modules must be one of {list(TARGET_PRESETS)} or a list of module names, "
-                                 f"got {value!r}")
-            preset = TARGET_PRESETS[value]
-            return preset if isinstance(preset, str) else list(preset)
-        if not value:
-            raise ValueError("target_modules must not be empty")
         valid = linear_module_names(model) if model is not None else LLAMA_LINEAR_MODULES
-        unknown = [m for m in value if m not in valid]
-        if unknown:
-            raise ValueError(f"target_modules has unknown module name(s) {unknown}; valid names: "
-                             f"{list(valid)} or a preset {list(TARGET_PRESETS)}")
-        return list(value)
+        return resolve_targets(self.target_modules, valid=valid, peft_form=True)
 
     @property
     def scale(self) -> float:

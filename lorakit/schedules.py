@@ -7,7 +7,7 @@ import math
 import torch
 from transformers import get_scheduler
 
-from .recipes import SCHEDULERS, _check_range
+from .vocab import SCHEDULERS, check_choice, check_range
 
 # Typical peak learning rates by method (the Training Guide's ranges, in our words): LoRA adapters are small and
 # start at zero, so they tolerate ~10x the LR of full fine-tuning; preference optimisation is the most delicate.
@@ -22,17 +22,16 @@ LR_RANGES: dict[str, tuple[float, float]] = {
 
 def warmup_steps(total_steps: int, warmup_ratio: float) -> int:
     """Warmup steps the Trainer derives from a ratio: ceil(total × ratio)."""
-    _check_range("total_steps", total_steps, 1, 10**9, int)
-    _check_range("warmup_ratio", warmup_ratio, 0.0, 1.0)
+    check_range("total_steps", total_steps, 1, 10**9, int)
+    check_range("warmup_ratio", warmup_ratio, 0.0, 1.0)
     return math.ceil(total_steps * warmup_ratio)
 
 
 def lr_curve(scheduler: str, total_steps: int, peak_lr: float = 2e-4, warmup_ratio: float = 0.03,
              **scheduler_kwargs: float) -> list[float]:
     """The LR at each optimizer step 0…total_steps-1, from transformers' own scheduler implementation."""
-    if scheduler not in SCHEDULERS:
-        raise ValueError(f"scheduler must be one of {list(SCHEDULERS)}, got {scheduler!r}")
-    _check_range("peak_lr", peak_lr, 1e-12, 10.0)
+    check_choice("scheduler", scheduler, SCHEDULERS)
+    check_range("peak_lr", peak_lr, 1e-12, 10.0)
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak_lr)
     sched = get_scheduler(scheduler, optimizer, num_warmup_steps=warmup_steps(total_steps, warmup_ratio),
                           num_training_steps=total_steps, scheduler_specific_kwargs=scheduler_kwargs or None)

@@ -13,7 +13,7 @@ from typing import Any, Callable, NamedTuple
 import lorakit
 from lorakit import grading, schedules
 from lorakit.base import load_base
-from lorakit.diagnostics import reproduce
+from lorakit.pitfalls import reproduce
 from lorakit.params import LLAMA2_7B, ModelShape
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"

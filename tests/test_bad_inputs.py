@@ -16,7 +16,8 @@ import lorakit
 from bad_inputs import CASES, DOC, call_text, outcome, render
 from lorakit import compat
 from lorakit.data import DEFAULT_SIZES
-from lorakit.params import LLAMA2_7B, LLAMA_LINEAR_MODULES, ModelShape, count_base_params
+from lorakit.params import LLAMA2_7B, ModelShape, count_base_params
+from lorakit.vocab import LLAMA_LINEAR_MODULES
 from lorakit.recipes import Recipe
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,7 +1,6 @@
 import json
 import math
 import os
-import time
 from unittest import mock
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers / huggingface_hub read it (conftest sets it too)
@@ -119,11 +118,9 @@ def test_bad_arguments_name_the_field(kwargs, fragment):
 
 def test_unknown_hub_id_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    start = time.perf_counter()
     for name in ("no-such-org/no-such-model", "/no/such/folder"):
         with pytest.raises(OSError, match="Offline, only name='tiny'"):
             load_base(name)
-    assert time.perf_counter() - start < 20
 
 
 @pytest.mark.parametrize("failure,fragment", [

@@ -10,7 +10,7 @@ import torch
 
 import lorakit
 from lorakit.recipes import RECIPES
-from lorakit.training import _collator
+from lorakit.training import data_collator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,8 +31,8 @@ def test_padding_free_loss_equals_padded_loss(tiny):
     model, _, data = tiny
     rows = [data.train[i] for i in range(8)]
     assert len({len(r["input_ids"]) for r in rows}) > 1, "rows of different lengths, so the padded batch has padding"
-    padded = _collator(RECIPES["quickstart"].replace(padding_free=False), data)(rows)
-    flat = _collator(RECIPES["quickstart"], data)(rows)
+    padded = data_collator(RECIPES["quickstart"].replace(padding_free=False), data)(rows)
+    flat = data_collator(RECIPES["quickstart"], data)(rows)
     assert flat["input_ids"].shape[0] == 1 and "attention_mask" not in flat
     assert flat["input_ids"].numel() == sum(len(r["input_ids"]) for r in rows) < padded["input_ids"].numel()
     assert _loss(model, flat) == pytest.approx(_loss(model, padded), rel=1e-5)
@@ -42,8 +42,8 @@ def test_without_restarting_positions_the_rows_would_see_each_other(tiny):
     """The check above can fail: the same flat batch without position ids attends across rows and scores worse."""
     model, _, data = tiny
     rows = [data.train[i] for i in range(8)]
-    flat = _collator(RECIPES["quickstart"], data)(rows)
-    padded = _collator(RECIPES["quickstart"].replace(padding_free=False), data)(rows)
+    flat = data_collator(RECIPES["quickstart"], data)(rows)
+    padded = data_collator(RECIPES["quickstart"].replace(padding_free=False), data)(rows)
     leaked = {k: v for k, v in flat.items() if k != "position_ids"}
     assert abs(_loss(model, leaked) - _loss(model, padded)) > 1e-3
 
@@ -56,7 +56,7 @@ def test_padding_free_is_validated():
 def test_padding_free_is_only_for_causal_lm(tiny):
     _, _, data = tiny
     assert RECIPES["classification"].padding_free
-    assert _collator(RECIPES["classification"], data) is data.collator
+    assert data_collator(RECIPES["classification"], data) is data.collator
 
 
 def test_with_a_kv_cache_transformers_would_let_packed_rows_see_each_other(tiny):
@@ -64,7 +64,7 @@ def test_with_a_kv_cache_transformers_would_let_packed_rows_see_each_other(tiny)
     `use_cache` from TrainingArguments (False by default), which the next test checks end to end."""
     model, _, data = tiny
     rows = [data.train[i] for i in range(8)]
-    flat = _collator(RECIPES["quickstart"], data)(rows)
+    flat = data_collator(RECIPES["quickstart"], data)(rows)
     with torch.no_grad():
         cached = model(**flat, use_cache=True).loss.item()
     assert abs(cached - _loss(model, flat)) > 1e-3

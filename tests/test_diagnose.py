@@ -10,8 +10,8 @@ import pytest
 import lorakit
 from lorakit.corpus import pretraining_texts
 from lorakit.data import load_dataset
-from lorakit.diagnostics import (FIXES, PITFALLS, Finding, Findings, NanGuardCallback, diagnose, report,
-                                 reproduce)
+from lorakit.diagnostics import FIXES, Finding, Findings, NanGuardCallback, diagnose, report
+from lorakit.pitfalls import PITFALLS, reproduce
 from lorakit.evaluate import exact_match, forgetting, generate_answers
 from lorakit.recipes import get_recipe
 

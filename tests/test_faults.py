@@ -17,9 +17,11 @@ from transformers import AutoConfig
 import lorakit
 from lorakit.base import TINY_DIR
 from lorakit.cli import main
-from lorakit.memory import TrainingOutOfMemoryError, estimate
+from lorakit.memory import estimate
+from lorakit.memory_advice import TrainingOutOfMemoryError
 from lorakit.params import ModelShape
-from lorakit.training import LorakitTrainer, last_checkpoint
+from lorakit.runner import last_checkpoint
+from lorakit.training import LorakitTrainer
 
 # 64 rows / batch 8 = 8 steps per epoch (long enough for a signal to land inside an epoch), 3 epochs:
 # checkpoint-8, -16, -24

@@ -1,5 +1,5 @@
-"""environment.yml, binder/ and pyproject.toml list the same packages with compatible versions; the Colab install
-cell is guarded."""
+"""Three version sets agree: constraints/pinned.txt (the known-good lock) is what environment.yml and binder/ install
+and satisfies pyproject's ranges; constraints/minimum.txt is pyproject's floors. The Colab install cell is guarded."""
 
 import re
 import sys
@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from packaging.specifiers import SpecifierSet
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = re.compile(r"^([A-Za-z0-9_.\-]+)\s*(?:\[[^\]]*\])?\s*([<>=!~].*)?$")
@@ -39,18 +40,37 @@ def _environment():
     return env, parsed
 
 
-def test_environment_yml_matches_pyproject():
+def _constraints(name):
+    return _parse((REPO / "constraints" / name).read_text().splitlines())
+
+
+def test_pinned_lock_pins_every_dependency_within_pyproject_ranges():
+    pinned, project = _constraints("pinned.txt"), _pyproject()
+    assert set(pinned) == set(project)
+    for name, spec in pinned.items():
+        assert spec.startswith("=="), f"{name} is not pinned: {spec!r}"
+        assert SpecifierSet(project[name]).contains(spec[2:]), f"{name}{spec} is outside pyproject's {project[name]}"
+
+
+def test_minimum_set_is_pyproject_floors():
+    minimum = {name: spec.replace("==", ">=") for name, spec in _constraints("minimum.txt").items()}
+    floors = {name: spec for name, spec in _pyproject().items() if spec.startswith(">=")}
+    assert minimum == floors
+
+
+def test_environment_yml_installs_the_pinned_lock():
     env, packages = _environment()
     assert "conda-forge" in env["channels"]
     assert any(re.fullmatch(r"python=3\.\d+", d) for d in env["dependencies"] if isinstance(d, str))
-    assert packages == _pyproject()
+    assert packages == _constraints("pinned.txt")
 
 
-def test_binder_covers_the_runtime_and_course_dependencies():
+def test_binder_installs_the_pinned_runtime_and_course_dependencies():
     binder = _parse((REPO / "binder/requirements.txt").read_text().splitlines())
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     wanted = _parse(list(project["dependencies"]) + list(project["optional-dependencies"]["course"]))
-    assert binder == wanted
+    pinned = _constraints("pinned.txt")
+    assert binder == {name: pinned[name] for name in wanted}
     assert "download.pytorch.org/whl/cpu" in (REPO / "binder/requirements.txt").read_text()  # CPU torch on Binder
     assert "pip install --no-deps -e ." in (REPO / "binder/postBuild").read_text()
 

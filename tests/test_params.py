@@ -6,7 +6,8 @@ from peft import LoraConfig, TaskType, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
 from lorakit.params import (LLAMA2_7B, LLAMA3_8B, ModelShape, count_base_params, count_lora_params, lora_table,
-                            lora_table_7b, resolve_targets)
+                            lora_table_7b)
+from lorakit.vocab import resolve_targets
 
 SHAPES = {
     "mha-untied": dict(vocab_size=96, hidden_size=32, intermediate_size=80, num_hidden_layers=3,
@@ -76,7 +77,7 @@ def test_llama2_7b_numbers():
 
 @pytest.mark.parametrize("kwargs,fragment", [
     (dict(r=0), "r must be an integer"),
-    (dict(r=4, target_modules=["q", "v"]), "unknown or no module names"),
+    (dict(r=4, target_modules=["q", "v"]), "unknown module name"),
     (dict(r=4, target_modules="attention"), "target_modules must be one of"),
     (dict(r=4, target_modules="q,v", layers_to_transform=[0]), "layers_to_transform needs target_modules as a list"),
     (dict(r=4, target_modules=["q_proj"], layers_to_transform=[40]), "outside 0..31"),

@@ -1,8 +1,10 @@
+import dataclasses
 import math
 
 import pytest
 
-from lorakit.recipes import LLAMA_LINEAR_MODULES, RECIPES, Recipe, get_recipe, linear_module_names
+from lorakit.recipes import RECIPES, Recipe, get_recipe, linear_module_names
+from lorakit.vocab import LLAMA_LINEAR_MODULES
 
 
 def test_guide_numbers_of_the_quickstart_recipe():
@@ -84,6 +86,6 @@ def test_unknown_module_names_list_the_models_valid_ones():
 def test_replace_is_validated_and_recipes_are_immutable():
     recipe = RECIPES["quickstart"]
     assert recipe.replace(r=8).r == 8 and recipe.r == 16
-    with pytest.raises(Exception):
-        recipe.r = 4  # frozen dataclass
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'r'"):
+        recipe.r = 4
     assert isinstance(recipe, Recipe)

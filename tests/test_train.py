@@ -77,6 +77,7 @@ def test_sft_then_dpo(tmp_path):
     assert (tmp_path / "sft" / "adapter" / "adapter_config.json").exists()
 
 
+@pytest.mark.slow
 def test_lora_visibly_improves_eval_loss_and_accuracy(tmp_path):
     """The instruction data is learnable: at the guide's LR the answer loss falls far below the base model's; at the
     LR the tiny model prefers (1e-3, chapter 3's sweep) exact-match accuracy rises well above the base's 0%."""
@@ -116,3 +117,18 @@ def test_unwritable_output_dir_fails_before_training(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(ValueError, match="is not writable"):
         lorakit.train("quickstart", output_dir=blocker / "run", **FAST)
+
+
+def test_sft_then_dpo_resumes_each_stage_from_its_own_checkpoint(tmp_path, monkeypatch):
+    kw = dict(output_dir=tmp_path, max_steps=2, n_train=16, n_eval=4, logging_steps=1, gradient_checkpointing=False,
+              save_strategy="epoch")
+    first = lorakit.train("dpo", **kw)
+    notes = []
+    monkeypatch.setattr("lorakit.runner.announce", notes.append)
+    again = lorakit.train("dpo", resume_from_checkpoint=True, **kw)
+    out = "\n".join(notes)
+    assert f"resuming from {tmp_path / 'sft' / 'checkpoint-2'}" in out
+    assert f"resuming from {tmp_path / 'dpo' / 'checkpoint-2'}" in out
+    assert again.train_losses[-1][0] == first.train_losses[-1][0] == 2
+    with pytest.raises(ValueError, match="must be None or True for task='dpo'"):
+        lorakit.train("dpo", resume_from_checkpoint=str(tmp_path / "dpo" / "checkpoint-2"), **kw)

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from lorakit.params import LLAMA2_7B, ModelShape, count_lora_params
-from lorakit.widgets import Sweep, SweepPanel, SweepSettings, WhatIf, tiny_shape
+from lorakit.sweep import Sweep, SweepSettings
+from lorakit.whatif import tiny_shape
+from lorakit.widgets import SweepPanel, WhatIf
 
 STEPS = 6
 
@@ -80,9 +82,8 @@ def test_moving_a_slider_back_is_instant_and_highlights_the_run(panel):
     panel.rank.value = 16  # back: the result shows at once, without a click
     assert "Already ran" in panel.message.value and "<tr style=\"font-weight:bold\"><td>1</td>" in panel.table.value
     before = list(panel.sweep.runs)
-    start = time.perf_counter()
-    panel.run_button.click()
-    assert time.perf_counter() - start < 1.0 and panel.sweep.runs == before and "Cached" in panel.message.value
+    panel.run_button.click()  # served from the cache: no new run
+    assert panel.sweep.runs == before and "Cached" in panel.message.value
 
 
 def test_runs_do_not_leak_adapters_into_each_other(sweep):
