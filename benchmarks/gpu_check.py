@@ -78,7 +78,7 @@ class Scale:
 
 GPU_SCALE = Scale(
     shapes=(TINYLLAMA_1B, lorakit.LLAMA2_7B), seqs=(512, 2048), steps=4, timed_steps=2,
-    throughput_args=("--model", "random-llama", "--layers", "22", "--hidden", "2048", "--quantization", "nf4",
+    throughput_args=("--model", "random-llama", "--layers", "24", "--hidden", "2048", "--quantization", "nf4",
                      "--dataset", "code", "--n-train", "256", "--n-eval", "24", "--max-length", "384"),
     throughput_subprocesses=True, chapter_scale="gpu")
 TINY_SCALE = Scale(
