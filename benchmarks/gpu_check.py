@@ -158,14 +158,14 @@ def with_lora(model: Any, r: int) -> Any:
 
 def memory_section(scale: Scale, device: str) -> dict[str, Any]:
     """The estimate-vs-measured grid; each shape's bf16 model is built once and reloaded once in NF4."""
-    from transformers import BitsAndBytesConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     points = []
     shm = Path("/dev/shm")
     for shape in scale.shapes:
         torch.manual_seed(0)
         with torch.device(device):
-            base = LlamaForCausalLM._from_config(llama_config(shape), dtype=torch.bfloat16)
+            base = AutoModelForCausalLM.from_config(llama_config(shape), dtype=torch.bfloat16)
         folder = Path(tempfile.mkdtemp(prefix="gpu-check-", dir=shm if shm.is_dir() else None))
         try:
             base.save_pretrained(folder)
@@ -178,7 +178,7 @@ def memory_section(scale: Scale, device: str) -> dict[str, Any]:
             free(device)
             bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                      bnb_4bit_compute_dtype=torch.bfloat16)
-            base = LlamaForCausalLM.from_pretrained(folder, quantization_config=bnb, dtype=torch.bfloat16,
+            base = AutoModelForCausalLM.from_pretrained(folder, quantization_config=bnb, dtype=torch.bfloat16,
                                                     device_map={"": device})
             model = with_lora(base, scale.r)
             for checkpointing in (False, True):

@@ -1,4 +1,4 @@
-"""Plain HF Trainer + peft vs lorakit's recipe: same data, same LoRA, same steps; tokens/s, peak memory, eval loss.
+"""lorakit's recipe vs a plain Trainer + peft script and TRL's SFTTrainer: same rows, LoRA and optimizer.
 
 Variants (each in a fresh process, so peak memory is its own):
   plain         what a user writes from a typical guide: rows padded to max_length (tokenizer padding="max_length"),
@@ -89,7 +89,7 @@ def _peak_memory() -> tuple[int, str]:
 
 
 def _base_model(recipe: Any, model_name: str) -> tuple[Any, Any, str]:
-    """(model, tokenizer, precision) loaded the way a guide's script does: from_pretrained, BitsAndBytesConfig for NF4."""
+    """(model, tokenizer, precision) loaded as a guide's script does: from_pretrained, BitsAndBytesConfig for NF4."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 

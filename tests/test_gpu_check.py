@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py: its CPU dry run exercises every section on tiny shapes and writes the JSON the GPU run will."""
+"""benchmarks/gpu_check.py: its CPU dry run exercises every section on tiny shapes and writes the GPU run's JSON."""
 
 from __future__ import annotations
 
