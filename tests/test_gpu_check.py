@@ -1,0 +1,88 @@
+"""benchmarks/gpu_check.py: its CPU dry run exercises every section on tiny shapes and writes the GPU run's JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
+
+
+def load_gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_slowdown_compares_matching_points():
+    gpu_check = load_gpu_check()
+    seconds = {("none", False): 1.0, ("none", True): 1.25, ("nf4", False): 1.1, ("nf4", True): 1.5}
+    points = [dict(shape="s", quantization=q, checkpointing=c, seq=64, step_seconds=t) for (q, c), t in seconds.items()]
+    result = gpu_check.slowdown_section(dict(points=points))
+    qlora = {p["checkpointing"]: p["slowdown_pct"] for p in result["qlora_vs_lora"]["points"]}
+    ckpt = {p["quantization"]: p["slowdown_pct"] for p in result["checkpointing_on_vs_off"]["points"]}
+    assert qlora == pytest.approx({False: 10.0, True: 20.0})
+    assert ckpt == pytest.approx({"none": 25.0, "nf4": 100 * (1.5 / 1.1 - 1)})
+    assert result["qlora_vs_lora"]["guide"] == "~10% slower training"
+    assert result["checkpointing_on_vs_off"]["guide"] == "~20% slower"
+
+
+def test_cuda_run_without_a_gpu_is_refused(capsys):
+    gpu_check = load_gpu_check()
+    if gpu_check.torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--device", "cuda"])
+    assert "no CUDA GPU here" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_dry_run_fills_every_section(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    subprocess.run([sys.executable, str(SCRIPT), "--dry-run", str(out)], check=True, capture_output=True, text=True,
+                   timeout=900, cwd=tmp_path)
+    results = json.loads(out.read_text())
+    gpu_check = load_gpu_check()
+    assert results["meta"]["device"] == "cpu" and results["meta"]["tiny"] is True
+    assert results["meta"]["packages"]["torch"][0].isdigit()
+
+    memory = results["memory"]
+    assert memory["status"] == "ok"
+    shapes = [s.name for s in gpu_check.TINY_SCALE.shapes]
+    grid = {(p["shape"], p["quantization"], p["checkpointing"], p["seq"]) for p in memory["points"]}
+    assert grid == set(itertools.product(shapes, ["none", "nf4"], [False, True], gpu_check.TINY_SCALE.seqs))
+    for point in memory["points"]:
+        assert point["estimate_bytes"] > 0 and point["measured_bytes"] > 0 and point["step_seconds"] > 0
+        assert math.isfinite(point["error_pct"]) and point["within_target"] is None  # no target on CPU
+    nf4 = {p["estimate_bytes"] for p in memory["points"] if p["quantization"] == "nf4"}
+    assert max(nf4) < max(p["estimate_bytes"] for p in memory["points"] if p["quantization"] == "none")
+
+    slowdown = results["slowdown"]
+    assert slowdown["status"] == "ok"
+    for claim in ("qlora_vs_lora", "checkpointing_on_vs_off"):
+        assert len(slowdown[claim]["points"]) == len(grid) // 2
+        assert math.isfinite(slowdown[claim]["median_pct"])
+
+    throughput = results["throughput"]
+    assert throughput["status"] == "ok"
+    assert set(throughput["variants"]) == set(gpu_check.TINY_SCALE.variants)
+    for report in throughput["variants"].values():
+        assert report["tokens_per_s"] > 0 and 0 < report["eval_loss"] < 20 and report["optimizer_steps"] >= 1
+    assert set(throughput["ratios"]) == {"lorakit_over_plain", "lorakit_over_trl_default", "lorakit_over_trl_best"}
+    assert throughput["ratios"]["lorakit_over_trl_best"]["baseline"].startswith("trl")
+
+    chapter = results["chapter6"]
+    if gpu_check.scale_switch_present():
+        assert chapter["status"] == "ok" and chapter["seconds"] > 0 and chapter["code_cells_executed"] > 0
+    else:
+        assert chapter["status"] == "skipped" and "LORAKIT_SCALE" in chapter["message"]
