@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .hardware import announce, choose_dtype, resolve_device, sharded_launch
+from .quiet import no_loading_bars
 
 TINY_DIR = Path(__file__).parent / "assets" / "tiny"
 QUANTIZATIONS = (None, "nf4", "int8")
@@ -158,7 +159,8 @@ def load_base(
         auto = AutoModelForSequenceClassification
         kwargs.update(num_labels=num_labels, pad_token_id=tokenizer.pad_token_id)
     try:
-        model = auto.from_pretrained(source, **kwargs)
+        with no_loading_bars():
+            model = auto.from_pretrained(source, **kwargs)
     except OSError as err:
         raise _offline_error(name, err) from err
     if bnb is None and not sharded:

@@ -11,7 +11,6 @@ import importlib.util
 import json
 import math
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -25,6 +24,7 @@ from transformers import Trainer, TrainerCallback, set_seed
 from . import compat
 from .hardware import announce, choose_precision, cpu_threads_for, detect, sharded_launch
 from .memory import TrainingOutOfMemoryError, oom_message
+from .run_memory import PeakMemory
 from .params import ModelShape
 from .data import DATASETS
 from .recipes import Recipe, _check_choice, get_recipe
@@ -90,12 +90,6 @@ class TrainResult:
                 f"({self.peak_memory_kind}), adapter in {self.adapter_dir}")
 
 
-def _peak_memory(device: str) -> tuple[int, str]:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated(), "cuda max_memory_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
-
-
 def _shape(model: Any) -> ModelShape | None:
     try:
         return ModelShape.from_config(model.config)
@@ -110,8 +104,8 @@ def run_and_save(trainer: Any, model: Any, tokenizer: Any, output_dir: Path, dev
     A GPU out-of-memory error becomes a TrainingOutOfMemoryError listing remedies with their estimated memory.
     On CPU, torch's threads are capped at the CPUs a container's quota allows (`hardware.usable_cpus`).
     """
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    meter = PeakMemory(device)
+    meter.start()
     start = time.perf_counter()
     try:
         with cpu_threads_for(device):
@@ -122,7 +116,7 @@ def run_and_save(trainer: Any, model: Any, tokenizer: Any, output_dir: Path, dev
             if torch.cuda.is_available() else None
         raise TrainingOutOfMemoryError(oom_message(recipe, _shape(model), precision, optimizer, err, gpu)) from err
     seconds = time.perf_counter() - start
-    peak, kind = _peak_memory(device)
+    peak, kind = meter.read()
     adapter_dir = output_dir / "adapter"
     save_adapter(trainer, model, tokenizer, adapter_dir)
     return seconds, peak, kind, adapter_dir
