@@ -26,11 +26,13 @@ lab: setup
 # unit tests + nbgrader round trips (tests/) and every instructor notebook executed by nbval; then the widget tests
 # again under ipywidgets 7.7 (Colab's), in a small venv layered on this one
 test: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/source --nbval-lax
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/source --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
 	IPYW7_ENV="$(CURDIR)/$(VENV)/ipywidgets7" BASE_PY="$(CURDIR)/$(BIN)/python" HF_HUB_OFFLINE=1 tests/ipywidgets7_env.sh
 
+# sources (keeping stored reference outputs) + student versions; `make notebooks EXECUTE=--execute` refreshes the
+# reference outputs of the NBVAL_CHECK_OUTPUT cells by running every chapter
 notebooks: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m lorakit.notebook_builder
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m lorakit.notebook_builder $(EXECUTE)
 	rm -f notebooks/gradebook.db
 
 bench: setup
