@@ -29,11 +29,13 @@ from lorakit.recipes import RECIPES
 # after B is moved away from zero as training would.
 
 # %%
-from peft.tuners.lora import Linear as PeftLoraLinear
+from peft import LoraConfig, get_peft_model
 
 torch.manual_seed(0)
 d_in, d_out, r, alpha = 64, 32, 4, 8
-layer = PeftLoraLinear(torch.nn.Linear(d_in, d_out, bias=False), "default", r=r, lora_alpha=alpha)
+one_layer = torch.nn.Sequential(torch.nn.Linear(d_in, d_out, bias=False))
+layer = get_peft_model(one_layer, LoraConfig(r=r, lora_alpha=alpha, target_modules=["0"])).base_model.model[0]
+print(type(layer).__module__ + "." + type(layer).__name__)
 W, A = layer.base_layer.weight.detach(), layer.lora_A["default"].weight.detach()
 x = torch.randn(d_in)
 with torch.no_grad():
