@@ -9,9 +9,9 @@
 # 5. spot a wrong "trainable parameters" figure for a 7B model.
 
 # %%
+import lorakit  # first: it also keeps a bitsandbytes import notice out of the outputs
 from peft import LoraConfig, get_peft_model
 
-import lorakit
 from lorakit.params import LLAMA2_7B, ModelShape, count_base_params, count_lora_params, lora_table
 
 model, tokenizer = lorakit.load_base("tiny")

@@ -30,6 +30,16 @@ for method, (low, high) in LR_RANGES.items():
     print(f"{method:38s} {low:.0e} … {high:.0e}")
 
 # %% [markdown]
+# The LoRA, QLoRA and DoRA rows are the guide's. The domain row is the course's own (the guide's domain recipe uses
+# 5e-5, below its LoRA range), and the DPO range holds both of the guide's DPO rates:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from lorakit.deviations import deviations_table
+
+print(deviations_table("learning rate"))
+
+# %% [markdown]
 # ## Four schedules, plotted from the Trainer's own code
 #
 # `lr_curve` builds the very scheduler `transformers.Trainer` uses and reads the LR off it step by step, so what

@@ -14,6 +14,8 @@ import math
 import matplotlib.pyplot as plt
 
 import lorakit
+from lorakit.base import load_tokenizer
+from lorakit.baselines import base_eval_loss, uniform_loss
 from lorakit.corpus import pretraining_texts
 from lorakit.data import load_dataset
 from lorakit.diagnostics import FIXES, diagnose, report
@@ -31,6 +33,12 @@ flat = reproduce("flat")
 plot_losses(flat.log_history, title="LR 1e-6: flat")
 plt.show()
 print(report(diagnose(flat)))
+base_model, tokenizer = lorakit.load_base("tiny")
+flat_eval = load_dataset("instruction", tokenizer, n_train=480, n_eval=32, seed=flat.recipe.seed)
+untrained = base_eval_loss(base_model, flat_eval)
+print(f"eval loss: after 60 steps at LR 1e-6 {flat.final_eval_loss:.2f}; the base model {untrained:.2f}; "
+      f"uniform guessing ln {len(tokenizer)} = {uniform_loss(tokenizer):.2f}")
+assert abs(flat.final_eval_loss - untrained) < 0.05 * untrained  # flat: the adapter has not moved the model
 
 # %% [markdown]
 # ## 2. Overfitting
@@ -73,13 +81,19 @@ print(report(diagnose(forgot, forgetting=numbers)))
 # ## 5. Poor generation: training on the prompts
 #
 # If the labels are not masked, most of the loss is spent predicting the *prompts*, and the answers suffer. Same
-# data, same steps, same LR; only the masking differs.
+# data (the same 1,200 training rows and 48 eval prompts, data seed 0), same steps, same LR, same training seed;
+# only the masking differs.
 
 # %% grading=skip
-rows = load_dataset("instruction", forgot.tokenizer, n_train=8, n_eval=48).raw_eval
-unmasked = reproduce("unmasked")
-masked = lorakit.train("quickstart", learning_rate=1e-3, max_steps=150, n_train=1200, n_eval=48,
-                       gradient_checkpointing=False, save_strategy="no", output_dir="runs/pitfalls/masked")
+masked_data = load_dataset("instruction", load_tokenizer("tiny"), n_train=1200, n_eval=48, seed=0)
+unmasked_data = load_dataset("instruction", load_tokenizer("tiny"), n_train=1200, n_eval=48, seed=0, mask_prompt=False)
+assert masked_data.train["input_ids"] == unmasked_data.train["input_ids"]  # same rows, token for token
+assert masked_data.train["labels"] != unmasked_data.train["labels"]  # only the labels differ
+rows = masked_data.raw_eval
+unmasked = reproduce("unmasked")  # lorakit.diagnostics builds unmasked_data the same way
+masked = lorakit.train("quickstart", data=masked_data, learning_rate=1e-3, max_steps=150, logging_steps=10,
+                       seed=unmasked.recipe.seed, gradient_checkpointing=False, save_strategy="no",
+                       output_dir="runs/pitfalls/masked")
 for name, run in (("unmasked", unmasked), ("masked", masked)):
     answers = generate_answers(run.model, run.tokenizer, [r["prompt"] for r in rows])
     right = sum(a == r["response"] for a, r in zip(answers, rows)) / len(rows)
@@ -269,5 +283,6 @@ passed("Exercise 5.2")
 # - Flat loss → LR (or alpha/r) too low, wrong targets, or labels masked away.
 # - Eval loss up while train loss falls → overfitting: keep the best epoch, more dropout, more data.
 # - NaN/Inf or huge grad norms → lower LR, clip at 0.3, prefer bf16.
-# - Base-corpus perplexity more than doubled → forgetting: lower LR, fewer steps, mix in general data.
+# - Base-corpus perplexity more than tripled (`diagnostics.FORGETTING_RATIO` = 3) → forgetting: lower LR, fewer
+#   steps, mix in general data.
 # - Collapsed or run-on answers → mask prompts, pad ≠ eos, end answers with eos.

@@ -10,6 +10,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from .quiet import drop_bitsandbytes_kernel_notice  # noqa: E402  (one logging filter, no heavy import)
+
+drop_bitsandbytes_kernel_notice()
+
 _EXPORTS = {
     "load_base": "base",
     "load_tokenizer": "base",

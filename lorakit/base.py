@@ -17,6 +17,7 @@ import torch
 
 from .hardware import DTYPES, choose_dtype, resolve_device, sharded_launch
 from .notes import announce
+from .quiet import no_loading_bars
 from .realmodel import REAL_MODELS, converted_dir
 from .vocab import MODEL_TASKS as TASKS
 from .vocab import QUANTIZATIONS
@@ -173,7 +174,8 @@ def load_base(
         auto = AutoModelForSequenceClassification
         kwargs.update(num_labels=num_labels, pad_token_id=tokenizer.pad_token_id)
     try:
-        model = auto.from_pretrained(source, **kwargs)
+        with no_loading_bars():
+            model = auto.from_pretrained(source, **kwargs)
     except OSError as err:
         raise _offline_error(name, err) from err
     if bnb is None and not sharded:

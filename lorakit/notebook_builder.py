@@ -10,11 +10,17 @@ A chapter is written as a Python file in which `# %%` starts a code cell and `# 
 Every notebook gets a kernelspec, Colab/Binder badges and the guarded Colab install cell at its top.
 `python -m lorakit.notebook_builder` writes `notebooks/source/<chapter>/<chapter>.ipynb` for each source file and
 the nbgrader student version `notebooks/release/<chapter>/<chapter>.ipynb`.
+
+Reference outputs: cells whose source contains `# NBVAL_CHECK_OUTPUT` keep their outputs in the instructor notebook,
+so `pytest --nbval-lax` compares them; every other output is cleared. `--execute` runs each chapter with nbclient
+and stores those outputs afresh; without it, the stored outputs of checked cells whose source did not change are
+carried over. nbgrader's generate_assignment clears all outputs, so the student versions carry none.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 from pathlib import Path
@@ -25,6 +31,8 @@ GITHUB_REPO = "lorakit-course/lorakit"
 BRANCH = "main"
 INSTALL_SPEC = f"lorakit[course] @ git+https://github.com/{GITHUB_REPO}@{BRANCH}"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
+EXECUTE_TIMEOUT = 600  # seconds per cell
 HEADER = re.compile(r"^# %%(?: \[(?P<kind>markdown|solution|tests)\])?(?P<attrs>.*)$")
 
 COLAB_CELL = f'''# Colab only: install lorakit (does nothing in JupyterLab or Binder, where it is already installed).
@@ -91,8 +99,45 @@ def parse(source: str, name: str = "<source>") -> list[nbformat.NotebookNode]:
     return cells
 
 
+def checked(cell: nbformat.NotebookNode) -> bool:
+    """True for a code cell whose outputs nbval compares."""
+    return cell.cell_type == "code" and CHECK_OUTPUT in cell.source
+
+
+def keep_checked_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Clear every output except those of NBVAL_CHECK_OUTPUT cells (in place; returns `nb`)."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and not checked(cell):
+            cell.outputs, cell.execution_count = [], None
+        if cell.cell_type == "code":
+            cell.metadata.pop("execution", None)
+    return nb
+
+
+def _stored_outputs(path: Path) -> dict[str, tuple[list, int | None]]:
+    if not path.exists():
+        return {}
+    old = nbformat.read(path, as_version=4)
+    return {c.source: (c.outputs, c.execution_count) for c in old.cells if checked(c) and c.get("outputs")}
+
+
+def execute(path: Path, timeout: int = EXECUTE_TIMEOUT) -> Path:
+    """Run a notebook top to bottom in its own folder (nbclient, fixed hash seed) and store only the outputs of
+    NBVAL_CHECK_OUTPUT cells. Returns `path`."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    env = {**os.environ, "PYTHONHASHSEED": "0", "HF_HUB_OFFLINE": "1"}
+    client = NotebookClient(nb, timeout=timeout, kernel_name=KERNELSPEC["name"],
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute(env=env)  # the kernel starts in the notebook's folder (resources path) with `env`
+    nbformat.write(keep_checked_outputs(nb), path)
+    return path
+
+
 def build(source_file: Path, course_root: Path) -> Path:
-    """Write the instructor notebook for one chapter source; return its path."""
+    """Write the instructor notebook for one chapter source; return its path. Stored outputs of NBVAL_CHECK_OUTPUT
+    cells whose source is unchanged are kept."""
     chapter = source_file.stem
     cells = parse(source_file.read_text(), source_file.name)
     ids = [c.metadata["nbgrader"]["grade_id"] for c in cells if "nbgrader" in c.metadata]
@@ -106,6 +151,10 @@ def build(source_file: Path, course_root: Path) -> Path:
     for index, cell in enumerate(nb.cells):
         cell["id"] = f"{chapter[:20]}-{index:03d}"
     out = course_root / "source" / chapter / f"{chapter}.ipynb"
+    stored = _stored_outputs(out)
+    for cell in nb.cells:
+        if checked(cell) and cell.source in stored:
+            cell.outputs, cell.execution_count = stored[cell.source]
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.validate(nb)
     nbformat.write(nb, out)
@@ -117,9 +166,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sources", default="course", type=Path)
     parser.add_argument("--course-root", default="notebooks", type=Path)
     parser.add_argument("--no-release", action="store_true", help="skip nbgrader's student versions")
+    parser.add_argument("--execute", action="store_true",
+                        help="run each chapter (nbclient) and store the outputs of its NBVAL_CHECK_OUTPUT cells")
+    parser.add_argument("--only", nargs="*", default=None, help="chapter names (file stems) to build; default all")
     args = parser.parse_args(argv)
     for source in sorted(args.sources.glob("*.py")):
-        print(build(source, args.course_root))
+        if args.only is not None and source.stem not in args.only:
+            continue
+        path = build(source, args.course_root)
+        print(execute(path) if args.execute else path)
         if not args.no_release:
             from .grading import generate_release
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -28,6 +27,7 @@ from .memory_advice import TrainingOutOfMemoryError, oom_message
 from .notes import announce
 from .params import ModelShape
 from .recipes import Recipe
+from .run_memory import PeakMemory
 
 
 @dataclass
@@ -181,13 +181,6 @@ def save_adapter(trainer: Any, model: Any, tokenizer: Any, adapter_dir: Path) ->
     trainer.accelerator.wait_for_everyone()
 
 
-def peak_memory(device: str) -> tuple[int, str]:
-    """(bytes, what was measured): CUDA's peak allocation on a GPU, the process's peak RSS on CPU."""
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated(), "cuda max_memory_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
-
-
 def model_shape(model: Any) -> ModelShape | None:
     """The Llama-style shape of `model`, None for other architectures."""
     try:
@@ -241,8 +234,8 @@ class Run:
         if not progress:
             silence_progress(trainer)
         device = self.hardware.device if self.hardware else "cpu"
-        if device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
+        meter = PeakMemory(device)
+        meter.start()
         start = time.perf_counter()
         try:
             with cpu_threads_for(device):
@@ -254,7 +247,7 @@ class Run:
             raise TrainingOutOfMemoryError(oom_message(self.recipe, model_shape(model), self.precision, optimizer,
                                                        err, gpu)) from err
         seconds = time.perf_counter() - start
-        peak, kind = peak_memory(device)
+        peak, kind = meter.read()
         save_adapter(trainer, model, tokenizer, self.adapter_dir)
         trainable, total = model.get_nb_trainable_parameters()
         notes = self.notes

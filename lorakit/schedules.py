@@ -14,7 +14,8 @@ from .vocab import SCHEDULERS, check_choice, check_range
 LR_RANGES: dict[str, tuple[float, float]] = {
     "full fine-tuning": (1e-5, 5e-5),
     "LoRA": (1e-4, 3e-4),
-    "QLoRA": (1e-4, 3e-4),
+    "QLoRA": (1e-4, 2e-4),
+    "DoRA": (5e-5, 2e-4),
     "domain adaptation (LoRA, high rank)": (2e-5, 1e-4),
     "DPO": (5e-7, 5e-5),
 }

@@ -3,13 +3,15 @@ autograding round trip (solution = full marks, blank release = 0) for every chap
 notebooks separately (pytest collects notebooks/source with --nbval-lax)."""
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from lorakit import grading
-from lorakit.notebook_builder import build
+from lorakit.notebook_builder import build, execute
 from nbhelpers import leaks, secret_lines, solved_release
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,3 +94,71 @@ def test_autograde_round_trip(chapter, tmp_path):
     assert grades["blank"].status == "ok" and grades["blank"].score == 0
     feedback = grading.generate_feedback(root, chapter, "blank")
     assert len(feedback) == 1 and leaks(feedback, secret_lines([SOURCE / notebook])) == {}
+
+
+# --------------------------------------------------------------------------------------------------- reference outputs
+
+SANITIZE = REPO / "tests" / "nbval_sanitize.cfg"
+TINY_CHAPTER = '''# %% [markdown]
+# # A tiny chapter
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"sum {sum(i * 0.1 for i in range(10)):.4f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import time
+print(f"took {time.time() % 100:.3f} s at {hex(id(object()))} in /tmp/{time.time_ns()}/run")
+
+# %% [solution] id=tiny-answer
+### BEGIN SOLUTION
+answer = 42
+### END SOLUTION
+
+# %%
+print("not compared", time.time())
+'''
+
+
+def _nbval(notebook: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", str(notebook), "--nbval-lax", "-q", "-p", "no:cacheprovider",
+                           "--nbval-sanitize-with", str(SANITIZE)], capture_output=True, text=True, cwd=notebook.parent)
+
+
+@pytest.fixture(scope="module")
+def executed_tiny(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("course")
+    (root / "sources").mkdir()
+    (root / "sources" / "tiny.py").write_text(TINY_CHAPTER)
+    return execute(build(root / "sources" / "tiny.py", root))
+
+
+def test_execute_keeps_only_checked_outputs(executed_tiny):
+    code = [c for c in nbformat.read(executed_tiny, as_version=4).cells if c.cell_type == "code"]
+    assert [bool(c.outputs) for c in code] == ["NBVAL_CHECK_OUTPUT" in c.source for c in code]
+    assert code[1].outputs[0]["text"] == "sum 4.5000\n"
+
+
+def test_nbval_compares_the_stored_numbers(executed_tiny, tmp_path):
+    passing = _nbval(executed_tiny)  # timing, address and path differ from the stored run: sanitized
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    nb = nbformat.read(executed_tiny, as_version=4)
+    cell = next(c for c in nb.cells if "sum(" in c.source)
+    cell.outputs[0]["text"] = cell.outputs[0]["text"].replace("4.5000", "4.6000")  # one changed number
+    changed = tmp_path / "tiny.ipynb"
+    nbformat.write(nb, changed)
+    failing = _nbval(changed)
+    assert failing.returncode == 1 and "4.6000" in failing.stdout and "1 failed" in failing.stdout
+
+
+def test_rebuilding_keeps_reference_outputs_and_release_has_none(executed_tiny):
+    root = executed_tiny.parents[2]
+    rebuilt = build(root / "sources" / "tiny.py", root)  # a plain rebuild carries the stored outputs over
+    assert any(c.get("outputs") for c in nbformat.read(rebuilt, as_version=4).cells)
+    shutil.copy(REPO / "notebooks" / "nbgrader_config.py", root / "nbgrader_config.py")
+    released = grading.generate_release(root, "tiny") / "tiny.ipynb"
+    cells = nbformat.read(released, as_version=4).cells
+    assert [c for c in cells if c.cell_type == "code" and c.outputs] == []
+    assert "answer = 42" not in released.read_text()
+

@@ -1,0 +1,42 @@
+"""Library noise kept out of lesson outputs, each switch scoped to one library message or one call.
+
+- bitsandbytes (CPU with AVX512-BF16) logs "Failed to load CPU gemm_4bit_forward from kernels-community ..." on
+  import when the optional `kernels` package is missing; it then uses its own kernel. `drop_bitsandbytes_kernel_notice`
+  filters exactly that record on the logger that emits it.
+- transformers 5 draws a "Loading weights" progress bar for every `from_pretrained`; `no_loading_bars` turns
+  transformers' bars off for the block it wraps and restores the previous setting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+BNB_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
+BNB_KERNEL_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+
+
+def _not_kernel_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(BNB_KERNEL_NOTICE)
+
+
+def drop_bitsandbytes_kernel_notice() -> None:
+    """Filter bitsandbytes' missing-`kernels` notice (idempotent; works before or after bitsandbytes is imported)."""
+    logger = logging.getLogger(BNB_CPU_LOGGER)
+    if _not_kernel_notice not in logger.filters:
+        logger.addFilter(_not_kernel_notice)
+
+
+@contextmanager
+def no_loading_bars() -> Iterator[None]:
+    """transformers' progress bars off inside the block, back to their previous state after it."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()

@@ -1,0 +1,51 @@
+"""Library noise is silenced at its source and only there; each run's peak memory is its own."""
+
+import logging
+import subprocess
+import sys
+
+from lorakit.quiet import BNB_CPU_LOGGER, BNB_KERNEL_NOTICE, no_loading_bars
+from lorakit.run_memory import PeakMemory, reset_peak_rss
+
+
+def test_only_the_kernel_notice_is_dropped(caplog):
+    logger = logging.getLogger(BNB_CPU_LOGGER)
+    with caplog.at_level(logging.WARNING, logger=BNB_CPU_LOGGER):
+        logger.warning(BNB_KERNEL_NOTICE + ": %s. Please make sure ...", "No module named 'kernels'")
+        logger.warning("another bitsandbytes warning")
+    assert [r.getMessage() for r in caplog.records] == ["another bitsandbytes warning"]
+
+
+def test_importing_peft_after_lorakit_prints_no_notice():
+    code = "import lorakit, peft, bitsandbytes"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert BNB_KERNEL_NOTICE not in done.stderr
+
+
+def test_loading_bars_come_back_after_the_block():
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    with no_loading_bars():
+        assert not hf_logging.is_progress_bar_enabled()
+    assert hf_logging.is_progress_bar_enabled()
+
+
+def test_peak_memory_is_per_run():
+    meter = PeakMemory("cpu")
+    block = bytearray(200 * 2**20)  # a 200 MiB peak before the run
+    del block
+    meter.start()
+    peak, kind = meter.read()
+    if reset_peak_rss():
+        assert kind == "peak RSS of this run"
+        assert peak < _baseline() + 150 * 2**20  # the 200 MiB before the run is not counted
+    else:
+        assert kind == "process lifetime peak RSS"
+
+
+def _baseline() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
