@@ -339,6 +339,96 @@ for name, value in lorakit_fields.items():
 assert differs == set(GUIDE_ONLY), differs
 
 # %% [markdown]
+# ## DoRA beside LoRA
+#
+# DoRA (weight-decomposed LoRA, peft's `use_dora=True`) splits each adapted weight into a direction and a length:
+# LoRA's `B A` updates the direction, and one trainable magnitude per output row sets the length. That adds one
+# number per output feature of every adapted layer, and an extra norm computation in each forward pass. The guide's
+# learning-rate table gives DoRA **5e-5 to 2e-4** (LoRA: 1e-4 to 3e-4), so the recipe's 2e-4 is inside both ranges
+# and the two runs below use it unchanged: same data, seed and steps, only `use_dora` differs.
+
+# %% grading=skip
+from lorakit.params import ModelShape
+
+dora_runs = {}
+for use_dora in (False, True):
+    dora_runs[use_dora] = lorakit.train("quickstart", use_dora=use_dora, max_steps=20, n_train=160, n_eval=32,
+                                        gradient_checkpointing=False, save_strategy="no", progress=False,
+                                        output_dir=f"runs/ch1-dora-{use_dora}")
+dora_shape = ModelShape.from_config(dora_runs[False].model.config)
+magnitudes = dora_shape.num_layers * sum(fan_out for _, fan_out in dora_shape.linear_shapes().values())
+for use_dora, res in dora_runs.items():
+    print(f"{'DoRA' if use_dora else 'LoRA'}: trainable {res.trainable_params:,}, eval loss {res.final_eval_loss:.3f}, "
+          f"{res.train_seconds / 20:.2f} s per step")
+lora_loss, dora_loss = dora_runs[False].final_eval_loss, dora_runs[True].final_eval_loss
+print(f"DoRA's eval loss is {'lower' if dora_loss < lora_loss else 'not lower'} than LoRA's "
+      f"(by {abs(dora_loss - lora_loss):.3f}); its steps took {dora_runs[True].train_seconds / dora_runs[False].train_seconds:.2f}× as long")
+assert dora_runs[True].trainable_params - dora_runs[False].trainable_params == magnitudes
+
+# %% [markdown]
+# The parameter difference is exactly one magnitude per output feature of the adapted layers (asserted above:
+# the sum of the seven layers' output sizes, times the layers). The eval losses and the time ratio are this run's
+# measurements, printed as they came out; on a model this small and a run this short they say little about DoRA
+# on a 7B model, but the cell is the experiment to rerun there.
+#
+# ## Effective batch: batch × accumulation × devices
+#
+# An optimizer step sees `per_device_train_batch_size × gradient_accumulation_steps × number of devices` examples:
+# with accumulation the Trainer runs several small forward/backward passes, adds up their gradients, and steps once.
+# The guide's 30-second recipe has 4 × 4 × 1 = 16; its memory snippet 2 × 16 = 32 on one GPU. Splitting the same 8
+# examples into 8 × 1, 4 × 2 or 2 × 4 should give the same updates, only more slowly and with less memory. Dropout
+# is set to 0 here so that no random mask differs between the splits; 4 × 1 (a different effective batch) is the
+# control.
+
+# %% grading=skip
+splits = {(8, 1): None, (4, 2): None, (2, 4): None, (4, 1): None}
+for batch, accumulation in splits:
+    splits[batch, accumulation] = lorakit.train(
+        "quickstart", per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation, lora_dropout=0.0,
+        max_steps=8, n_train=80, n_eval=32, logging_steps=1, gradient_checkpointing=False, save_strategy="no",
+        progress=False, output_dir=f"runs/ch1-batch-{batch}x{accumulation}")
+reference = [loss for _, loss in splits[8, 1].train_losses]
+gaps = {key: max(abs(a - b) / b for a, b in zip((l for _, l in res.train_losses), reference)) for key, res in splits.items()}
+for (batch, accumulation), gap in gaps.items():
+    print(f"{batch} × {accumulation} = effective {batch * accumulation}: largest relative gap to 8 × 1 over 8 steps "
+          f"{gap:.1e}, eval loss {splits[batch, accumulation].final_eval_loss:.4f}")
+assert max(gaps[4, 2], gaps[2, 4]) < 1e-3 < gaps[4, 1], gaps
+
+# %% [markdown]
+# Same effective batch, same losses to float rounding (the splits of 8 stay within 0.1% of each other, asserted);
+# the control with effective batch 4 does not. On several GPUs the same holds with the devices as the third factor.
+#
+# ## Weight decay
+#
+# AdamW's weight decay shrinks every decayed parameter by a factor `1 − learning_rate × weight_decay` each step.
+# The Trainer decays all trainable parameters except biases and norm weights; with LoRA the trainable ones are the
+# adapter's `A` and `B`, so decay pulls the update `B A` towards zero, that is back towards the frozen base model.
+# lorakit's recipes use `weight_decay=0.0`; the guide suggests 0.01–0.1 against overfitting. Below: which parameters
+# the Trainer would decay, and the same short run with 0.1.
+
+# %% grading=skip
+from transformers import Trainer
+
+decay_run = lorakit.train("quickstart", weight_decay=0.1, max_steps=20, n_train=160, n_eval=32,
+                          gradient_checkpointing=False, save_strategy="no", progress=False, output_dir="runs/ch1-wd")
+probe = Trainer(model=decay_run.model, args=TrainingArguments(output_dir="runs/ch1-wd-probe", use_cpu=True, report_to=[]))
+decayed = set(probe.get_decay_parameter_names(decay_run.model))
+trainable = {name for name, p in decay_run.model.named_parameters() if p.requires_grad}
+print(f"trainable {len(trainable)} tensors, all decayed: {trainable <= decayed}; e.g. {sorted(trainable)[0]}")
+shrink = (1 - 2e-4 * 0.1) ** 20
+no_decay = dora_runs[False]
+print(f"largest possible shrink from decay over 20 steps: ×{shrink:.5f}; eval loss {no_decay.final_eval_loss:.4f} "
+      f"without decay, {decay_run.final_eval_loss:.4f} with 0.1")
+assert trainable <= decayed and all("lora_" in name for name in trainable)
+assert abs(decay_run.final_eval_loss - no_decay.final_eval_loss) < 0.01 * no_decay.final_eval_loss
+
+# %% [markdown]
+# Every trainable tensor is a LoRA matrix, and all of them are decayed (asserted). At a learning rate of 2e-4 the
+# decay moves each weight by at most 0.04% in 20 steps, and the two eval losses differ by less than 1% (asserted):
+# weight decay only matters over many steps, and then its strength is the product `learning_rate × weight_decay`,
+# so changing the LR changes it too.
+
+# %% [markdown]
 # ## Check yourself
 # - LoRA's output is `W x + (alpha/r)·B A x`; with `B = 0` at init, training starts from the pre-trained model.
 # - alpha = 2r keeps the scale at 2 whatever the rank; a fixed alpha shrinks the update as r grows.
