@@ -263,6 +263,240 @@ check_equal(mine.learning_rate, RECIPES["quickstart"].learning_rate, "small_data
 passed("Exercise 1.3")
 
 # %% [markdown]
+# ## The 30-second recipe, by hand
+#
+# lorakit builds its configs from a recipe, but they are only three library objects, and you should be able to
+# write them without it: peft's `LoraConfig` (where the adapter goes and how large it is), transformers'
+# `TrainingArguments` (how to train) and transformers' `BitsAndBytesConfig` (how bitsandbytes quantises the frozen
+# base for QLoRA). A `BitsAndBytesConfig` is only a description read when a model is loaded: building one needs no GPU.
+#
+# The guide's snippets use transformers 4 names. The cell below asks the installed transformers which of them it
+# still accepts: `warmup_ratio` (in the 30-second recipe and in the warmup snippet) is gone, a float below 1 passed
+# as `warmup_steps` now means a ratio; `gradient_checkpointing` (30-second recipe and memory snippet) still works but
+# warns that it is deprecated in favour of `activation_checkpointing`; and `evaluation_strategy`, which the guide's
+# snippets do not use but older tutorials do, is now `eval_strategy`.
+
+# %%
+import dataclasses
+import warnings
+
+from peft import LoraConfig
+from transformers import BitsAndBytesConfig, TrainingArguments
+
+ARG_NAMES = {field.name for field in dataclasses.fields(TrainingArguments)}
+GUIDE_ARGS = ["output_dir", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
+              "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "bf16", "gradient_checkpointing",
+              "optim", "max_grad_norm", "logging_steps", "save_strategy"]
+removed = [name for name in GUIDE_ARGS + ["evaluation_strategy"] if name not in ARG_NAMES]
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    TrainingArguments(output_dir="runs/ch1-names", gradient_checkpointing=True, use_cpu=True, report_to=[])
+deprecated = sorted({name for name in GUIDE_ARGS for w in caught if f"`{name}` is deprecated" in str(w.message)})
+print("removed in the installed transformers:", removed)
+print("accepted but deprecated:", deprecated)
+assert removed == ["warmup_ratio", "evaluation_strategy"] and deprecated == ["gradient_checkpointing"]
+assert {"warmup_steps", "eval_strategy", "activation_checkpointing"} <= ARG_NAMES
+
+# %% [markdown]
+# To compare configs field by field, `config_fields` reads the fields that matter from the three objects, and the
+# same fields are built from lorakit's quickstart recipe (through `lorakit.compat`, which translates its names).
+
+# %%
+from lorakit import compat
+from lorakit.base import quantization_config
+
+TRAIN_FIELDS = ["num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
+                "lr_scheduler_type", "warmup_steps", "bf16", "activation_checkpointing", "optim", "max_grad_norm",
+                "logging_steps", "save_strategy", "eval_strategy"]
+
+
+def config_fields(lora: LoraConfig, args: TrainingArguments, bnb: BitsAndBytesConfig) -> dict:
+    """The recipe's fields as plain values (enums as their strings, module sets sorted)."""
+    plain = lambda value: getattr(value, "value", value)  # noqa: E731
+    targets = lora.target_modules if isinstance(lora.target_modules, str) else sorted(lora.target_modules)
+    return {"r": lora.r, "lora_alpha": lora.lora_alpha, "lora_dropout": lora.lora_dropout, "target_modules": targets,
+            "bias": lora.bias, "task_type": plain(lora.task_type),
+            **{name: plain(getattr(args, name)) for name in TRAIN_FIELDS},
+            "load_in_4bit": bnb.load_in_4bit, "bnb_4bit_quant_type": bnb.bnb_4bit_quant_type,
+            "bnb_4bit_use_double_quant": bnb.bnb_4bit_use_double_quant,
+            "bnb_4bit_compute_dtype": str(bnb.bnb_4bit_compute_dtype)}
+
+
+quickstart = lorakit.get_recipe("quickstart")
+lorakit_fields = config_fields(
+    quickstart.lora_config(),
+    compat.training_arguments(**quickstart.training_kwargs("runs/ch1-lorakit", "bf16", use_cpu=True)),
+    quantization_config("nf4", torch.bfloat16),
+)
+
+# %% [markdown]
+# ### Exercise 1.4 — the recipe in three objects (3 points)
+#
+# Write `recipe_by_hand(r, n_examples, output_dir)` returning `(lora_config, training_args, bnb_config)`: the guide's
+# 30-second recipe in transformers 5 names (no deprecated ones), with these changes:
+# * rank `r` with the alpha = 2r strategy;
+# * warmup 10% of the steps when `n_examples` is below 1,000 (the guide: more warmup for small data; the 1,000
+#   threshold is this course's), else the recipe's 3%;
+# * an evaluation every epoch, so that there is an eval loss to choose the best epoch by;
+# * `use_cpu=True` and `report_to=[]`, so that it builds on any machine;
+# * `bnb_config`: QLoRA's 4-bit NF4 with double quantisation, computing in bf16.
+
+# %% [solution] id=ch1-by-hand
+def recipe_by_hand(r: int, n_examples: int, output_dir: str) -> tuple:
+    ### BEGIN SOLUTION
+    lora_config = LoraConfig(r=r, lora_alpha=2 * r, target_modules="all-linear", lora_dropout=0.05, bias="none",
+                             task_type="CAUSAL_LM")
+    training_args = TrainingArguments(
+        output_dir=output_dir, num_train_epochs=3, per_device_train_batch_size=4, gradient_accumulation_steps=4,
+        learning_rate=2e-4, lr_scheduler_type="cosine", warmup_steps=0.1 if n_examples < 1_000 else 0.03,
+        bf16=True, activation_checkpointing=True, optim="paged_adamw_8bit", max_grad_norm=0.3, logging_steps=10,
+        save_strategy="epoch", eval_strategy="epoch", use_cpu=True, report_to=[],
+    )
+    bnb_config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                    bnb_4bit_compute_dtype=torch.bfloat16)
+    ### END SOLUTION
+    return lora_config, training_args, bnb_config
+
+# %% [tests] id=ch1-by-hand-tests points=3
+from lorakit.checks import check_equal, passed
+
+GUIDE_ONLY = {"num_train_epochs": 3, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4,
+              "logging_steps": 10}
+by_hand = config_fields(*recipe_by_hand(16, 5_000, "runs/ch1-by-hand"))
+for name, value in lorakit_fields.items():
+    expected = GUIDE_ONLY.get(name, value)
+    check_equal(by_hand[name], expected, f"{name} (r=16, 5,000 examples)",
+                hint="the guide's value" if name in GUIDE_ONLY else "the guide's value, which lorakit's recipe keeps")
+small = config_fields(*recipe_by_hand(8, 500, "runs/ch1-by-hand"))
+check_equal((small["r"], small["lora_alpha"]), (8, 16), "r and lora_alpha for r=8", hint="alpha = 2r.")
+check_equal(small["warmup_steps"], 0.1, "warmup for 500 examples", hint="10% below 1,000 examples, as a float.")
+passed("Exercise 1.4")
+### BEGIN HIDDEN TESTS
+import tempfile
+from lorakit.grading.collect import collect
+
+
+def by_hand_fields(r: int, n_examples: int) -> dict:
+    """The learner's three objects for one rank and dataset size, read as plain fields."""
+    lora, args, bnb = recipe_by_hand(r, n_examples, tempfile.mkdtemp(prefix="ch1-by-hand-"))
+    plain = lambda value: getattr(value, "value", value)  # noqa: E731
+    targets = lora.target_modules if isinstance(lora.target_modules, str) else sorted(lora.target_modules)
+    names = ["num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
+             "lr_scheduler_type", "warmup_steps", "bf16", "activation_checkpointing", "optim", "max_grad_norm",
+             "logging_steps", "save_strategy", "eval_strategy", "use_cpu"]
+    return {"lora": [lora.r, lora.lora_alpha, lora.lora_dropout, targets, lora.bias, plain(lora.task_type)],
+            "train": {name: plain(getattr(args, name)) for name in names},
+            "bnb": [bnb.load_in_4bit, bnb.bnb_4bit_quant_type, bnb.bnb_4bit_use_double_quant,
+                    str(bnb.bnb_4bit_compute_dtype)]}
+
+
+collect("ch1-by-hand-tests", by_hand_fields, rel=1e-9,
+        cases=lambda rng: [(rng.choice([2, 4, 8, 16, 32, 64, 128]), rng.choice([120, 640, 999, 1_000, 4_000, 90_000]))
+                           for _ in range(5)])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Where does lorakit's quickstart depart from the guide's recipe? The table lists every field; lorakit trains 2
+# epochs of batch 8 without accumulation and logs every 5 steps, so that the recipe finishes in seconds on a CPU.
+# The other fields are the guide's.
+
+# %%
+differs = {name for name in lorakit_fields if by_hand[name] != lorakit_fields[name]}
+for name, value in lorakit_fields.items():
+    print(f"{name:28s} by hand {str(by_hand[name]):16s} lorakit {str(value):16s} {'differs' if name in differs else ''}")
+assert differs == set(GUIDE_ONLY), differs
+
+# %% [markdown]
+# ## DoRA beside LoRA
+#
+# DoRA (weight-decomposed LoRA, peft's `use_dora=True`) splits each adapted weight into a direction and a length:
+# LoRA's `B A` updates the direction, and one trainable magnitude per output row sets the length. That adds one
+# number per output feature of every adapted layer, and an extra norm computation in each forward pass. The guide's
+# learning-rate table gives DoRA **5e-5 to 2e-4** (LoRA: 1e-4 to 3e-4), so the recipe's 2e-4 is inside both ranges
+# and the two runs below use it unchanged: same data, seed and steps, only `use_dora` differs.
+
+# %% grading=skip
+from lorakit.params import ModelShape
+
+dora_runs = {}
+for use_dora in (False, True):
+    dora_runs[use_dora] = lorakit.train("quickstart", use_dora=use_dora, max_steps=20, n_train=160, n_eval=32,
+                                        gradient_checkpointing=False, save_strategy="no", progress=False,
+                                        output_dir=f"runs/ch1-dora-{use_dora}")
+dora_shape = ModelShape.from_config(dora_runs[False].model.config)
+magnitudes = dora_shape.num_layers * sum(fan_out for _, fan_out in dora_shape.linear_shapes().values())
+for use_dora, res in dora_runs.items():
+    print(f"{'DoRA' if use_dora else 'LoRA'}: trainable {res.trainable_params:,}, eval loss {res.final_eval_loss:.3f}, "
+          f"{res.train_seconds / 20:.2f} s per step")
+lora_loss, dora_loss = dora_runs[False].final_eval_loss, dora_runs[True].final_eval_loss
+print(f"DoRA's eval loss is {'lower' if dora_loss < lora_loss else 'not lower'} than LoRA's "
+      f"(by {abs(dora_loss - lora_loss):.3f}); its steps took {dora_runs[True].train_seconds / dora_runs[False].train_seconds:.2f}× as long")
+assert dora_runs[True].trainable_params - dora_runs[False].trainable_params == magnitudes
+
+# %% [markdown]
+# The parameter difference is exactly one magnitude per output feature of the adapted layers (asserted above:
+# the sum of the seven layers' output sizes, times the layers). The eval losses and the time ratio are this run's
+# measurements, printed as they came out; on a model this small and a run this short they say little about DoRA
+# on a 7B model, but the cell is the experiment to rerun there.
+#
+# ## Effective batch: batch × accumulation × devices
+#
+# An optimizer step sees `per_device_train_batch_size × gradient_accumulation_steps × number of devices` examples:
+# with accumulation the Trainer runs several small forward/backward passes, adds up their gradients, and steps once.
+# The guide's 30-second recipe has 4 × 4 × 1 = 16; its memory snippet 2 × 16 = 32 on one GPU. Splitting the same 8
+# examples into 8 × 1, 4 × 2 or 2 × 4 should give the same updates, only more slowly and with less memory. Dropout
+# is set to 0 here so that no random mask differs between the splits; 4 × 1 (a different effective batch) is the
+# control.
+
+# %% grading=skip
+splits = {(8, 1): None, (4, 2): None, (2, 4): None, (4, 1): None}
+for batch, accumulation in splits:
+    splits[batch, accumulation] = lorakit.train(
+        "quickstart", per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation, lora_dropout=0.0,
+        max_steps=8, n_train=80, n_eval=32, logging_steps=1, gradient_checkpointing=False, save_strategy="no",
+        progress=False, output_dir=f"runs/ch1-batch-{batch}x{accumulation}")
+reference = [loss for _, loss in splits[8, 1].train_losses]
+gaps = {key: max(abs(a - b) / b for a, b in zip((l for _, l in res.train_losses), reference)) for key, res in splits.items()}
+for (batch, accumulation), gap in gaps.items():
+    print(f"{batch} × {accumulation} = effective {batch * accumulation}: largest relative gap to 8 × 1 over 8 steps "
+          f"{gap:.1e}, eval loss {splits[batch, accumulation].final_eval_loss:.4f}")
+assert max(gaps[4, 2], gaps[2, 4]) < 1e-3 < gaps[4, 1], gaps
+
+# %% [markdown]
+# Same effective batch, same losses to float rounding (the splits of 8 stay within 0.1% of each other, asserted);
+# the control with effective batch 4 does not. On several GPUs the same holds with the devices as the third factor.
+#
+# ## Weight decay
+#
+# AdamW's weight decay shrinks every decayed parameter by a factor `1 − learning_rate × weight_decay` each step.
+# The Trainer decays all trainable parameters except biases and norm weights; with LoRA the trainable ones are the
+# adapter's `A` and `B`, so decay pulls the update `B A` towards zero, that is back towards the frozen base model.
+# lorakit's recipes use `weight_decay=0.0`; the guide suggests 0.01–0.1 against overfitting. Below: which parameters
+# the Trainer would decay, and the same short run with 0.1.
+
+# %% grading=skip
+from transformers import Trainer
+
+decay_run = lorakit.train("quickstart", weight_decay=0.1, max_steps=20, n_train=160, n_eval=32,
+                          gradient_checkpointing=False, save_strategy="no", progress=False, output_dir="runs/ch1-wd")
+probe = Trainer(model=decay_run.model, args=TrainingArguments(output_dir="runs/ch1-wd-probe", use_cpu=True, report_to=[]))
+decayed = set(probe.get_decay_parameter_names(decay_run.model))
+trainable = {name for name, p in decay_run.model.named_parameters() if p.requires_grad}
+print(f"trainable {len(trainable)} tensors, all decayed: {trainable <= decayed}; e.g. {sorted(trainable)[0]}")
+shrink = (1 - 2e-4 * 0.1) ** 20
+no_decay = dora_runs[False]
+print(f"largest possible shrink from decay over 20 steps: ×{shrink:.5f}; eval loss {no_decay.final_eval_loss:.4f} "
+      f"without decay, {decay_run.final_eval_loss:.4f} with 0.1")
+assert trainable <= decayed and all("lora_" in name for name in trainable)
+assert abs(decay_run.final_eval_loss - no_decay.final_eval_loss) < 0.01 * no_decay.final_eval_loss
+
+# %% [markdown]
+# Every trainable tensor is a LoRA matrix, and all of them are decayed (asserted). At a learning rate of 2e-4 the
+# decay moves each weight by at most 0.04% in 20 steps, and the two eval losses differ by less than 1% (asserted):
+# weight decay only matters over many steps, and then its strength is the product `learning_rate × weight_decay`,
+# so changing the LR changes it too.
+
+# %% [markdown]
 # ## Check yourself
 # - LoRA's output is `W x + (alpha/r)·B A x`; with `B = 0` at init, training starts from the pre-trained model.
 # - alpha = 2r keeps the scale at 2 whatever the rank; a fixed alpha shrinks the update as r grows.

@@ -195,6 +195,155 @@ check_equal(budget_plan(LLAMA2_7B, 10**12)["top_layers_r16"], 32, "top_layers_r1
 passed("Exercise 2.2")
 
 # %% [markdown]
+# ## LoRA from scratch
+#
+# Strip peft's `LoraLayer` of its bookkeeping (several adapters per layer, dtype casts, quantised bases) and a few
+# lines remain. Writing them yourself shows exactly what an adapter trains and what merging means. The new layer
+# keeps the original `nn.Linear` frozen and adds a low-rank path beside it:
+#
+# `y = base(x) + scaling · (x Aᵀ) Bᵀ`, with `A` of shape `r × in`, `B` of shape `out × r` and `scaling = alpha / r`.
+#
+# Two details make it behave like peft's: `A` starts random and `B` starts at zero, so the wrapped layer computes
+# exactly what the original did until training moves `B`; and the base weight and bias stop requiring gradients.
+
+# %%
+import copy
+import math
+
+import torch
+from torch import nn
+
+# %% [markdown]
+# ### Exercise 2.3 — a LoRALinear of your own (3 points)
+#
+# Complete `LoRALinear(base, r, alpha)`:
+# * `self.base`: the wrapped `nn.Linear`, frozen (none of its parameters requires a gradient);
+# * `self.lora_A`: an `nn.Parameter` of shape `(r, base.in_features)` with small random values;
+# * `self.lora_B`: an `nn.Parameter` of shape `(base.out_features, r)`, all zeros;
+# * `self.scaling`: `alpha / r`;
+# * `forward(x)`: the formula above, for `x` of shape `(..., base.in_features)`;
+# * `merged_weight()`: the weight of one plain linear layer computing the same thing, `W + scaling · B A` (same
+#   shape as the base weight; the bias is unchanged).
+
+# %% [solution] id=ch2-scratch
+class LoRALinear(nn.Module):
+    """A frozen nn.Linear plus a trainable low-rank update scaled by alpha / r."""
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float) -> None:
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.base = base
+        for param in self.base.parameters():
+            param.requires_grad_(False)
+        self.lora_A = nn.Parameter(torch.randn(r, base.in_features) / math.sqrt(base.in_features))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
+        self.scaling = alpha / r
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        return self.base(x) + self.scaling * (x @ self.lora_A.T) @ self.lora_B.T
+        ### END SOLUTION
+
+    def merged_weight(self) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        return self.base.weight + self.scaling * self.lora_B @ self.lora_A
+        ### END SOLUTION
+
+# %% [tests] id=ch2-scratch-tests points=3
+from lorakit.checks import check_equal, passed
+
+torch.manual_seed(0)
+layer = LoRALinear(nn.Linear(6, 4), r=2, alpha=4)
+check_equal(tuple(layer.lora_A.shape), (2, 6), "lora_A.shape", hint="A maps the input down to r: (r, in_features).")
+check_equal(tuple(layer.lora_B.shape), (4, 2), "lora_B.shape", hint="B maps r back up: (out_features, r).")
+check_equal([p.requires_grad for p in layer.base.parameters()], [False, False], "base weight and bias frozen")
+check_equal(layer.scaling, 2.0, "scaling for r=2, alpha=4", hint="scaling = alpha / r.")
+x = torch.randn(3, 6)
+check_equal(torch.allclose(layer(x), layer.base(x)), True, "at init the output equals the base layer's",
+            hint="B starts at zero, so the low-rank path adds nothing.")
+with torch.no_grad():
+    layer.lora_B.normal_()
+    check_equal(torch.allclose(layer(x), x @ layer.merged_weight().T + layer.base.bias, atol=1e-5), True,
+                "forward(x) equals the merged layer's output", hint="merged weight = W + scaling · B @ A.")
+passed("Exercise 2.3")
+### BEGIN HIDDEN TESTS
+import torch
+from torch import nn
+from lorakit.grading.collect import collect
+
+
+def scratch_case(d_in: int, d_out: int, r: int, alpha: float, seed: int) -> dict:
+    """The learner's layer on small integer weights and inputs (exact in float32): init facts, outputs, merge."""
+    gen = torch.Generator().manual_seed(seed)
+    ints = lambda *shape: torch.randint(-3, 4, shape, generator=gen).float()  # noqa: E731
+    fresh = LoRALinear(nn.Linear(d_in, d_out), r, alpha)
+    init = [list(fresh.lora_A.shape), list(fresh.lora_B.shape), bool(torch.all(fresh.lora_B == 0)),
+            [p.requires_grad for p in fresh.base.parameters()], float(fresh.scaling)]
+    with torch.no_grad():
+        fresh.base.weight.copy_(ints(d_out, d_in))
+        fresh.base.bias.copy_(ints(d_out))
+        fresh.lora_A.copy_(ints(r, d_in))
+        fresh.lora_B.copy_(ints(d_out, r))
+        out, merged = fresh(ints(2, d_in)), fresh.merged_weight()
+    as_lists = lambda t: [[round(v, 4) for v in row] for row in t.tolist()]  # noqa: E731
+    return {"init": init, "forward": as_lists(out), "merged": as_lists(merged)}
+
+
+def scratch_cases(rng) -> list[tuple]:
+    cases = []
+    for _ in range(4):
+        r = rng.choice([1, 2, 4, 8])
+        cases.append((rng.randint(2, 8), rng.randint(2, 8), r, r * rng.choice([0.5, 1, 2, 4]), rng.randrange(2**31)))
+    return cases
+
+
+collect("ch2-scratch-tests", scratch_case, cases=scratch_cases, rel=1e-6)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Your layer against peft's
+#
+# Now on the built-in model: layer 0's `q_proj`, wrapped by peft (rank 8, alpha 16, that one layer only) and by your
+# `LoRALinear` around a copy of the same base layer. peft also starts `B` at zero, so a comparison at init would
+# prove nothing; both layers get the same random `B`, your layer takes peft's random `A`, and both see one input.
+
+# %%
+torch.manual_seed(0)
+one_layer, _ = lorakit.load_base("tiny")
+peft_one = get_peft_model(one_layer, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj"],
+                                                 layers_to_transform=[0]))
+peft_q = peft_one.base_model.model.model.layers[0].self_attn.q_proj
+mine = LoRALinear(copy.deepcopy(peft_q.base_layer), r=8, alpha=16)
+with torch.no_grad():
+    peft_q.lora_B["default"].weight.normal_(std=0.05)
+    mine.lora_A.copy_(peft_q.lora_A["default"].weight)
+    mine.lora_B.copy_(peft_q.lora_B["default"].weight)
+    x = torch.randn(2, 5, mine.base.in_features)
+    lora_part = (peft_q(x) - peft_q.base_layer(x)).abs().max().item()
+    gap = (mine(x) - peft_q(x)).abs().max().item()
+print(f"scaling: peft {peft_q.scaling['default']}, yours {mine.scaling}")
+print(f"largest LoRA contribution to an output: {lora_part:.4f}; largest gap between the two layers: {gap:.1e}")
+assert peft_q.scaling["default"] == mine.scaling
+assert lora_part > 0.01 and gap < 1e-5 * lora_part, (lora_part, gap)
+
+# %% [markdown]
+# The LoRA path changes the outputs visibly (the first number), and the two implementations agree to float
+# rounding (the second, asserted above to be at least 100,000 times smaller).
+#
+# ## Merging by hand
+#
+# For inference the adapter can be folded into the weight: one matrix `W + scaling · B A`, no extra matmuls, no
+# adapter left. peft's `merge_and_unload` does that and hands back plain `nn.Linear` layers; yours is `merged_weight()`.
+
+# %%
+by_hand = mine.merged_weight().detach()
+merged_q = peft_one.merge_and_unload().model.layers[0].self_attn.q_proj
+merge_gap = (merged_q.weight - by_hand).abs().max().item()
+print(f"after merge_and_unload: {type(merged_q).__name__}; largest weight difference from yours {merge_gap:.1e}")
+assert type(merged_q) is nn.Linear and merge_gap < 1e-6, merge_gap
+
+# %% [markdown]
 # ## Check yourself
 # - A Llama block has q, k, v, o (attention) and gate, up, down (MLP); GQA makes k and v narrower.
 # - LoRA adds r·(in + out) per adapted layer; multiply by the layers.
