@@ -28,7 +28,7 @@ lab: setup
 # a small venv layered on .venv (tests/version_env.sh), then the whole suite at the latest versions (.venv):
 # unit tests + nbgrader round trips and every instructor notebook under nbval, then the widget tests again under
 # ipywidgets 7.7 (Colab's)
-test: test-fast-pinned test-fast-min test-latest
+test: test-latest
 
 test-fast: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" tests -q

@@ -221,8 +221,8 @@ from torch import nn
 # * `self.lora_A`: an `nn.Parameter` of shape `(r, base.in_features)` with small random values;
 # * `self.lora_B`: an `nn.Parameter` of shape `(base.out_features, r)`, all zeros;
 # * `self.scaling`: `alpha / r`;
-# * `forward(x)`: the formula above, for `x` of shape `(..., base.in_features)`;
-# * `merged_weight()`: the weight of one plain linear layer computing the same thing, `W + scaling · B A` (same
+# * `forward(x)`: returns the formula above, for `x` of shape `(..., base.in_features)`;
+# * `merged_weight()`: returns the weight of one plain linear layer computing the same thing, `W + scaling · B A` (same
 #   shape as the base weight; the bias is unchanged).
 
 # %% [solution] id=ch2-scratch

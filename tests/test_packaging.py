@@ -27,7 +27,7 @@ def _parse(lines):
 
 def _pyproject():
     data = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    deps = list(data["dependencies"]) + [d for extra in ("course", "instructor", "dev")
+    deps = list(data["dependencies"]) + [d for extra in ("course", "instructor", "dev", "eval")
                                          for d in data["optional-dependencies"][extra]]
     return _parse(deps)
 
