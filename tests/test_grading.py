@@ -277,8 +277,9 @@ def test_grade_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
     shutil.copy(REPO / "notebooks/nbgrader_config.py", tmp_path)
     assert main(["grade", str(tmp_path), "demo_chapter", "--timeout", "0"]) == 2
     assert "timeout must be a whole number of seconds ≥ 1, got 0" in capsys.readouterr().err
-    assert main(["grade", str(tmp_path), "demo_chapter", "--submissions", str(tmp_path / "nowhere")]) == 2
-    assert "is not a folder of <student>/<notebook>.ipynb" in capsys.readouterr().err
     assert main(["grade", str(tmp_path), "demo_chapter", "--submissions", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "assignment 'demo_chapter' has no folder source/demo_chapter" in err and "Did you mean" not in err
+    (tmp_path / "source/demo_chapter").mkdir(parents=True)
+    assert main(["grade", str(tmp_path), "demo_chapter", "--submissions", str(tmp_path / "nowhere")]) == 2
+    assert "is not a folder of <student>/<notebook>.ipynb" in capsys.readouterr().err

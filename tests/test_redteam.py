@@ -110,11 +110,10 @@ def attacks(course, outside):
                                      "tiny-count": "def lora_params(d_in, d_out, r):\n    return True"},
                                     (), "end", 0.0, "ok"),
         "rebind_reference_and_random": (ALL_WRONG, (code('''
-            import random, math, json
+            import random, math
             MODULES = []
             random.Random = lambda *a, **k: random.SystemRandom()
             math.isclose = lambda *a, **k: True
-            json.dumps = lambda *a, **k: "{}"
         '''),), "start", 0.0, "ok"),
         "read_instructor_files": (ALL_WRONG, (steal,), "start", 0.0, "ok"),
         "read_secret_and_config": (ALL_WRONG, (code(f'''
@@ -239,7 +238,7 @@ def red_team(tmp_path_factory):
     before = snapshot(submissions)
     secret_file = base / "secret.txt"
     secret_file.write_text(SECRET)
-    assert main(["grade", str(course), ASSIGNMENT, "--submissions", str(submissions), "--timeout", "8",
+    assert main(["grade", str(course), ASSIGNMENT, "--submissions", str(submissions), "--timeout", "20",
                  "--feedback", "--secret-file", str(secret_file)]) == 0
     with open(course / f"grades_{ASSIGNMENT}.csv", newline="") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
@@ -257,8 +256,8 @@ def test_every_attack_scores_only_its_honest_part(red_team):
 
 def test_timeouts_and_kernel_deaths_name_the_exercise(red_team):
     _, rows, *_ = red_team
-    assert "tiny-count-tests: a cell ran past 8 s" in rows["sigint_ignoring_loop"]["detail"]
-    assert "tiny-targets-tests: a cell ran past 8 s" in rows["fork_bomb"]["detail"]
+    assert "tiny-count-tests: a cell ran past 20 s" in rows["sigint_ignoring_loop"]["detail"]
+    assert "tiny-targets-tests: a cell ran past 20 s" in rows["fork_bomb"]["detail"]
     assert "tiny-count-tests: the kernel died" in rows["os_exit_in_one_answer"]["detail"]
     assert "runner stopped" in rows["kill_the_executor"]["detail"]
 
