@@ -157,7 +157,7 @@ def _write(folder, files):
 
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):
-    """The class in nbgrader's layout (submitted/<student>/tiny/), graded by `lorakit grade --timeout 6 --feedback`."""
+    """The class in nbgrader's layout (submitted/<student>/tiny/), graded by `lorakit grade --timeout 20 --feedback`."""
     require_sandbox()
     from lorakit.cli import main
 
@@ -167,7 +167,7 @@ def graded_class(tmp_path_factory):
         _write(course / "submitted" / student / ASSIGNMENT, files)
     before = snapshot(course / "submitted")
     (base / "secret").write_text(SECRET)
-    assert main(["grade", str(course), ASSIGNMENT, "--timeout", "6", "--feedback", "--secret-file",
+    assert main(["grade", str(course), ASSIGNMENT, "--timeout", "20", "--feedback", "--secret-file",
                  str(base / "secret")]) == 0
     with open(course / f"grades_{ASSIGNMENT}.csv", newline="") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
@@ -207,7 +207,7 @@ def test_problems_are_named_in_the_detail(graded_class):
 def test_a_loop_or_a_dead_kernel_costs_only_its_exercise(graded_class):
     _, rows, _ = graded_class
     assert _outcome(rows["loops"]) == (3.0, MAX_SCORE, "timeout")
-    assert rows["loops"]["detail"] == "tiny-count-tests: a cell ran past 6 s"
+    assert rows["loops"]["detail"] == "tiny-count-tests: a cell ran past 20 s"
     assert _outcome(rows["kernel_dies"]) == (3.0, MAX_SCORE, "error")
     assert "tiny-scale-tests: the kernel died" in rows["kernel_dies"]["detail"]
 
@@ -246,7 +246,7 @@ def test_a_failed_regrade_clears_the_stale_score_and_feedback(graded_class, tmp_
     resubmitted = tmp_path / "inside"
     _write(resubmitted / "solver", {NOTEBOOK: b"{not json"})
     monkeypatch.setenv(settings.SECRET_ENV, SECRET)
-    [grade] = grading.grade_class(course, ASSIGNMENT, resubmitted, timeout=6, feedback=True)
+    [grade] = grading.grade_class(course, ASSIGNMENT, resubmitted, timeout=20, feedback=True)
     assert (grade.score, grade.status) == (0.0, "error")
     assert not (course / "feedback/solver" / ASSIGNMENT).exists()
     with sqlite3.connect(course / "gradebook.db") as db:
@@ -262,7 +262,7 @@ def test_a_submissions_folder_inside_the_course_is_only_read(graded_class, monke
     _write(inside / "late_student", {f"{ASSIGNMENT}/{NOTEBOOK}": student_notebook(course, RIGHT)})
     before = snapshot(inside)
     monkeypatch.setenv(settings.SECRET_ENV, SECRET)
-    [grade] = grading.grade_class(course, ASSIGNMENT, inside, timeout=6)
+    [grade] = grading.grade_class(course, ASSIGNMENT, inside, timeout=20)
     assert (grade.student, grade.score, grade.status) == ("late_student", 5.0, "ok")
     assert snapshot(inside) == before
 

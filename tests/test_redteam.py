@@ -8,6 +8,7 @@ Skipped without bubblewrap unless LORAKIT_REQUIRE_SANDBOX is set (CI sets it).
 from __future__ import annotations
 
 import csv
+import re
 import sqlite3
 import textwrap
 
@@ -141,7 +142,7 @@ def attacks(course, outside):
                 db = sqlite3.connect({str(course / "gradebook.db")!r})
                 db.execute("UPDATE grade SET auto_score = 100, manual_score = 100")
                 db.commit()
-                print("updated")
+                print("GRADEBOOK" + "-CHANGED")
             except Exception as err:
                 print("no gradebook:", type(err).__name__)
         '''),), "end", 0.0, "ok"),
@@ -292,7 +293,8 @@ def test_feedback_holds_no_hidden_check_secret_or_host_file(red_team):
         assert SECRET not in text, student
         assert "root:" not in text, student
     assert "checked 4 secret cases, 4 matched" in pages["print_In_history_into_feedback"]
-    assert "no gradebook" in pages["sql_update_gradebook"] and "updated" not in pages["sql_update_gradebook"]
-    assert "cannot read" in pages["read_instructor_files"]
+    assert "no gradebook: OperationalError" in pages["sql_update_gradebook"]
+    assert "GRADEBOOK-CHANGED" not in pages["sql_update_gradebook"]
+    assert re.search(r"cannot read (FileNotFoundError|PermissionError)", pages["read_instructor_files"])
     assert "network: " in pages["network_access"] and "connected" not in pages["network_access"]
     assert len((course / "feedback/huge_output/tiny/tiny.html").read_bytes()) < 2_000_000
