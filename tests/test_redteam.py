@@ -199,7 +199,7 @@ def attacks(course, outside):
             for host in ("8.8.8.8", "pypi.org", "10.0.0.1"):
                 try:
                     socket.create_connection((host, 443), timeout=3)
-                    print("connected", host)
+                    print("NET" + "-REACHED", host)
                 except OSError as err:
                     print("network:", type(err).__name__)
         '''),), "end", 0.0, "ok"),
@@ -296,5 +296,6 @@ def test_feedback_holds_no_hidden_check_secret_or_host_file(red_team):
     assert "no gradebook: OperationalError" in pages["sql_update_gradebook"]
     assert "GRADEBOOK-CHANGED" not in pages["sql_update_gradebook"]
     assert re.search(r"cannot read (FileNotFoundError|PermissionError)", pages["read_instructor_files"])
-    assert "network: " in pages["network_access"] and "connected" not in pages["network_access"]
+    assert "network: OSError network: gaierror" in pages["network_access"]
+    assert "NET-REACHED" not in pages["network_access"]
     assert len((course / "feedback/huge_output/tiny/tiny.html").read_bytes()) < 2_000_000
