@@ -15,6 +15,7 @@ import nbformat
 from .verdicts import Verdict
 
 KEPT_DATA = ("text/plain", "image/png")
+MAX_TEXT = 100_000
 
 
 def hidden_lines(cell_source: str) -> tuple[str, list[str]]:
@@ -44,6 +45,8 @@ def clean_outputs(outputs: list[Any], secrets: list[str]) -> list[Any]:
     for output in outputs:
         if any(line in output_text(output) for line in secrets):
             continue
+        if isinstance(output.get("text"), str) and len(output["text"]) > MAX_TEXT:
+            output["text"] = output["text"][:MAX_TEXT] + "\n[output cut: too long]\n"
         if output.get("output_type") == "error":
             output["traceback"] = [f"{output.get('ename')}: {output.get('evalue')}"]
         if "data" in output:
@@ -92,6 +95,8 @@ def redact_hidden_tests(cell: Any) -> None:
         return
     cell.source = hidden_lines(cell.source)[0]
     for output in cell.get("outputs", []):
+        if isinstance(output.get("text"), str) and len(output["text"]) > MAX_TEXT:
+            output["text"] = output["text"][:MAX_TEXT] + "\n[output cut: too long]\n"
         if output.get("output_type") == "error":
             output["traceback"] = [f"{output.get('ename')}: {output.get('evalue')}",
                                    "(no traceback: this cell runs hidden tests)"]
