@@ -62,16 +62,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
-    from .grading import generate_feedback, grade_class
+    from .grading import grade_class
+    from .grading.sandbox import SandboxUnavailable
 
     course = Path(args.course_root)
     csv_path = Path(args.csv) if args.csv else course / f"grades_{args.assignment}.csv"
-    grades = grade_class(course, args.assignment, args.submissions, csv_path, timeout=args.timeout)
+    secret = Path(args.secret_file).read_text().strip() if args.secret_file else None
+    try:
+        grades = grade_class(course, args.assignment, args.submissions, csv_path, timeout=args.timeout,
+                             feedback=args.feedback, sandbox_mode="warn" if args.unsafe_no_sandbox else "require",
+                             secret=secret)
+    except (SandboxUnavailable, RuntimeError, OSError) as err:
+        print(f"lorakit grade: {err}", file=sys.stderr)
+        return 1
     width = max((len(g.student) for g in grades), default=0)
     for g in grades:
         print(f"{g.student:{width}s}  {g.score:g}/{g.max_score:g}  {g.status}" + (f"  {g.detail}" if g.detail else ""))
     if args.feedback:
-        print(f"feedback: {len(generate_feedback(course, args.assignment))} HTML file(s) in {course / 'feedback'}")
+        print(f"feedback: HTML in {course / 'feedback'}/<student>/{args.assignment}/")
     print(f"{len(grades)} submission(s) graded: {csv_path}")
     return 0
 
@@ -90,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--resume", action="store_true",
                          help="continue an interrupted run from the newest complete checkpoint in --output-dir")
     p_train.set_defaults(func=_cmd_train)
-    p_grade = sub.add_parser("grade", help="autograde a class with nbgrader and write a CSV of the scores")
+    p_grade = sub.add_parser("grade", help="grade a class (sandboxed) into nbgrader's gradebook and write a CSV of the scores")
     p_grade.add_argument("course_root", help="the nbgrader course folder (holds nbgrader_config.py and source/)")
     p_grade.add_argument("assignment", help="e.g. 03_learning_rate")
     p_grade.add_argument("--submissions", default=None,
@@ -102,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="seconds one cell may run before it is interrupted (default: the course config's)")
     p_grade.add_argument("--feedback", action="store_true",
                          help="also write feedback HTML (hidden tests removed) to <course_root>/feedback")
+    p_grade.add_argument("--secret-file", default=None,
+                         help="a file holding the course's grading secret (default: $LORAKIT_GRADING_SECRET or "
+                              "c.LorakitGrader.secret in your ~/.jupyter/nbgrader_config.py)")
+    p_grade.add_argument("--unsafe-no-sandbox", action="store_true",
+                         help="run student code without the bubblewrap sandbox when it can't be set up (unsafe)")
     p_grade.set_defaults(func=_cmd_grade)
     return parser
 

@@ -1,16 +1,23 @@
-"""The course tooling: percent-format sources → nbgrader notebooks → student release → autograded scores."""
+"""The course tooling: percent-format sources → nbgrader notebooks → student release → sandboxed grading.
+
+The grading tests grade the tiny fixture course (tests/grading_fixtures/tiny.py) in nbgrader's layout and from
+--submissions folders; they need bubblewrap (skipped without it unless LORAKIT_REQUIRE_SANDBOX is set).
+"""
 
 import csv
 import shutil
+import sqlite3
 
 import nbformat
 import pytest
-from nbgrader.utils import compute_checksum
 
 from lorakit import checks, grading
+from lorakit.grading import sandbox, settings
 from lorakit.notebook_builder import build, parse
 from conftest import REPO
-from nbhelpers import leaks, readable_text, secret_lines, solved_release
+from grading_fixtures.course import (ASSIGNMENT, MAX_SCORE, NOTEBOOK, RIGHT, SECRET, WRONG, make_course,
+                                     require_sandbox, snapshot, student_notebook)
+from nbhelpers import readable_text
 
 
 def test_parse_makes_graded_cells_with_schema_3_metadata(repo):
@@ -37,30 +44,11 @@ def test_built_notebook_has_kernelspec_badges_and_guarded_colab_cell(repo, tmp_p
     assert '"google.colab" in sys.modules' in nb.cells[1].source
 
 
-@pytest.fixture
-def demo_course(repo, tmp_path):
-    root = tmp_path / "course"
-    root.mkdir()
-    shutil.copy(repo / "notebooks/nbgrader_config.py", root)
-    build(repo / "tests/fixtures/demo_chapter.py", root)
-    return root
-
-
-def test_round_trip_solution_full_marks_blank_zero(demo_course, tmp_path):
-    release = grading.generate_release(demo_course, "demo_chapter")
-    student_nb = (release / "demo_chapter.ipynb").read_text()
-    assert "return alpha / r" not in student_nb and "HIDDEN TESTS" not in student_nb and "r=8" not in student_nb
-    assert "lora_scale(8, 8)" not in student_nb
-    subs = tmp_path / "submissions"
-    for student in ("solver", "blank"):
-        (subs / student).mkdir(parents=True)
-    nbformat.write(solved_release(release / "demo_chapter.ipynb", demo_course / "source/demo_chapter/demo_chapter.ipynb"),
-                   subs / "solver" / "demo_chapter.ipynb")
-    shutil.copy(release / "demo_chapter.ipynb", subs / "blank")
-    grades = {g.student: g for g in grading.grade_class(demo_course, "demo_chapter", subs, tmp_path / "grades.csv")}
-    assert (grades["solver"].score, grades["solver"].max_score, grades["solver"].status) == (2.0, 2.0, "ok")
-    assert (grades["blank"].score, grades["blank"].status) == (0.0, "ok")
-    assert "solver,demo_chapter,2.0,2.0,ok," in (tmp_path / "grades.csv").read_text()
+def test_grading_skip_attribute_marks_a_demo_cell():
+    cells = parse("# %% grading=skip\nimport time\ntime.sleep(90)\n# %%\nx = 1\n")
+    assert [c.metadata.get("lorakit") for c in cells] == [{"grading": "skip"}, None]
+    with pytest.raises(ValueError, match=r"grading='later' is not allowed \(only grading=skip\)"):
+        parse("# %% grading=later\nx = 1\n", "bad.py")
 
 
 def test_feedback_messages_are_actionable():
@@ -71,195 +59,227 @@ def test_feedback_messages_are_actionable():
     with pytest.raises(AssertionError, match=r"targets: expected \['q_proj'\], got \[\]"):
         checks.check_equal([], ["q_proj"], "targets")
     checks.check_close(2.0 + 1e-12, 2.0, "scale")
+    assert not hasattr(grading, "check_close") and not hasattr(grading, "check_equal")
 
 
-# ---------------------------------------------------------------- a class with every kind of bad submission
-SOURCE_NB = "source/demo_chapter/demo_chapter.ipynb"
+def test_collect_outside_grading_checks_plain_data_and_reveals_nothing(capsys, monkeypatch):
+    from lorakit.grading.collect import collect
+
+    monkeypatch.delenv("LORAKIT_GRADING_RESULTS", raising=False)
+    collect("x-tests", lambda a, b: a * b, cases=lambda rng: [(rng.randint(1, 9), 2) for _ in range(3)])
+    assert capsys.readouterr().out == ""
+    with pytest.raises(AssertionError, match=r"x-tests: 1 of 1 case\(s\) gave no plain result: not plain data: set"):
+        collect("x-tests", lambda: {1}, cases=lambda rng: [()])
+    with pytest.raises(ValueError, match=r"rel must be a number in \[0, 1\), got 2"):
+        collect("x-tests", 1, rel=2)
 
 
-def _with_answer(notebook: nbformat.NotebookNode, answer: str) -> nbformat.NotebookNode:
-    for cell in notebook.cells:
-        if cell.metadata.get("nbgrader", {}).get("solution"):
-            cell.source = answer
-    return notebook
+def test_verdicts_compare_exact_types_with_the_references_tolerance():
+    from lorakit.grading.verdicts import decide
+
+    reference = {"e": {"exercise": "e", "rel": 1e-3, "results": [{"value": 1.0}, {"value": 2}, {"value": [True]}]}}
+    line = '{"exercise": "e", "rel": 0.9, "results": [{"value": 1.0005}, {"value": 2.0}, {"value": [1]}]}'
+    verdict = decide(line, reference, {"e": 3.0})["e"]
+    assert (verdict.cases, verdict.matched, verdict.score) == (3, 1, 1.0)
 
 
-def _test_cell(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    return next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade"))
+def test_release_has_no_solution_or_hidden_check(tmp_path):
+    course = make_course(tmp_path / "course", REPO)
+    text = (course / "release" / ASSIGNMENT / NOTEBOOK).read_text()
+    for secret in ("return alpha / r", "HIDDEN TESTS", "collect(", "cases=lambda"):
+        assert secret not in text
 
 
-def _class_submissions(root):
-    """name → the notebook that student hands in (None: a file that is not JSON)."""
-    release, source = root / "release/demo_chapter/demo_chapter.ipynb", root / SOURCE_NB
+def test_no_secret_or_no_sandbox_is_one_clear_error(tmp_path, monkeypatch):
+    course = make_course(tmp_path / "course", REPO)
+    monkeypatch.delenv(settings.SECRET_ENV, raising=False)
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "no-jupyter-config"))
+    with pytest.raises(ValueError, match=r"no grading secret: set LORAKIT_GRADING_SECRET or c.LorakitGrader.secret"):
+        grading.grade_class(course, ASSIGNMENT)
+    monkeypatch.setenv(settings.SECRET_ENV, SECRET)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    with pytest.raises(sandbox.SandboxUnavailable, match=r"apt-get install bubblewrap.*--unsafe-no-sandbox"):
+        grading.grade_class(course, ASSIGNMENT)
 
-    def blank():
-        return nbformat.read(release, as_version=4)
 
-    # wrong on the hidden test only: lora_scale(16, 32) == 2.0 passes, lora_scale(8, 8) == 1.0 fails
-    wrong = "def lora_scale(r, alpha):\n    return 2.0"
-    edits_tests = _with_answer(blank(), wrong)
-    _test_cell(edits_tests).source = 'print("passed")'
-    forges_checksum = _with_answer(blank(), wrong)
-    _test_cell(forges_checksum).source = 'print("passed")'
-    _test_cell(forges_checksum).metadata.nbgrader["checksum"] = compute_checksum(_test_cell(forges_checksum))
-    deletes_tests = solved_release(release, source)
-    deletes_tests.cells.remove(_test_cell(deletes_tests))
-    empty = blank()
+def test_secret_from_the_instructors_own_config(tmp_path, monkeypatch):
+    personal = tmp_path / "jupyter"
+    personal.mkdir()
+    (personal / "nbgrader_config.py").write_text(f"c.LorakitGrader.secret = {SECRET!r}\n")
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(personal))
+    monkeypatch.delenv(settings.SECRET_ENV, raising=False)
+    course = make_course(tmp_path / "course", REPO)
+    assert settings.secret(settings.load_config(course)) == SECRET
+
+
+# ---------------------------------------------------------------- a class with every kind of submission
+def _class_submissions(course):
+    """student folder name → {relative path: notebook, or bytes for a file that is not a notebook}."""
+    def wrong_test_cell():
+        notebook = student_notebook(course, WRONG)
+        next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")).source = 'print("passed")'
+        return notebook
+
+    def deleted_test_cells():
+        notebook = student_notebook(course, RIGHT)
+        notebook.cells = [c for c in notebook.cells if not c.metadata.get("nbgrader", {}).get("grade")]
+        return notebook
+
+    empty = student_notebook(course)
     empty.cells = []
-    extra_cells = solved_release(release, source)
-    extra_cells.cells.insert(2, nbformat.v4.new_markdown_cell("My notes"))
-    extra_cells.cells.append(nbformat.v4.new_code_cell("scratch = [lora_scale(r, 2 * r) for r in (1, 2, 4)]"))
     return {
-        "blank": blank(),
-        "deletes_tests": deletes_tests,
-        "edits_tests": edits_tests,
-        "empty": empty,
-        "extra_cells": extra_cells,
-        "forges_checksum": forges_checksum,
-        "kernel_dies": _with_answer(blank(), "import os\nos._exit(1)"),
-        "loops": _with_answer(blank(), "while True:\n    pass"),
-        "not_json": None,
-        "raises": _with_answer(blank(), "def lora_scale(r, alpha):\n    raise RuntimeError('not done')"),
-        "solver": solved_release(release, source),
-        "solver_too": _with_answer(blank(), "def lora_scale(r, alpha):\n    return float(alpha) / float(r)"),
-        "syntax_error": _with_answer(blank(), "def lora_scale(r, alpha)\n    return alpha / r"),
+        "solver": {NOTEBOOK: student_notebook(course, RIGHT)},
+        "blank": {NOTEBOOK: student_notebook(course)},
+        "empty": {NOTEBOOK: empty},
+        "not_json": {NOTEBOOK: b"{not json"},
+        "syntax_error": {NOTEBOOK: student_notebook(course, {"tiny-scale": "def lora_scale(r, alpha)\n    return 1"})},
+        "raises": {NOTEBOOK: student_notebook(course, {**RIGHT, "tiny-scale": "def lora_scale(r, alpha):\n"
+                                                                             "    raise RuntimeError('not done')"})},
+        "edits_tests": {NOTEBOOK: wrong_test_cell()},
+        "deletes_tests": {NOTEBOOK: deleted_test_cells()},
+        "renamed": {"tiny (1).ipynb": student_notebook(course, RIGHT), "notes.txt": b"my notes"},
+        "nested": {"work/final/tiny.ipynb": student_notebook(course, RIGHT)},
+        "Zoë O'Neil (late)": {NOTEBOOK: student_notebook(course, RIGHT)},
+        "loops": {NOTEBOOK: student_notebook(course, {**RIGHT, "tiny-count": "while True:\n    pass"})},
+        "kernel_dies": {NOTEBOOK: student_notebook(course, {**RIGHT, "tiny-scale": "import os\nos._exit(1)"})},
     }
+
+
+def _write(folder, files):
+    for relative, content in files.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            nbformat.write(content, path)
 
 
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):
-    """The demo chapter's class folder in nbgrader's layout, graded by `lorakit grade --timeout 5 --feedback`."""
+    """The class in nbgrader's layout (submitted/<student>/tiny/), graded by `lorakit grade --timeout 20 --feedback`."""
+    require_sandbox()
     from lorakit.cli import main
 
-    root = tmp_path_factory.mktemp("class")
-    shutil.copy(REPO / "notebooks/nbgrader_config.py", root)
-    build(REPO / "tests/fixtures/demo_chapter.py", root)
-    grading.generate_release(root, "demo_chapter")
-    for student, notebook in _class_submissions(root).items():
-        folder = root / "submitted" / student / "demo_chapter"
-        folder.mkdir(parents=True)
-        if notebook is None:
-            (folder / "demo_chapter.ipynb").write_text("{not json")
-        else:
-            nbformat.write(notebook, folder / "demo_chapter.ipynb")
-    assert main(["grade", str(root), "demo_chapter", "--timeout", "5", "--feedback"]) == 0
-    with open(root / "grades_demo_chapter.csv", newline="") as handle:
+    base = tmp_path_factory.mktemp("class")
+    course = make_course(base / "course", REPO)
+    for student, files in _class_submissions(course).items():
+        _write(course / "submitted" / student / ASSIGNMENT, files)
+    before = snapshot(course / "submitted")
+    (base / "secret").write_text(SECRET)
+    assert main(["grade", str(course), ASSIGNMENT, "--timeout", "20", "--feedback", "--secret-file",
+                 str(base / "secret")]) == 0
+    with open(course / f"grades_{ASSIGNMENT}.csv", newline="") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
-    return root, rows
+    return course, rows, before
 
 
 def _outcome(row):
     return float(row["score"]), float(row["max_score"]), row["status"]
 
 
-def test_every_submission_gets_a_row_and_good_ones_full_marks(graded_class):
-    root, rows = graded_class
-    assert sorted(rows) == sorted(p.name for p in (root / "submitted").iterdir())
-    assert list(next(iter(rows.values()))) == ["student", "assignment", "score", "max_score", "status", "detail"]
-    for student in ("solver", "solver_too", "extra_cells"):  # graded in the same batch as a loop and a dead kernel
-        assert _outcome(rows[student]) == (2.0, 2.0, "ok"), rows[student]
-    assert _outcome(rows["blank"]) == (0.0, 2.0, "ok")
+def test_every_student_gets_a_row_with_per_exercise_scores(graded_class):
+    course, rows, _ = graded_class
+    assert sorted(rows) == sorted(p.name for p in (course / "submitted").iterdir())
+    assert list(next(iter(rows.values()))) == ["student", "assignment", "score", "max_score", "status", "detail",
+                                               "tiny-scale-tests", "tiny-count-tests", "tiny-targets-tests"]
+    for student in ("solver", "nested", "Zoë O'Neil (late)"):
+        assert _outcome(rows[student]) == (5.0, MAX_SCORE, "ok"), rows[student]
+    assert _outcome(rows["blank"]) == (0.0, MAX_SCORE, "ok")
+    assert (rows["raises"]["tiny-scale-tests"], rows["raises"]["tiny-count-tests"]) == ("0.0", "2.0")
+    assert _outcome(rows["raises"]) == (3.0, MAX_SCORE, "ok") and _outcome(rows["syntax_error"])[0] == 0.0
 
 
-def test_code_that_raises_or_does_not_parse_scores_zero(graded_class):
-    root, rows = graded_class
-    for student, error in (("raises", "RuntimeError"), ("syntax_error", "SyntaxError")):
-        assert _outcome(rows[student]) == (0.0, 2.0, "ok")
-        graded = nbformat.read(root / "autograded" / student / "demo_chapter/demo_chapter.ipynb", as_version=4)
-        assert error in {o.get("ename") for c in graded.cells if c.cell_type == "code" for o in c.outputs}
+def test_submitted_files_are_never_changed(graded_class):
+    course, _, before = graded_class
+    assert snapshot(course / "submitted") == before
 
 
-def test_an_infinite_loop_is_interrupted_at_the_timeout(graded_class):
-    _, rows = graded_class
-    assert _outcome(rows["loops"]) == (0.0, 2.0, "timeout")
-    assert "ran past the execute timeout" in rows["loops"]["detail"]
+def test_problems_are_named_in_the_detail(graded_class):
+    _, rows, _ = graded_class
+    assert _outcome(rows["renamed"]) == (0.0, MAX_SCORE, "error")
+    assert rows["renamed"]["detail"] == "no notebook named tiny.ipynb; found tiny (1).ipynb"
+    assert _outcome(rows["not_json"]) == (0.0, MAX_SCORE, "error")
+    assert rows["not_json"]["detail"].startswith("unreadable notebook tiny.ipynb")
+    assert _outcome(rows["empty"]) == (0.0, MAX_SCORE, "empty")
 
 
-def test_unreadable_notebook_and_dead_kernel_are_errors_not_crashes(graded_class):
-    _, rows = graded_class
-    assert _outcome(rows["not_json"]) == (0.0, 2.0, "error") and "NotJSONError" in rows["not_json"]["detail"]
-    assert _outcome(rows["kernel_dies"]) == (0.0, 2.0, "error")
-    assert "DeadKernelError" in rows["kernel_dies"]["detail"]
-    assert _outcome(rows["empty"]) == (0.0, 2.0, "empty")
+def test_a_loop_or_a_dead_kernel_costs_only_its_exercise(graded_class):
+    _, rows, _ = graded_class
+    assert _outcome(rows["loops"]) == (3.0, MAX_SCORE, "timeout")
+    assert rows["loops"]["detail"] == "tiny-count-tests: a cell ran past 20 s"
+    assert _outcome(rows["kernel_dies"]) == (3.0, MAX_SCORE, "error")
+    assert "tiny-scale-tests: the kernel died" in rows["kernel_dies"]["detail"]
 
 
-def test_edited_tests_are_replaced_by_the_instructors_and_reported(graded_class):
-    """nbgrader's autograde overwrites a locked cell whose checksum differs from the gradebook's with the source
-    version (hidden tests included), so passing by editing the tests is impossible; lorakit reports the edit."""
-    root, rows = graded_class
-    instructor_tests = _test_cell(nbformat.read(root / SOURCE_NB, as_version=4)).source
-    for student in ("edits_tests", "forges_checksum"):
-        assert _outcome(rows[student]) == (0.0, 2.0, "tampered")
-        assert rows[student]["detail"] == "edited locked cell 'demo-scale-tests'"
-        graded = nbformat.read(root / "autograded" / student / "demo_chapter/demo_chapter.ipynb", as_version=4)
-        assert _test_cell(graded).source == instructor_tests
-        assert _test_cell(graded).outputs[0]["ename"] == "AssertionError"
+def test_edited_or_deleted_test_cells_run_as_the_instructor_wrote_them(graded_class):
+    _, rows, _ = graded_class
+    assert _outcome(rows["edits_tests"]) == (0.0, MAX_SCORE, "tampered")
+    assert rows["edits_tests"]["detail"] == "edited locked cell 'tiny-scale-tests'"
+    assert _outcome(rows["deletes_tests"]) == (5.0, MAX_SCORE, "tampered")
+    assert rows["deletes_tests"]["detail"].count("deleted locked cell") == 3
 
 
-def test_nbgrader_validate_misses_a_forged_checksum_and_deleted_tests(graded_class):
-    """What students see with `nbgrader validate`: it compares each cell with the checksum stored in the notebook
-    itself, so a student who rewrites that checksum (or deletes the cell) is not warned; lorakit checks the
-    instructor's release copy instead."""
-    from nbgrader.validator import Validator
-
-    root, rows = graded_class
-    submitted = root / "submitted"
-    assert len(Validator().validate(str(submitted / "edits_tests/demo_chapter/demo_chapter.ipynb"))["changed"]) == 1
-    assert "changed" not in Validator().validate(str(submitted / "forges_checksum/demo_chapter/demo_chapter.ipynb"))
-    assert rows["forges_checksum"]["status"] == "tampered"
+def test_feedback_shows_the_graded_notebook_without_hidden_checks(graded_class):
+    course, rows, _ = graded_class
+    pages = {p.parts[-3]: p for p in (course / "feedback").rglob("*.html")}
+    assert "renamed" not in pages and "not_json" not in pages and "solver" in pages
+    for page in pages.values():
+        text = readable_text(page)
+        assert "collect(" not in text and "HIDDEN TESTS" not in text
+    assert "checked 4 secret cases, 4 matched" in readable_text(pages["solver"])
+    assert "checked 4 secret cases, 0 matched" in readable_text(pages["blank"])
 
 
-def test_deleted_tests_score_zero_even_with_a_right_answer(graded_class):
-    """nbgrader 0.9.6 does not add a deleted test cell back (OverwriteCells.add_missing_cells is off by default):
-    its points are lost; the right answer alone earns nothing."""
-    root, rows = graded_class
-    assert _outcome(rows["deletes_tests"]) == (0.0, 2.0, "tampered")
-    assert rows["deletes_tests"]["detail"] == "deleted locked cell 'demo-scale-tests'"
-    graded = nbformat.read(root / "autograded/deletes_tests/demo_chapter/demo_chapter.ipynb", as_version=4)
-    assert not any(c.metadata.get("nbgrader", {}).get("grade") for c in graded.cells)
+def test_the_gradebook_holds_the_scores(graded_class):
+    course, rows, _ = graded_class
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for student in ("solver", "raises", "loops"):
+            assert gradebook.find_submission(ASSIGNMENT, student).score == float(rows[student]["score"])
 
 
-def test_feedback_shows_no_hidden_test_or_solution(graded_class):
-    root, rows = graded_class
-    secrets = secret_lines([root / SOURCE_NB])
-    assert secrets == {"return alpha / r", "assert lora_scale(8, 8) == 1.0"}
-    feedback = sorted((root / "feedback").rglob("*.html"))
-    graded = [s for s, row in rows.items() if row["status"] != "error"]
-    assert sorted(p.parts[-3] for p in feedback) == sorted(graded)
-    for page in feedback:  # a student who wrote the solution's line sees it in their own feedback, nobody else
-        own = readable_text(root / "submitted" / page.parts[-3] / "demo_chapter/demo_chapter.ipynb")
-        assert leaks([page], {line for line in secrets if line not in own}) == {}
-    assert leaks(feedback, {"assert lora_scale(8, 8) == 1.0"}) == {}
-    assert "AssertionError" in readable_text(root / "feedback/edits_tests/demo_chapter/demo_chapter.html")
+def test_a_failed_regrade_clears_the_stale_score_and_feedback(graded_class, tmp_path, monkeypatch):
+    course, rows, _ = graded_class
+    assert (course / "feedback/solver" / ASSIGNMENT).is_dir()
+    resubmitted = tmp_path / "inside"
+    _write(resubmitted / "solver", {NOTEBOOK: b"{not json"})
+    monkeypatch.setenv(settings.SECRET_ENV, SECRET)
+    [grade] = grading.grade_class(course, ASSIGNMENT, resubmitted, timeout=20, feedback=True)
+    assert (grade.score, grade.status) == (0.0, "error")
+    assert not (course / "feedback/solver" / ASSIGNMENT).exists()
+    with sqlite3.connect(course / "gradebook.db") as db:
+        scores = db.execute("SELECT grade.auto_score FROM grade JOIN submitted_notebook ON grade.notebook_id = "
+                            "submitted_notebook.id JOIN submitted_assignment ON submitted_notebook.assignment_id = "
+                            "submitted_assignment.id WHERE submitted_assignment.student_id = 'solver'").fetchall()
+    assert scores == [(None,), (None,), (None,)]
 
 
-@pytest.mark.parametrize("preprocessors, shown", [("nbgrader's defaults", 2), ("the course config", 0)])
-def test_nbgrader_feedback_leaks_hidden_tests_unless_the_course_config_redacts_them(graded_class, tmp_path,
-                                                                                    preprocessors, shown):
-    """nbgrader 0.9.6's own feedback shows hidden tests, in the test cell and again in the traceback of a failing
-    one; the course's nbgrader_config.py installs lorakit's redaction, so `nbgrader generate_feedback` is safe."""
-    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from nbgrader.preprocessors import GetGrades
-
-    root = tmp_path / "class"
-    shutil.copytree(graded_class[0], root)
-    config = grading._config(root)
-    if preprocessors == "nbgrader's defaults":
-        config.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor]
-    result = grading._api(config).generate_feedback("demo_chapter", "edits_tests")
-    assert result["success"]
-    page = readable_text(root / "feedback/edits_tests/demo_chapter/demo_chapter.html")
-    assert page.count("assert lora_scale(8, 8) == 1.0") == shown
+def test_a_submissions_folder_inside_the_course_is_only_read(graded_class, monkeypatch):
+    course, _, _ = graded_class
+    inside = course / "hand-ins"
+    _write(inside / "late_student", {f"{ASSIGNMENT}/{NOTEBOOK}": student_notebook(course, RIGHT)})
+    before = snapshot(inside)
+    monkeypatch.setenv(settings.SECRET_ENV, SECRET)
+    [grade] = grading.grade_class(course, ASSIGNMENT, inside, timeout=20)
+    assert (grade.student, grade.score, grade.status) == ("late_student", 5.0, "ok")
+    assert snapshot(inside) == before
 
 
-def test_grade_cli_errors_are_one_line(repo, tmp_path, capsys):
+def test_grade_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
     from lorakit.cli import main
 
+    monkeypatch.setenv(settings.SECRET_ENV, SECRET)
     assert main(["grade", str(tmp_path), "demo_chapter"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no nbgrader_config.py" in err
-    shutil.copy(repo / "notebooks/nbgrader_config.py", tmp_path)
+    shutil.copy(REPO / "notebooks/nbgrader_config.py", tmp_path)
     assert main(["grade", str(tmp_path), "demo_chapter", "--timeout", "0"]) == 2
     assert "timeout must be a whole number of seconds ≥ 1, got 0" in capsys.readouterr().err
-    assert main(["grade", str(tmp_path), "demo_chapter"]) == 2
-    assert "assignment 'demo_chapter' has no folder source/demo_chapter" in capsys.readouterr().err
+    assert main(["grade", str(tmp_path), "demo_chapter", "--submissions", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "assignment 'demo_chapter' has no folder source/demo_chapter" in err and "Did you mean" not in err
+    (tmp_path / "source/demo_chapter").mkdir(parents=True)
+    assert main(["grade", str(tmp_path), "demo_chapter", "--submissions", str(tmp_path / "nowhere")]) == 2
+    assert "is not a folder of <student>/<notebook>.ipynb" in capsys.readouterr().err

@@ -72,6 +72,8 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
         timeout = int(config.get("Execute", {}).get("timeout", 60))
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise ValueError(f"timeout must be a whole number of seconds ≥ 1, got {timeout!r}")
+    if not (course_root / "source" / assignment).is_dir():
+        raise ValueError(f"assignment {assignment!r} has no folder source/{assignment} under {str(course_root)!r}")
     folders = classroom.student_folders(course_root, assignment, Path(submissions) if submissions else None)
     _check_sandbox(sandbox_mode)
     generate_release(course_root, assignment)  # the release and the gradebook's cells always match the source

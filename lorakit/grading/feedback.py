@@ -15,6 +15,7 @@ import nbformat
 from .verdicts import Verdict
 
 KEPT_DATA = ("text/plain", "image/png")
+MAX_TEXT = 100_000
 
 
 def hidden_lines(cell_source: str) -> tuple[str, list[str]]:
@@ -40,10 +41,16 @@ def output_text(output: Any) -> str:
 
 
 def clean_outputs(outputs: list[Any], secrets: list[str]) -> list[Any]:
-    kept = []
+    kept, total = [], 0
     for output in outputs:
+        if total > MAX_TEXT:
+            kept.append(nbformat.v4.new_output("stream", name="stdout", text="[more output cut]\n"))
+            break
         if any(line in output_text(output) for line in secrets):
             continue
+        if isinstance(output.get("text"), str) and len(output["text"]) > MAX_TEXT:
+            output["text"] = output["text"][:MAX_TEXT] + "\n[output cut: too long]\n"
+        total += len(output_text(output))
         if output.get("output_type") == "error":
             output["traceback"] = [f"{output.get('ename')}: {output.get('evalue')}"]
         if "data" in output:
@@ -92,6 +99,9 @@ def redact_hidden_tests(cell: Any) -> None:
         return
     cell.source = hidden_lines(cell.source)[0]
     for output in cell.get("outputs", []):
+        if isinstance(output.get("text"), str) and len(output["text"]) > MAX_TEXT:
+            output["text"] = output["text"][:MAX_TEXT] + "\n[output cut: too long]\n"
+        total += len(output_text(output))
         if output.get("output_type") == "error":
             output["traceback"] = [f"{output.get('ename')}: {output.get('evalue')}",
                                    "(no traceback: this cell runs hidden tests)"]

@@ -1,0 +1,71 @@
+"""The tiny course the grading tests grade: build it, and write the notebooks students hand in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lorakit import grading
+from lorakit.grading import sandbox
+from lorakit.notebook_builder import build
+
+HERE = Path(__file__).parent
+ASSIGNMENT = "tiny"
+NOTEBOOK = "tiny.ipynb"
+SECRET = "red-team-course-secret-0042"
+MAX_SCORE = 5.0
+RIGHT = {
+    "tiny-scale": "def lora_scale(r, alpha):\n    return alpha / r",
+    "tiny-count": "def lora_params(d_in, d_out, r):\n    return r * (d_in + d_out)",
+    "tiny-targets": "def attention_targets(names):\n    return [n for n in names if n in ('q_proj', 'v_proj')]",
+}
+WRONG = {
+    "tiny-scale": "def lora_scale(r, alpha):\n    return -1.0",
+    "tiny-count": "def lora_params(d_in, d_out, r):\n    return -1",
+    "tiny-targets": "def attention_targets(names):\n    return None",
+}
+
+
+def require_sandbox() -> None:
+    """Skip when bubblewrap can't run here, unless LORAKIT_REQUIRE_SANDBOX is set (CI): then fail."""
+    try:
+        sandbox.check(Path(os.environ.get("TMPDIR", "/tmp")) / "lorakit-test-probe")
+    except sandbox.SandboxUnavailable as err:
+        if os.environ.get("LORAKIT_REQUIRE_SANDBOX"):
+            pytest.fail(f"LORAKIT_REQUIRE_SANDBOX is set but the sandbox can't run: {err}")
+        pytest.skip(f"no sandbox here: {err}")
+
+
+def make_course(root: Path, repo: Path) -> Path:
+    """An nbgrader course folder holding the tiny assignment, its release and gradebook."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(repo / "notebooks/nbgrader_config.py", root)
+    build(HERE / "tiny.py", root)
+    grading.generate_release(root, ASSIGNMENT)
+    return root
+
+
+def student_notebook(root: Path, answers: dict[str, str] | None = None, extra: tuple[str, ...] = (),
+                     extra_at: str = "end") -> nbformat.NotebookNode:
+    """The release with the given answer cells filled in and extra code cells ("end", or "start": after the setup)."""
+    notebook = nbformat.read(root / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if answers and grade_id in answers:
+            cell.source = answers[grade_id]
+    cells = [nbformat.v4.new_code_cell(code) for code in extra]
+    if extra_at == "end":
+        notebook.cells += cells
+    else:
+        first_answer = next(i for i, c in enumerate(notebook.cells) if c.metadata.get("nbgrader", {}).get("solution"))
+        notebook.cells[first_answer:first_answer] = cells
+    return notebook
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder`, byte for byte."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
