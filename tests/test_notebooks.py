@@ -12,6 +12,7 @@ import pytest
 
 from lorakit import grading
 from lorakit.notebook_builder import build, execute
+from grading_fixtures.course import require_sandbox
 from nbhelpers import leaks, secret_lines, solved_release
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +90,9 @@ def test_autograde_round_trip(chapter, tmp_path):
     notebook = f"{chapter}/{chapter}.ipynb"
     nbformat.write(solved_release(RELEASE / notebook, SOURCE / notebook), submissions / "solver" / f"{chapter}.ipynb")
     shutil.copy(RELEASE / notebook, submissions / "blank")
-    grades = {g.student: g for g in grading.grade_class(root, chapter, submissions)}
+    require_sandbox()
+    grades = {g.student: g for g in grading.grade_class(root, chapter, submissions, secret="round-trip-secret",
+                                                        feedback=True)}
     assert grades["solver"].status == "ok" and grades["solver"].score == grades["solver"].max_score > 0
     assert grades["blank"].status == "ok" and grades["blank"].score == 0
     feedback = grading.generate_feedback(root, chapter, "blank")
