@@ -49,18 +49,10 @@ def lora_params(shape: ModelShape, r: int, modules: list[str]) -> int:
 
 # %% [tests] id=ch2-count-tests points=2
 ### BEGIN HIDDEN TESTS
+from lorakit.grading.cases import random_shape
 from lorakit.grading.collect import collect
-from lorakit.params import ModelShape
 
 MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def random_shape(rng):
-    heads = rng.choice([8, 16, 32, 40])
-    kv_heads = rng.choice([k for k in (1, 2, 4, 8, heads) if heads % k == 0])
-    return ModelShape(vocab_size=rng.choice([32000, 50257, 128256]), hidden_size=heads * rng.choice([64, 128]),
-                      intermediate_size=rng.randrange(1024, 16384, 256), num_layers=rng.randint(4, 48),
-                      num_attention_heads=heads, num_key_value_heads=kv_heads)
 
 
 collect("ch2-count-tests", lora_params,
@@ -158,16 +150,9 @@ def budget_plan(shape: ModelShape, budget: int) -> dict:
 
 # %% [tests] id=ch2-budget-tests points=2
 ### BEGIN HIDDEN TESTS
+from lorakit.grading.cases import random_shape
 from lorakit.grading.collect import collect
-from lorakit.params import ModelShape, count_lora_params
-
-
-def random_shape(rng):
-    heads = rng.choice([8, 16, 32, 40])
-    kv_heads = rng.choice([k for k in (1, 2, 4, 8, heads) if heads % k == 0])
-    return ModelShape(vocab_size=rng.choice([32000, 50257, 128256]), hidden_size=heads * rng.choice([64, 128]),
-                      intermediate_size=rng.randrange(1024, 16384, 256), num_layers=rng.randint(4, 48),
-                      num_attention_heads=heads, num_key_value_heads=kv_heads)
+from lorakit.params import count_lora_params
 
 
 def budgets(rng):
