@@ -216,7 +216,7 @@ check_equal(t4_settings["gradient_checkpointing"], True, "gradient checkpointing
             hint="4-bit weights alone still leave the activations of 4 × 1024 tokens: the next step is checkpointing.")
 check_equal(first_fit(LLAMA2_7B, 80, 1, 512)["quantization"], None, "on an 80 GiB GPU at batch 1 × 512",
             hint="plain fp16 LoRA already fits: stop at the first setting that fits.")
-check_equal(first_fit(LLAMA2_7B, 2, 1, 512), None, "in 2 GiB", hint="when nothing fits, return None.")
+check_equal(first_fit(LLAMA2_7B, 2, 1, 512), None, "in 2 GiB", hint="when nothing fits, the answer is None.")
 passed("Exercise 4.2")
 
 # %% [markdown]

@@ -272,7 +272,7 @@ from lorakit.checks import check_equal, passed
 check_equal(pick_lr([(1e-5, [3.0, 2.99]), (1e-3, [3.0, 1.5]), (1e-2, [3.0, 1.2])]), 1e-3, "three trials",
             hint="1e-5 stays flat; of the two that learn, take the smaller rate.")
 check_equal(pick_lr([(1e-1, [3.0, float("nan")]), (1e-6, [3.0, 3.0])]), None, "nothing learns",
-            hint="a NaN loss never counts as learning; return None when no trial qualifies.")
+            hint="a NaN loss never counts as learning; the answer is None when no trial qualifies.")
 check_equal(pick_lr([(1e-3, [2.0, 1.4])]), None, "a loss at exactly 70% of the first",
             hint="the last loss must be below 70% of the first, not equal to it.")
 check_equal(0 < fixed_lr <= 1, True, "fixed_lr is a positive learning rate")

@@ -190,7 +190,7 @@ check_equal(pick_adapter({"A": {"exact_match": 0.9, "perplexity": 2.0, "forgetti
                           "B": {"exact_match": 0.5, "perplexity": 4.0, "forgetting_ratio": 1.1}}), "B",
             "the best adapter forgot", hint="an adapter whose forgetting ratio is above 3 is never shipped.")
 check_equal(pick_adapter({"A": {"exact_match": 0.9, "perplexity": 2.0, "forgetting_ratio": 8.3}}), None,
-            "every adapter forgot", hint="return None when no adapter qualifies.")
+            "every adapter forgot", hint="the answer is None when no adapter qualifies.")
 passed("Exercise 7.2")
 
 # %% grading=skip

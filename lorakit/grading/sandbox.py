@@ -86,7 +86,8 @@ def command(scratch: Path, argv: list[str], env: dict[str, str]) -> list[str]:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable(needs())
-    args = [bwrap, "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+    # the empty /tmp comes first: a venv or checkout under /tmp (a CI clone) is bound read-only on top of it
+    args = [bwrap, "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64"):
         link = Path("/") / name
         if link.is_symlink():
@@ -99,7 +100,7 @@ def command(scratch: Path, argv: list[str], env: dict[str, str]) -> list[str]:
         if config_dir.is_dir():  # an instructor may keep the grading secret in a system-wide Jupyter config
             args += ["--tmpfs", str(config_dir)]
     package_parent = str(Path(lorakit.__file__).resolve().parent.parent)
-    args += ["--bind", str(scratch), SCRATCH, "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc",
+    args += ["--bind", str(scratch), SCRATCH, "--dev", "/dev", "--proc", "/proc",
              "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
              "--die-with-parent", "--new-session", "--clearenv", "--chdir", SCRATCH]
     base_env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": SCRATCH, "PYTHONPATH": package_parent,
