@@ -131,6 +131,7 @@ def execute(path: Path, timeout: int = EXECUTE_TIMEOUT) -> Path:
     client = NotebookClient(nb, timeout=timeout, kernel_name=KERNELSPEC["name"],
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute(env=env)  # the kernel starts in the notebook's folder (resources path) with `env`
+    nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}  # drop the kernel's and widgets' state
     nbformat.write(keep_checked_outputs(nb), path)
     return path
 
@@ -161,6 +162,16 @@ def build(source_file: Path, course_root: Path) -> Path:
     return out
 
 
+def chosen_sources(sources: list[Path], only: list[str] | None) -> list[Path]:
+    """The chapter sources named by `only` (file stems or their number prefix); all when None."""
+    if only is None:
+        return sources
+    unknown = [name for name in only if not any(s.stem == name or s.stem.split("_")[0] == name for s in sources)]
+    if unknown:
+        raise SystemExit(f"--only: no chapter named {unknown}; chapters are {[s.stem for s in sources]}")
+    return [s for s in sources if s.stem in only or s.stem.split("_")[0] in only]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", default="course", type=Path)
@@ -168,11 +179,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-release", action="store_true", help="skip nbgrader's student versions")
     parser.add_argument("--execute", action="store_true",
                         help="run each chapter (nbclient) and store the outputs of its NBVAL_CHECK_OUTPUT cells")
-    parser.add_argument("--only", nargs="*", default=None, help="chapter names (file stems) to build; default all")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="chapters to build, by file stem or number (06_recipes or 06); default all")
     args = parser.parse_args(argv)
-    for source in sorted(args.sources.glob("*.py")):
-        if args.only is not None and source.stem not in args.only:
-            continue
+    for source in chosen_sources(sorted(args.sources.glob("*.py")), args.only):
         path = build(source, args.course_root)
         print(execute(path) if args.execute else path)
         if not args.no_release:
