@@ -233,8 +233,9 @@ def check_known(overrides: Iterable[str]) -> None:
 def allowed(name: str) -> str:
     """What field `name` accepts, in words, from its metadata (the docs table and `lorakit train --help`)."""
     meta, kind = FIELDS[name].metadata, KINDS[name]
-    prefix = "".join(f"{value!r} ({meaning}) or " for value, meaning in
-                     [(None, meta.get("none")), meta.get("unset", (None, None))] if meaning)
+    prefix = f"None ({meta['none']}) or " if "none" in meta else ""
+    if "unset" in meta:
+        prefix += f"{meta['unset'][0]!r} ({meta['unset'][1]}) or "
     if "choices" in meta:
         return prefix + f"one of {[c for c in meta['choices'] if c is not None]}"
     low, high = meta.get("bounds", (0, 0))
@@ -286,16 +287,14 @@ def parse_field(name: str, text: str) -> Any:
     if text in ("None", "none") and (
             "none" in FIELDS[name].metadata or None in FIELDS[name].metadata.get("choices", ())):
         return None
-    items = (lambda: tuple(ast.literal_eval(text)) if text[:1] in "[(" else
-             tuple(part.strip() for part in text.split(",") if part.strip()))
     readers = {
         "bool": lambda: {"true": True, "false": False}[text.lower()],
         "int": lambda: int(text),
         "float": lambda: float(text),
         "str": lambda: text,
-        "names": items,
-        "indices": lambda: tuple(int(i) for i in items()),
-        "targets": lambda: text if text in TARGET_PRESETS else items(),
+        "names": lambda: _list_items(text),
+        "indices": lambda: tuple(int(i) for i in _list_items(text)),
+        "targets": lambda: text if text in TARGET_PRESETS else _list_items(text),
     }
     try:
         value = readers[kind]()
@@ -303,6 +302,13 @@ def parse_field(name: str, text: str) -> Any:
         raise ValueError(f"{name} must be {allowed(name)}, got {text!r}") from None
     check_field(FIELDS[name], value)
     return value
+
+
+def _list_items(text: str) -> tuple:
+    """A Python list or tuple literal ("[0, 1]"), or comma-separated words ("q_proj,v_proj"), as a tuple."""
+    if text[:1] in "[(":
+        return tuple(ast.literal_eval(text))
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def field_table() -> str:
