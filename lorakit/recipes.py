@@ -35,7 +35,8 @@ class Recipe:
     LoRA: `r` (rank, 1–1024), `lora_alpha` (scale numerator; the update is scaled by alpha/r, or alpha/sqrt(r)
     with `use_rslora`), `lora_dropout` (0–0.5; more for smaller data), `target_modules` ("all-linear", a preset
     "q,v" / "q,k,v,o", or module names), `layers_to_transform` (layer indices; needs a list of module names).
-    Optimisation: `learning_rate` (0 < LR ≤ 1), `lr_scheduler_type`, `warmup_ratio` (0–0.5 of the steps),
+    Optimisation: `learning_rate` (0 < LR ≤ 1), `lr_scheduler_type`, `warmup_ratio` (0–0.5 of the steps) or
+    `warmup_steps` (a fixed number; when > 0 it replaces the ratio, as in the Trainer),
     `max_grad_norm` (clip; 0.3 in the guide), `optim`, epochs or `max_steps`.
     Memory: `precision` ("auto" picks bf16/fp16/fp32 from the hardware), `quantization` (None, "nf4" with double
     quantisation = QLoRA, "int8"), `gradient_checkpointing`.
@@ -61,6 +62,7 @@ class Recipe:
     learning_rate: float = 2e-4
     lr_scheduler_type: str = "cosine"
     warmup_ratio: float = 0.03
+    warmup_steps: int = 0
     num_train_epochs: float = 1.0
     max_steps: int = -1
     per_device_train_batch_size: int = 8
@@ -80,6 +82,7 @@ class Recipe:
     logging_steps: int = 5
     eval_strategy: str = "epoch"
     save_strategy: str = "epoch"
+    load_best_model_at_end: bool = False
     seed: int = 42
     # preference optimisation (task="dpo"): an SFT stage on `sft_dataset` first, then DPO
     dpo_beta: float = 0.1
@@ -105,13 +108,14 @@ class Recipe:
         check_choice("dataset", self.dataset, DATASETS)
         if self.sft_dataset is not None:
             check_choice("sft_dataset", self.sft_dataset, DATASETS)
-        for name in ("use_rslora", "use_dora", "gradient_checkpointing", "padding_free"):
+        for name in ("use_rslora", "use_dora", "gradient_checkpointing", "padding_free", "load_best_model_at_end"):
             check_bool(name, getattr(self, name))
         check_range("r", self.r, 1, 1024, int)
         check_range("lora_alpha", self.lora_alpha, 1e-6, 1e5)
         check_range("lora_dropout", self.lora_dropout, 0.0, 0.5)
         check_range("learning_rate", self.learning_rate, 1e-12, 1.0)
         check_range("warmup_ratio", self.warmup_ratio, 0.0, 0.5)
+        check_range("warmup_steps", self.warmup_steps, 0, 10**7, int)
         check_range("max_grad_norm", self.max_grad_norm, 0.0, 1e6)
         check_range("weight_decay", self.weight_decay, 0.0, 1.0)
         check_range("num_train_epochs", self.num_train_epochs, 1e-3, 1000)
@@ -134,6 +138,9 @@ class Recipe:
         check_choice("quantization", self.quantization, QUANTIZATIONS)
         check_choice("eval_strategy", self.eval_strategy, STRATEGIES)
         check_choice("save_strategy", self.save_strategy, STRATEGIES)
+        if self.load_best_model_at_end and (self.eval_strategy, self.save_strategy) != ("epoch", "epoch"):
+            raise ValueError("load_best_model_at_end=True needs eval_strategy and save_strategy 'epoch' (a checkpoint "
+                             f"per evaluation), got {self.eval_strategy!r} and {self.save_strategy!r}")
         if self.task == "dpo" and self.quantization is not None:
             raise ValueError("quantization must be None for task='dpo' (the DPO stage needs a trainable reference copy)")
         if isinstance(self.target_modules, str):
@@ -201,7 +208,7 @@ class Recipe:
             output_dir=output_dir,
             learning_rate=self.learning_rate,
             lr_scheduler_type=self.lr_scheduler_type,
-            warmup_ratio=self.warmup_ratio,
+            **({"warmup_steps": self.warmup_steps} if self.warmup_steps else {"warmup_ratio": self.warmup_ratio}),
             num_train_epochs=self.num_train_epochs,
             max_steps=self.max_steps,
             per_device_train_batch_size=self.per_device_train_batch_size,
@@ -218,6 +225,8 @@ class Recipe:
             logging_first_step=True,
             eval_strategy=self.eval_strategy if has_eval else "no",
             save_strategy=self.save_strategy,
+            load_best_model_at_end=self.load_best_model_at_end and has_eval,
+            metric_for_best_model="eval_loss" if self.load_best_model_at_end and has_eval else None,
             save_only_model=False,
             report_to=[],
             seed=self.seed,
