@@ -11,7 +11,7 @@ from transformers import TrainerCallback
 
 import lorakit
 from lorakit import compat
-from lorakit.baselines import base_eval_loss
+from lorakit.best_epoch import eval_loss, kept_checkpoint, same_adapter
 from lorakit.data import load_dataset
 from lorakit.schedules import lr_curve
 
@@ -47,27 +47,40 @@ def test_bad_fixed_warmup_and_best_epoch_settings_are_refused_by_name():
         lorakit.get_recipe("quickstart", load_best_model_at_end=True, save_strategy="no")
 
 
-class SpoilLaterEpochs(TrainerCallback):
-    """Adds large noise to the adapter at the start of every epoch after the first, so the first epoch is best."""
+class ResetLaterEpochs(TrainerCallback):
+    """Zeroes every LoRA B matrix at the end of each epoch after the first, before that epoch's evaluation and
+    checkpoint: those epochs evaluate as the base model exactly, so the first epoch is the best."""
 
-    def on_epoch_begin(self, args, state, control, model=None, **kwargs):
-        if state.epoch >= 1:
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        if state.epoch >= 2:
             with torch.no_grad():
-                for param in model.parameters():
-                    if param.requires_grad:
-                        param.add_(torch.randn_like(param))
+                for name, param in model.named_parameters():
+                    if "lora_B" in name:
+                        param.zero_()
 
 
 def test_load_best_model_at_end_keeps_the_best_epoch_not_the_last(tmp_path):
     model, tokenizer = lorakit.load_base()
     data = load_dataset("instruction", tokenizer, n_train=8, n_eval=8, seed=42)
     result = lorakit.train("quickstart", model=model, tokenizer=tokenizer, data=data, output_dir=tmp_path,
-                           num_train_epochs=3, gradient_checkpointing=False, learning_rate=2e-3,
-                           load_best_model_at_end=True, callbacks=[SpoilLaterEpochs()])
+                           num_train_epochs=3, gradient_checkpointing=False, learning_rate=2e-3, progress=False,
+                           load_best_model_at_end=True, per_device_train_batch_size=2, callbacks=[ResetLaterEpochs()])
     evals = [loss for _, loss in result.eval_losses]
-    assert len(evals) == 3 and evals[0] < min(evals[1:])  # the spoiled epochs 2 and 3 are worse
+    assert len(evals) == 3 and evals[0] < evals[1] == pytest.approx(evals[2])  # epochs 2 and 3: the base model
     assert result.best_epoch == 1
-    kept = base_eval_loss(result.model, data)  # the model train returns, and saved as the adapter
-    assert math.isclose(kept, evals[0], rel_tol=1e-4) and kept < evals[-1]
+    kept = kept_checkpoint(tmp_path)
+    assert kept.name == "checkpoint-4"  # 8 rows in batches of 2: four steps an epoch
+    assert same_adapter(result.adapter_dir, kept) and not same_adapter(result.adapter_dir, tmp_path / "checkpoint-12")
+    kept_loss = eval_loss(result.model, data)  # the model train returns, measured outside the Trainer
+    assert math.isclose(kept_loss, evals[0], rel_tol=1e-4) and kept_loss < evals[-1]
     saved = PeftModel.from_pretrained(lorakit.load_base()[0], result.adapter_dir)
-    assert math.isclose(base_eval_loss(saved, data), evals[0], rel_tol=1e-4)
+    assert math.isclose(eval_loss(saved, data), evals[0], rel_tol=1e-4)
+
+
+def test_kept_checkpoint_needs_a_run_that_kept_one(tmp_path):
+    lorakit.train("quickstart", output_dir=tmp_path, max_steps=1, n_train=8, n_eval=4, progress=False,
+                  gradient_checkpointing=False)
+    with pytest.raises(ValueError, match="no run trained with load_best_model_at_end=True"):
+        kept_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match="no run trained with load_best_model_at_end=True"):
+        kept_checkpoint(tmp_path / "empty")
