@@ -115,10 +115,10 @@ for rank in ranks:
           f"  {lora_scale(rank, 2 * rank, True):8.2f}")
 
 # %% [markdown]
-# ## Rank and alpha on the real model
+# ## Rank and alpha in real training runs
 #
-# Short runs of the tiny model on the instruction dataset: the same recipe with `r` = 4, 16 and 64 under
-# alpha = 2r. (Gradient checkpointing off for speed; it does not change the loss.)
+# Short real training runs, on the built-in tiny model (not the 135M-parameter one) so that they fit a CPU
+# budget, on the instruction dataset: the same recipe with `r` = 4, 16 and 64 under alpha = 2r. (Gradient checkpointing off for speed; it does not change the loss.)
 
 # %% grading=skip
 from lorakit.baselines import base_eval_loss, uniform_loss

@@ -203,6 +203,108 @@ assert eval_losses[2e-4] < eval_losses[2e-5], "2e-4 should beat a 10x lower LR i
 eval_losses
 
 # %% [markdown]
+# ## Warmup in a short run: 100 steps, 3%, 10% or none
+#
+# The guide gives warmup two ways: as a share of the run (3–5% is standard, 10% for small datasets, and never
+# skip it) and, in its code snippet, as a fixed `warmup_steps=100`. A fixed count does not shrink with the run. The
+# runs above are 320 rows in batches of 8, 40 steps: there a 100-step warmup is longer than the whole run.
+
+# %%
+SHORT, PEAK = 40, 2e-4
+warmups = {"100 steps": {"fixed_warmup_steps": 100}, "3%": {"warmup_ratio": 0.03},
+           "10%": {"warmup_ratio": 0.1}, "none": {"warmup_ratio": 0.0}}
+curves = {name: lr_curve("cosine", SHORT, peak_lr=PEAK, **kwargs) for name, kwargs in warmups.items()}
+fig, ax = plt.subplots(figsize=(7, 3))
+for name, curve in curves.items():
+    ax.plot(curve, label=name)
+ax.set_xlabel("optimizer step")
+ax.set_ylabel("learning rate")
+ax.legend(title="warmup")
+plt.show()
+for name, curve in curves.items():
+    print(f"warmup {name:9s}: highest LR {max(curve) / PEAK:5.1%} of the peak, mean {sum(curve) / SHORT / PEAK:5.1%}")
+assert math.isclose(max(curves["100 steps"]), PEAK * (SHORT - 1) / 100)  # step 39 of 100 warmup steps: 39% of peak
+assert all(math.isclose(max(curves[name]), PEAK) for name in ("3%", "10%", "none"))
+assert sum(curves["100 steps"]) / SHORT < 0.2 * PEAK < 0.45 * PEAK < sum(curves["3%"]) / SHORT
+assert (warmup_steps(SHORT, 0.03), warmup_steps(SHORT, 0.1)) == (2, 4)
+
+# %% [markdown]
+# With 100 warmup steps the LR is still climbing when the run ends: it never gets past 39% of the peak, and on
+# average this run trains at under a fifth of the peak, against half with a 3% warmup (2 steps here; 10% is
+# 4): the run never reaches the recipe's 2e-4. Now the same four choices in training: the 3% run is the 2e-4 run
+# from above; the 2e-5 run is the baseline of a learning rate 10× too low.
+
+# %% grading=skip
+warmup_runs = {"3%": runs[2e-4]}  # the recipe's own 3% warmup: the 2e-4 run above
+for name, kwargs in {"100 steps": {"warmup_steps": 100}, "10%": {"warmup_ratio": 0.1},
+                     "none": {"warmup_ratio": 0.0}}.items():
+    warmup_runs[name] = lorakit.train("quickstart", max_steps=SHORT, n_train=320, n_eval=64, save_strategy="no",
+                                      gradient_checkpointing=False, logging_steps=5,
+                                      output_dir=f"runs/ch3-warmup-{name.split()[0].rstrip('%')}", progress=False,
+                                      **kwargs)
+warmup_eval = {name: run.final_eval_loss for name, run in warmup_runs.items()}
+top_lr = {name: max(h["learning_rate"] for h in run.log_history if "learning_rate" in h)
+          for name, run in warmup_runs.items()}
+print(f"baseline: LR 2e-5 (10x too low), 3% warmup: eval loss {eval_losses[2e-5]:.2f}")
+for name, loss in warmup_eval.items():
+    print(f"LR 2e-4, warmup {name:9s}: eval loss {loss:.2f}, highest LR logged {top_lr[name]:.2g}")
+assert top_lr["100 steps"] < 0.5 * PEAK  # the Trainer's own run never reaches the peak either
+assert warmup_eval["3%"] + 0.5 < warmup_eval["100 steps"] < eval_losses[2e-5]  # between the right LR and 10x too low
+assert max(warmup_eval[n] for n in ("3%", "10%", "none")) - min(warmup_eval[n] for n in ("3%", "10%", "none")) < 0.2
+
+# %% [markdown]
+# The fixed 100 steps cost the most: the run lands between the recipe's LR and one 10× too low, because most of
+# it ran at a small fraction of 2e-4. Warmup that scales with the run (3% or 10%) does not have this problem. On
+# this tiny model skipping warmup cost nothing measurable: 3%, 10% and none end within 0.2 of each other. The
+# guide's reason for never skipping it is LoRA's sensitivity to the first updates: Adam's first steps rest on
+# moment estimates from one or two batches and, without warmup, come at the full LR. A 40-step run of a tiny model
+# cannot show that risk, so this is no evidence against the advice. Keep a
+# ratio (3%, or 10% for small data) and check what it comes to in steps; a fixed step count is only
+# right when you know how long the run is. (Chapter 1's rule for "small data" is this course's: below 1,000
+# examples.)
+
+# %% [markdown]
+# ## Keep the best epoch, not the last
+#
+# The guide's advice is to save a checkpoint every epoch (a LoRA checkpoint is small), because the best epoch is
+# rarely the last. The Trainer does the keeping: evaluate and save every epoch, and `load_best_model_at_end=True`
+# reloads the checkpoint with the lowest `metric_for_best_model` when training ends. lorakit's recipe field of the
+# same name sets all of it, with the eval loss as the metric.
+#
+# To see it matter, a run made to overfit: the classification recipe on only 16 rows (6 intents), 8 epochs at
+# LR 2e-3 without dropout, judged on 16 rows it never trains on.
+
+# %% grading=skip
+from lorakit.best_epoch import eval_loss, kept_checkpoint, same_adapter
+from lorakit.data import load_dataset
+
+few = load_dataset("classification", lorakit.load_tokenizer("tiny"), n_train=16, n_eval=16, seed=42)
+best_run = lorakit.train("classification", data=few, learning_rate=2e-3, lora_dropout=0.0, num_train_epochs=8,
+                         load_best_model_at_end=True, logging_steps=2, output_dir="runs/ch3-best-epoch",
+                         progress=False)
+train_loss = dict(best_run.train_losses)  # 16 rows in batches of 8: 2 steps an epoch, logged every 2 steps
+evals = [loss for _, loss in best_run.eval_losses]
+for epoch, loss in best_run.eval_losses:
+    print(f"epoch {epoch:g}: train loss {train_loss[round(2 * epoch)]:.2f}, eval loss {loss:.3f}")
+kept, best = kept_checkpoint(best_run.output_dir), best_run.best_epoch
+kept_loss = eval_loss(best_run.model, few)
+print(f"kept: epoch {best:g} ({kept.name}), its eval loss measured again {kept_loss:.3f}; last epoch {evals[-1]:.3f}; "
+      f"guessing among 6 intents: ln 6 = {math.log(6):.3f}")
+assert best < len(evals) and evals[-1] > min(evals) + 0.05  # the eval loss turned up after the best epoch...
+assert train_loss[2 * len(evals)] < train_loss[round(2 * best)] - 0.5  # ...while the train loss kept falling
+assert same_adapter(best_run.adapter_dir, kept)  # the adapter saved at the end is the best epoch's checkpoint
+assert math.isclose(kept_loss, min(evals), rel_tol=1e-4) and kept_loss < evals[-1]
+assert abs(min(evals) - math.log(6)) < 0.1  # at its best, about as good as guessing
+
+# %% [markdown]
+# The eval loss is lowest after an early epoch and then climbs while the train loss keeps falling: the adapter is
+# memorising its 16 rows, not learning the intents. `load_best_model_at_end` gave back that early epoch, not the
+# last one: the adapter `train` saved is that checkpoint's, and its eval loss, measured again outside the Trainer,
+# is the minimum. Read the numbers with their baseline, too: even the best epoch is only about as good as guessing
+# among 6 intents (ln 6): 16 rows are too few for this model. Keeping the best epoch limits the damage of
+# overfitting; it does not make the adapter good.
+
+# %% [markdown]
 # ## Your turn: learning rates in the sweep panel
 #
 # The same experiment, interactive. The cell below runs four learning rates (1e-5 to 1e-2) through the sweep
@@ -230,4 +332,7 @@ assert lr_losses[1e-3] < lr_losses[1e-5], "in 30 steps, 1e-3 should beat 1e-5 by
 # - LoRA starts from B = 0, so it needs a higher LR (≈2e-4) than full fine-tuning (1e-5–5e-5).
 # - Warmup ratio → steps: `ceil(total_steps × ratio)`; 3% is the guide's default.
 # - Cosine is the default schedule; linear, restarts and constant-with-warmup are the alternatives you now recognise.
+# - A fixed `warmup_steps=100` does not scale with the run: in a 40-step run it never reaches the peak LR.
+# - Evaluate and save every epoch with `load_best_model_at_end=True`: the best epoch need not be the last (here
+#   it was an early one of 8).
 # - Change the LR by factors of 2–3 while tuning; a flat loss suggests too low, spikes or NaN suggest too high.

@@ -78,6 +78,8 @@ class Recipe:
     learning_rate: float = option(2e-4, help="peak learning rate", bounds=(1e-12, 1.0))
     lr_scheduler_type: str = option("cosine", help="learning-rate schedule after warmup", choices=SCHEDULERS)
     warmup_ratio: float = option(0.03, help="fraction of the steps spent warming up", bounds=(0.0, 0.5))
+    warmup_steps: int = option(0, help="a fixed number of warmup steps; when > 0 it replaces warmup_ratio, as in the "
+                                       "Trainer", bounds=(0, 10**7))
     num_train_epochs: float = option(1.0, help="passes over the training set (unless max_steps is set)",
                                      bounds=(1e-3, 1000))
     max_steps: int = option(-1, help="optimizer steps to train for, overriding the epochs", bounds=(1, 10**7),
@@ -104,6 +106,8 @@ class Recipe:
     logging_steps: int = option(5, help="steps between loss logs", bounds=(1, 10**6))
     eval_strategy: str = option("epoch", help="when to evaluate", choices=STRATEGIES)
     save_strategy: str = option("epoch", help="when to save a checkpoint", choices=STRATEGIES)
+    load_best_model_at_end: bool = option(False, help="keep the checkpoint with the lowest eval loss (needs "
+                                                      "eval_strategy and save_strategy 'epoch')")
     seed: int = option(42, help="seed for the data order, dropout and the adapter's initialisation",
                        bounds=(0, 2**32 - 1))
     # preference optimisation (task="dpo"): an SFT stage on `sft_dataset` first, then DPO
@@ -129,6 +133,9 @@ class Recipe:
             check_field(f, getattr(self, f.name))
         if self.task == "dpo" and self.quantization is not None:
             raise ValueError("quantization must be None for task='dpo' (the DPO stage needs a trainable reference copy)")
+        if self.load_best_model_at_end and (self.eval_strategy, self.save_strategy) != ("epoch", "epoch"):
+            raise ValueError("load_best_model_at_end=True needs eval_strategy and save_strategy 'epoch' (a checkpoint "
+                             f"per evaluation), got {self.eval_strategy!r} and {self.save_strategy!r}")
         if self.layers_to_transform is not None and isinstance(self.target_modules, str):
             raise ValueError(
                 "layers_to_transform needs target_modules as a list of module names (e.g. ['q_proj', 'v_proj']), "
@@ -177,7 +184,7 @@ class Recipe:
             output_dir=output_dir,
             learning_rate=self.learning_rate,
             lr_scheduler_type=self.lr_scheduler_type,
-            warmup_ratio=self.warmup_ratio,
+            **({"warmup_steps": self.warmup_steps} if self.warmup_steps else {"warmup_ratio": self.warmup_ratio}),
             num_train_epochs=self.num_train_epochs,
             max_steps=self.max_steps,
             per_device_train_batch_size=self.per_device_train_batch_size,
@@ -194,6 +201,8 @@ class Recipe:
             logging_first_step=True,
             eval_strategy=self.eval_strategy if has_eval else "no",
             save_strategy=self.save_strategy,
+            load_best_model_at_end=self.load_best_model_at_end and has_eval,
+            metric_for_best_model="eval_loss" if self.load_best_model_at_end and has_eval else None,
             save_only_model=False,
             report_to=[],
             seed=self.seed,

@@ -29,12 +29,18 @@ def warmup_steps(total_steps: int, warmup_ratio: float) -> int:
 
 
 def lr_curve(scheduler: str, total_steps: int, peak_lr: float = 2e-4, warmup_ratio: float = 0.03,
-             **scheduler_kwargs: float) -> list[float]:
-    """The LR at each optimizer step 0…total_steps-1, from transformers' own scheduler implementation."""
+             fixed_warmup_steps: int = 0, **scheduler_kwargs: float) -> list[float]:
+    """The LR at each optimizer step 0…total_steps-1, from transformers' own scheduler implementation.
+
+    fixed_warmup_steps > 0 replaces the ratio by that many steps (the Trainer's `warmup_steps=100`), even when it
+    is longer than the run.
+    """
     check_choice("scheduler", scheduler, SCHEDULERS)
     check_range("peak_lr", peak_lr, 1e-12, 10.0)
+    check_range("fixed_warmup_steps", fixed_warmup_steps, 0, 10**9, int)
+    warmup = fixed_warmup_steps or warmup_steps(total_steps, warmup_ratio)
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak_lr)
-    sched = get_scheduler(scheduler, optimizer, num_warmup_steps=warmup_steps(total_steps, warmup_ratio),
+    sched = get_scheduler(scheduler, optimizer, num_warmup_steps=warmup,
                           num_training_steps=total_steps, scheduler_specific_kwargs=scheduler_kwargs or None)
     lrs = []
     for _ in range(total_steps):
