@@ -31,6 +31,7 @@ PY="$ENV_DIR/bin/python"
 wanted="$("$PY" - "$CONSTRAINTS" <<'PYEOF'
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from packaging.version import Version
 for line in open(sys.argv[1]):
     if line.startswith("# extras"):  # minimum.txt: the runtime floors only
         break
@@ -44,7 +45,7 @@ for line in open(sys.argv[1]):
         have = version(name)
     except PackageNotFoundError:
         have = None
-    if have != pin:
+    if have is None or Version(have) != Version(pin):  # 5.0.0 is the pin 5.0
         print(f"{name}=={pin}")
 PYEOF
 )"
