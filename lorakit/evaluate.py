@@ -209,6 +209,19 @@ def generation_stats(answers: Sequence[str], finished: Sequence[bool] | None = N
     }
 
 
+def free_memory() -> None:
+    """Collect garbage and hand freed heap back to the OS (glibc's malloc_trim), so that a model deleted in a
+    notebook stops counting in the kernel's resident memory before the next one loads."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    libc = ctypes.util.find_library("c")
+    if libc and hasattr(ctypes.CDLL(libc), "malloc_trim"):
+        ctypes.CDLL(libc).malloc_trim(0)
+
+
 def knowledge_texts() -> list[str]:
     """The capitals task's facts as sentences ("The capital of France is Paris."): text whose perplexity shows
     whether a fine-tune damaged what a pretrained model knew."""
@@ -230,8 +243,6 @@ def run_lm_eval(model_dir: str | Path, tasks: Sequence[str], peft: str | Path | 
         raise ValueError(f"model_dir must be a saved model folder with a config.json, got {str(model_dir)!r}")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise ValueError(f"limit must be None or a positive integer (questions per task), got {limit!r}")
-    import gc
-
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -245,5 +256,5 @@ def run_lm_eval(model_dir: str | Path, tasks: Sequence[str], peft: str | Path | 
                                           batch_size=batch_size, apply_chat_template=chat, log_samples=False,
                                           task_manager=TaskManager(include_path=str(TASKS_DIR)), verbosity="ERROR",
                                           bootstrap_iters=0)
-    gc.collect()  # the harness's copy of the model is garbage now: free it before the next load
+    free_memory()  # the harness's copy of the model is garbage now
     return {t: float(results["results"][t][f"{LM_EVAL_TASKS[t]},none"]) for t in tasks}
