@@ -68,7 +68,9 @@ print(report(diagnose(diverged)))
 # ## 4. Catastrophic forgetting
 #
 # Long, high-LR training on the elements corpus teaches the domain — and wrecks what the model knew about Python.
-# `forgetting` measures the base corpus with the adapter off and on.
+# `forgetting` measures the base corpus with the adapter off and on; `diagnose` calls a ratio above
+# `diagnostics.FORGETTING_RATIO` (3) forgetting. Chapter 7 repeats this on a real model's own knowledge: the
+# capitals SmolLM2-135M knows before fine-tuning, scored with lm-evaluation-harness.
 
 # %% grading=skip
 base_texts = [t[:1500] for t in pretraining_texts("heldout")[:6]]

@@ -91,6 +91,72 @@ for name, run in runs.items():
           f"(ratio {f['ratio']:.3f})")
 
 # %% [markdown]
+# ## The guide's harness, offline, on a real model
+#
+# The tiny model knows Python docs and little else. To see forgetting where it hurts, take a real pretrained model,
+# SmolLM2-135M-Instruct (Hugging Face, Apache-2.0; `lorakit.load_base("smollm2-135m")`, chapter 0), and score it
+# with EleutherAI's lm-evaluation-harness, the guide's own `lm_eval.simple_evaluate(model="hf", ...)` call.
+# lorakit ships small task files that run without a hub (`lorakit/assets/lm_eval_tasks/`, read through
+# `lm_eval.tasks.TaskManager(include_path=...)`): **`lorakit_capitals_mc`**, the capital of 40 countries picked among
+# four (chance 25%), and **`lorakit_capitals_gen`**, the same 40 facts generated greedily after "The capital of X
+# is" and scored by exact match. `run_lm_eval` passes the converted model folder as `pretrained=` and an adapter
+# as `peft=`. This section runs SmolLM2-135M in fp32 LoRA at every scale.
+
+# %% [markdown]
+# First an aggressive fine-tune on narrow data: the chemical-elements texts of the domain recipe, at a learning rate
+# 200× the guide's 5e-5 for domain adaptation (so high that `diagnose` may also see the train loss rise).
+# `forgetting` compares the perplexity of the capital facts ("The capital of France is Paris.") with the adapter
+# off and on; `diagnose` flags a ratio above `FORGETTING_RATIO` (3) as forgetting.
+
+# %% grading=skip
+import resource
+
+from lorakit.diagnostics import FORGETTING_RATIO, diagnose, report
+from lorakit.evaluate import free_memory, knowledge_texts, run_lm_eval
+from lorakit.realmodel import converted_dir
+from lorakit.scale import course_scale
+
+print(course_scale().describe())
+NARROW_STEPS, NARROW_LR, NARROW_ROWS = 8, 1e-2, 32  # 200× the guide's domain LR, on 32 texts about elements
+real_model, real_tokenizer = lorakit.load_base("smollm2-135m", dtype="fp32")
+elements = load_dataset("domain", real_tokenizer, n_train=NARROW_ROWS, n_eval=4, max_length=64)
+narrow = lorakit.train("domain", model=real_model, tokenizer=real_tokenizer, data=elements, r=16, lora_alpha=32,
+                       learning_rate=NARROW_LR, max_steps=NARROW_STEPS, per_device_train_batch_size=4,
+                       gradient_accumulation_steps=1, optim="adamw_torch", eval_strategy="no", save_strategy="no",
+                       gradient_checkpointing=False, logging_steps=2, output_dir="runs/ch7-real-narrow", progress=False)
+real_forgetting = forgetting(narrow.model, real_tokenizer, knowledge_texts())
+print(f"{NARROW_STEPS} steps at LR {NARROW_LR:g}: {narrow.train_seconds:.0f} s; capital-fact perplexity "
+      f"{real_forgetting['base_perplexity']:.1f} → {real_forgetting['adapted_perplexity']:.1f} "
+      f"(ratio {real_forgetting['ratio']:.1f}; the detector's threshold {FORGETTING_RATIO:g})")
+print(report(diagnose(narrow, forgetting=real_forgetting)))
+assert real_forgetting["ratio"] > FORGETTING_RATIO
+assert "forgetting" in {finding.pitfall for finding in diagnose(narrow, forgetting=real_forgetting)}
+narrow_adapter = narrow.adapter_dir
+del narrow, real_model, real_tokenizer, elements
+free_memory()
+
+# %% [markdown]
+# Then the harness, on the base model and on the same base with the narrow adapter (`peft=`): each call loads the
+# model folder, scores both tasks and frees the model again.
+
+# %% grading=skip
+real_dir = converted_dir("smollm2-135m")
+knowledge = ["lorakit_capitals_mc", "lorakit_capitals_gen"]
+before = run_lm_eval(real_dir, knowledge)
+print(f"base model: capital picked among 4: {before['lorakit_capitals_mc']:.0%} (chance 25%); "
+      f"capital generated exactly: {before['lorakit_capitals_gen']:.0%}")
+assert before["lorakit_capitals_mc"] >= 0.25 + 0.5  # it knows its capitals, far above guessing
+
+# %% grading=skip
+after = run_lm_eval(real_dir, knowledge, peft=narrow_adapter)
+for task in knowledge:
+    print(f"{task}: base model {before[task]:.0%} → with the narrow adapter {after[task]:.0%}")
+print(f"chance on the multiple choice: 25%; kernel peak memory so far "
+      f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
+assert after["lorakit_capitals_mc"] < before["lorakit_capitals_mc"] - 0.2  # it forgot capitals it knew
+assert after["lorakit_capitals_gen"] < before["lorakit_capitals_gen"]
+
+# %% [markdown]
 # ## Merging
 #
 # For deployment the adapter can be folded into the weights (`merge_and_unload`): `W ← W + (alpha/r)·B A`. The
@@ -194,21 +260,27 @@ check_equal(pick_adapter({"A": {"exact_match": 0.9, "perplexity": 2.0, "forgetti
 passed("Exercise 7.2")
 
 # %% grading=skip
+from lorakit.checks import check_equal
+from lorakit.diagnostics import FORGETTING_RATIO
+
 measured = {name: {"exact_match": exact_match(run.model, tokenizer, rows),
                    "perplexity": perplexity(run.model, tokenizer, data.eval),
                    "forgetting_ratio": forgetting(run.model, tokenizer, base_texts)["ratio"]}
             for name, run in runs.items()}
 for name, m in measured.items():
     print(f"adapter {name}: " + ", ".join(f"{k} {v:.3g}" for k, v in m.items()))
-print("ship:", pick_adapter(measured))
+shipped = pick_adapter(measured)
+print(f"ship: {shipped} (refused: forgetting ratio above {FORGETTING_RATIO:g})")
+check_equal(shipped is None or measured[shipped]["forgetting_ratio"] <= FORGETTING_RATIO, True,
+            "the shipped adapter stays under the forgetting threshold", hint="never ship a ratio above 3.")
 
 # %% [markdown]
 # ## TensorBoard
 #
 # Every lorakit run writes TensorBoard event files under its output folder (`runs/<name>/runs/...`), offline.
-# In JupyterLab: `%load_ext tensorboard` then `%tensorboard --logdir runs`. For online users, the standard
-# benchmark harness works on a saved adapter too:
-# `lm_eval --model hf --model_args pretrained=BASE,peft=ADAPTER_DIR --tasks hellaswag` (never needed here).
+# In JupyterLab: `%load_ext tensorboard` then `%tensorboard --logdir runs`. Online, the harness of the section
+# above scores the same adapter on standard benchmarks:
+# `lm_eval --model hf --model_args pretrained=BASE,peft=ADAPTER_DIR --tasks hellaswag`.
 
 # %% grading=skip
 event_files = sorted(p.name.split(".")[0] for p in runs["A"].output_dir.rglob("events.out.tfevents.*"))

@@ -102,3 +102,55 @@ def test_classification_accuracy_on_a_trained_head(tmp_path):
                            output_dir=tmp_path, n_train=320, n_eval=60, gradient_checkpointing=False)
     data = load_dataset("classification", result.tokenizer, n_train=4, n_eval=60)
     assert classification_accuracy(result.model, result.tokenizer, data.raw_eval) > 0.5  # 6 classes: chance 1/6
+
+
+def test_shipped_instruction_task_is_the_course_eval_data():
+    import json
+
+    from lorakit.data import make_rows
+    from lorakit.evaluate import TASKS_DIR
+
+    shipped = [json.loads(line) for line in (TASKS_DIR / "instruction.jsonl").read_text().splitlines()]
+    expected = make_rows("instruction", n_train=1, n_eval=len(shipped), seed=0)[1]
+    assert [(r["prompt"], r["response"]) for r in shipped] == [(r["prompt"], r["response"]) for r in expected]
+    assert all(r["choices"][r["answer"]] == r["response"] and len(set(r["choices"])) == 2 for r in shipped)
+    capitals = [json.loads(line) for line in (TASKS_DIR / "capitals.jsonl").read_text().splitlines()]
+    assert all(r["choices"][r["answer"]] == r["capital"] and len(set(r["choices"])) == 4 for r in capitals)
+
+
+def test_run_lm_eval_refuses_bad_input(tmp_path):
+    from lorakit.evaluate import LM_EVAL_TASKS, run_lm_eval
+
+    with pytest.raises(ValueError, match="tasks must be a non-empty list of"):
+        run_lm_eval(tmp_path, ["hellaswag"])
+    with pytest.raises(ValueError, match="model_dir must be a saved model folder"):
+        run_lm_eval(tmp_path, list(LM_EVAL_TASKS))
+
+
+def broken_adapter(model_dir, out):
+    """A LoRA adapter whose A and B are random (peft's init_lora_weights=False) and scaled up: noise on every layer."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    torch.manual_seed(0)
+    noisy = get_peft_model(base, LoraConfig(r=8, lora_alpha=256, target_modules="all-linear",
+                                            init_lora_weights=False))
+    noisy.save_pretrained(out)
+    return out
+
+
+@pytest.mark.slow
+def test_lm_eval_on_the_real_model_offline(tmp_path, monkeypatch):
+    """The shipped multiple-choice task through lm-eval's simple_evaluate: the real model knows its capitals (well
+    above the 25% of guessing among four) and an adapter of noise takes that knowledge away."""
+    from lorakit.evaluate import run_lm_eval
+    from lorakit.realmodel import converted_dir
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model_dir = converted_dir("smollm2-135m")
+    base = run_lm_eval(model_dir, ["lorakit_capitals_mc"], limit=20)["lorakit_capitals_mc"]
+    assert base >= 0.25 + 0.3  # far above chance on 20 questions
+    adapter = broken_adapter(model_dir, tmp_path / "noise")
+    broken = run_lm_eval(model_dir, ["lorakit_capitals_mc"], peft=adapter, limit=20)["lorakit_capitals_mc"]
+    assert broken < base - 0.2
