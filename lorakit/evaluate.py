@@ -246,12 +246,12 @@ def run_lm_eval(model_dir: str | Path, tasks: Sequence[str], peft: str | Path | 
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from .quiet import no_loading_bars
+    from .quiet import harness_output_kept_back, no_loading_bars
 
     model_args = {"pretrained": str(model_dir), "dtype": "float32", "device": "cpu"}
     if peft is not None:
         model_args["peft"] = str(peft)
-    with no_loading_bars():
+    with no_loading_bars(), harness_output_kept_back():
         results = lm_eval.simple_evaluate(model="hf", model_args=model_args, tasks=list(tasks), limit=limit,
                                           batch_size=batch_size, apply_chat_template=chat, log_samples=False,
                                           task_manager=TaskManager(include_path=str(TASKS_DIR)), verbosity="ERROR",

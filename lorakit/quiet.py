@@ -5,11 +5,16 @@
   filters exactly that record on the logger that emits it.
 - transformers 5 draws a "Loading weights" progress bar for every `from_pretrained`; `no_loading_bars` turns
   transformers' bars off for the block it wraps and restores the previous setting.
+- lm-evaluation-harness draws a progress bar per request type and per dataset split, and warns once per task with a
+  custom loader about `--metadata`; `harness_output_kept_back` holds back what one harness call writes to stderr and
+  shows it only if the call fails.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -40,3 +45,20 @@ def no_loading_bars() -> Iterator[None]:
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+@contextmanager
+def harness_output_kept_back() -> Iterator[None]:
+    """Stderr written inside the block (progress bars, notices) is held back; if the block raises, it is written to
+    the real stderr before the error propagates, so nothing that explains a failure is lost."""
+    held = io.StringIO()
+    real = sys.stderr
+    sys.stderr = held
+    try:
+        yield
+    except BaseException:
+        sys.stderr = real
+        real.write(held.getvalue())
+        raise
+    finally:
+        sys.stderr = real

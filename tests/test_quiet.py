@@ -4,7 +4,9 @@ import logging
 import subprocess
 import sys
 
-from lorakit.quiet import BNB_CPU_LOGGER, BNB_KERNEL_NOTICE, no_loading_bars
+import pytest
+
+from lorakit.quiet import BNB_CPU_LOGGER, BNB_KERNEL_NOTICE, harness_output_kept_back, no_loading_bars
 from lorakit.run_memory import PeakMemory, reset_peak_rss
 
 
@@ -49,3 +51,14 @@ def _baseline() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def test_harness_output_is_held_back_unless_the_block_fails(capsys):
+    with harness_output_kept_back():
+        print("Running loglikelihood requests: 100%", file=sys.stderr)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(RuntimeError, match="broken task"):
+        with harness_output_kept_back():
+            print("loading task lorakit_capitals_mc", file=sys.stderr)
+            raise RuntimeError("broken task")
+    assert capsys.readouterr().err == "loading task lorakit_capitals_mc\n"
