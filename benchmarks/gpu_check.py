@@ -31,7 +31,6 @@ import importlib
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import sys
@@ -48,6 +47,7 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 import torch  # noqa: E402
 
 import lorakit  # noqa: E402
+from lorakit.run_memory import PeakMemory  # noqa: E402
 
 SECTIONS = ("memory", "throughput", "slowdown", "chapter6")
 TARGET_ERROR_PCT = 10.0
@@ -89,26 +89,10 @@ TINY_SCALE = Scale(
     throughput_subprocesses=False, chapter_scale="cpu")
 
 
-def peak_bytes(device: str) -> tuple[int, str]:
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated(), "cuda max_memory_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS (not comparable: no target)"
-
-
 def free(device: str) -> None:
     gc.collect()
     if device == "cuda":
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-
-
-def llama_config(shape: Any) -> Any:
-    from transformers import LlamaConfig
-
-    return LlamaConfig(vocab_size=shape.vocab_size, hidden_size=shape.hidden_size,
-                       intermediate_size=shape.intermediate_size, num_hidden_layers=shape.num_layers,
-                       num_attention_heads=shape.num_attention_heads, num_key_value_heads=shape.num_key_value_heads,
-                       tie_word_embeddings=shape.tie_word_embeddings, max_position_embeddings=4096)
 
 
 def measure_point(model: Any, shape: Any, quantization: str | None, checkpointing: bool, seq: int,
@@ -123,6 +107,8 @@ def measure_point(model: Any, shape: Any, quantization: str | None, checkpointin
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     free(device)
+    meter = PeakMemory(device)
+    meter.start()
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, shape.vocab_size, (scale.batch, seq), generator=generator).to(device)
@@ -135,7 +121,7 @@ def measure_point(model: Any, shape: Any, quantization: str | None, checkpointin
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    measured, kind = peak_bytes(device)
+    measured, kind = meter.read()
     del optimizer
     for p in params:
         p.grad = None
@@ -165,7 +151,8 @@ def memory_section(scale: Scale, device: str) -> dict[str, Any]:
     for shape in scale.shapes:
         torch.manual_seed(0)
         with torch.device(device):
-            base = AutoModelForCausalLM.from_config(llama_config(shape), dtype=torch.bfloat16)
+            base = AutoModelForCausalLM.from_config(shape.llama_config(max_position_embeddings=4096),
+                                                     dtype=torch.bfloat16)
         folder = Path(tempfile.mkdtemp(prefix="gpu-check-", dir=shm if shm.is_dir() else None))
         try:
             base.save_pretrained(folder)

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from lorakit.hardware import DTYPES  # noqa: E402
 from lorakit.memory import estimate, saved_activation_bytes  # noqa: E402
 from lorakit.params import LLAMA2_7B, ModelShape  # noqa: E402
 
@@ -38,16 +39,6 @@ SHAPES = {
     "1b": ModelShape(32000, 2048, 5632, 16, 16, 16, name="1b"),
     "7b": LLAMA2_7B,
 }
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-
-
-def _config(shape: ModelShape):
-    from transformers import LlamaConfig
-
-    return LlamaConfig(vocab_size=shape.vocab_size, hidden_size=shape.hidden_size,
-                       intermediate_size=shape.intermediate_size, num_hidden_layers=shape.num_layers,
-                       num_attention_heads=shape.num_attention_heads, num_key_value_heads=shape.num_key_value_heads,
-                       tie_word_embeddings=shape.tie_word_embeddings)
 
 
 def _model(shape: ModelShape, precision: str, quantization: str | None, device: str, cache: dict):
@@ -57,11 +48,11 @@ def _model(shape: ModelShape, precision: str, quantization: str | None, device: 
     if quantization is None:
         torch.manual_seed(0)
         with torch.device(device):
-            return LlamaForCausalLM(_config(shape)).to(dtype)
+            return LlamaForCausalLM(shape.llama_config()).to(dtype)
     if shape.name not in cache:  # save a random model once per shape, reload it quantized
         folder = tempfile.mkdtemp(prefix=f"memgrid-{shape.name}-")
         with torch.device(device):
-            LlamaForCausalLM(_config(shape)).to(torch.bfloat16).save_pretrained(folder)
+            LlamaForCausalLM(shape.llama_config()).to(torch.bfloat16).save_pretrained(folder)
         torch.cuda.empty_cache() if device == "cuda" else None
         cache[shape.name] = folder
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,

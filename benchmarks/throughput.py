@@ -35,7 +35,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -78,14 +77,6 @@ class PaddingCounter:
         batch = self.collator(features)
         self.positions += batch["input_ids"].numel()
         return batch
-
-
-def _peak_memory() -> tuple[int, str]:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated(), "cuda max_memory_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
 
 
 def _base_model(recipe: Any, model_name: str) -> tuple[Any, Any, str]:
@@ -172,7 +163,10 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
 
     import lorakit
     from lorakit.evaluate import perplexity
+    from lorakit.run_memory import PeakMemory
 
+    meter = PeakMemory("cuda" if torch.cuda.is_available() else "cpu")
+    meter.start()
     torch.manual_seed(0)
     overrides = dict(n_train=args.n_train, n_eval=args.n_eval, num_train_epochs=1.0, eval_strategy="no",
                      save_strategy="no", gradient_checkpointing=not args.no_checkpointing, quantization=args.quantization,
@@ -198,7 +192,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
             model, tokenizer, seconds = result.model, result.tokenizer, result.train_seconds
             processed = data.collator.positions if args.variant == "padded" else real_tokens
             steps = max(entry.get("step", 0) for entry in result.log_history)
-    peak, kind = _peak_memory()
+    peak, kind = meter.read()
     eval_loss = math.log(perplexity(model, tokenizer, data.eval))
     params = model.get_nb_trainable_parameters()[1]  # peft counts 4-bit packed weights as the weights they hold
     report = dict(variant=args.variant, seconds=seconds, real_tokens=real_tokens, processed_tokens=processed,

@@ -39,7 +39,7 @@ print("lorakit will train in:", lorakit.choose_precision("auto", hw))
 #
 # QLoRA stores the frozen base weights in 4-bit **NF4** (a 4-bit code whose 16 levels are quantiles of a normal
 # distribution, which is what trained weights look like) and keeps the optimizer's states in 8 bits. bitsandbytes
-# ≥ 0.45 runs both on the CPU too, so this course exercises the real QLoRA path everywhere.
+# ≥ 0.50 runs both on the CPU too, so this course exercises the real QLoRA path everywhere.
 
 # %%
 import bitsandbytes as bnb
@@ -147,5 +147,5 @@ passed("Exercise 0.1")
 # %% [markdown]
 # ## Check yourself
 # - bf16 where native (Ampere+), fp16 on a T4, fp32 on CPU: lorakit chooses and announces it.
-# - bitsandbytes gives NF4 weights and 8-bit optimizers, on GPU and (≥ 0.45) CPU.
+# - bitsandbytes gives NF4 weights and 8-bit optimizers, on GPU and (≥ 0.50) CPU.
 # - The course model is built in; hub ids work when you are online.

@@ -10,8 +10,9 @@
 
 # %%
 import lorakit  # first: it also keeps a bitsandbytes import notice out of the outputs
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig
 
+from lorakit.compat import get_peft_model  # peft's, without transformers 5's deprecation warning
 from lorakit.params import LLAMA2_7B, ModelShape, count_base_params, count_lora_params, lora_table
 
 model, tokenizer = lorakit.load_base("tiny")

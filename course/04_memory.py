@@ -11,9 +11,10 @@
 # %%
 import lorakit  # first: it also keeps a bitsandbytes import notice out of the outputs
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig
 
 from lorakit.claims import audit, claims_table, counts, inconsistencies, nf4_bits_per_weight
+from lorakit.compat import get_peft_model  # peft's, without transformers 5's deprecation warning
 from lorakit.memory import estimate, saved_activation_bytes
 from lorakit.params import LLAMA2_7B, ModelShape
 

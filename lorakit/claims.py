@@ -126,15 +126,13 @@ def _small_llama(hidden: int = 128, layers: int = 4, vocab: int = 512) -> Any:
 def measure_peft_count_7b(r: int, targets: str | list[str]) -> int:
     """peft's own trainable count for a LLaMA-2-7B-shaped model built on the meta device (no weights allocated)."""
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from peft import LoraConfig
+    from transformers import LlamaForCausalLM
 
-    s = LLAMA2_7B
-    config = LlamaConfig(vocab_size=s.vocab_size, hidden_size=s.hidden_size, intermediate_size=s.intermediate_size,
-                         num_hidden_layers=s.num_layers, num_attention_heads=s.num_attention_heads,
-                         num_key_value_heads=s.num_key_value_heads)
+    from .compat import get_peft_model
+
     with torch.device("meta"):
-        model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=r, target_modules=targets))
+        model = get_peft_model(LlamaForCausalLM(LLAMA2_7B.llama_config()), LoraConfig(r=r, target_modules=targets))
     return model.get_nb_trainable_parameters()[0]
 
 
@@ -143,8 +141,9 @@ def measure_gradient_checkpointing(steps: int = 7, batch: int = 4, seq: int = 25
     gradient checkpointing, and the fastest forward+backward step of each. Steps alternate between the two models so
     that load from other processes hits both alike; the minimum is the least disturbed step."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
+    from .compat import get_peft_model
     from .memory import saved_activation_bytes
 
     results: dict[str, float] = {}
@@ -179,7 +178,9 @@ def measure_optimizer_state_bytes() -> dict[str, int]:
     (CPU; every adapter tensor has ≥ 4,096 values so bitsandbytes uses 8-bit states for all of them)."""
     import bitsandbytes as bnb
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
+
+    from .compat import get_peft_model
 
     out = {}
     for name, make in (("adamw", torch.optim.AdamW), ("adamw_8bit", bnb.optim.AdamW8bit)):
@@ -204,7 +205,9 @@ def measure_shared_base(tmp_dir: str) -> dict[str, float]:
     one base. Returns how far model_a's logits move when model_b is created (0 if the two were independent) and
     whether model_a and model_b share their layers."""
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import LoraConfig, PeftModel
+
+    from .compat import get_peft_model
 
     ids = torch.randint(0, 512, (1, 12), generator=torch.Generator().manual_seed(0))
     for seed, name in ((1, "adapter_v1"), (2, "adapter_v2")):

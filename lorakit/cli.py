@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from pathlib import Path
 from typing import Any
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
+    """`FIELD=VALUE` read by the recipe field's type and checked against its metadata (lorakit.recipes)."""
+    from .recipes import parse_field
+
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--set expects FIELD=VALUE, got {text!r}")
     key, raw = text.split("=", 1)
     try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw
-    return key.strip(), value
+        return key.strip(), parse_field(key.strip(), raw)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _fields_epilog() -> str:
+    from .recipes import FIELDS, allowed
+
+    lines = [f"  {name:28s} {field.metadata['help']}; {allowed(name)}" for name, field in FIELDS.items()]
+    return "recipe fields for --set FIELD=VALUE (lists as a,b or [a, b]; None where allowed):\n" + "\n".join(lines)
 
 
 def _cmd_recipes(_: argparse.Namespace) -> int:
@@ -89,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("recipes", help="list the built-in recipes").set_defaults(func=_cmd_recipes)
     sub.add_parser("info", help="show the hardware and the precision lorakit would pick").set_defaults(func=_cmd_info)
-    p_train = sub.add_parser("train", help="train a recipe end to end")
+    p_train = sub.add_parser("train", help="train a recipe end to end", epilog=_fields_epilog(),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     p_train.add_argument("--recipe", default="quickstart")
     p_train.add_argument("--model", default=None, help="'tiny' (default, offline) or a hub id / local path")
     p_train.add_argument("--output-dir", default=None)

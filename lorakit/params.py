@@ -60,6 +60,15 @@ class ModelShape:
             name=name or getattr(config, "name_or_path", "") or config.model_type,
         )
 
+    def llama_config(self, **overrides: Any) -> Any:
+        """A transformers LlamaConfig of this shape (the inverse of `from_config`), with `overrides` set."""
+        from transformers import LlamaConfig
+
+        return LlamaConfig(vocab_size=self.vocab_size, hidden_size=self.hidden_size,
+                           intermediate_size=self.intermediate_size, num_hidden_layers=self.num_layers,
+                           num_attention_heads=self.num_attention_heads, num_key_value_heads=self.num_key_value_heads,
+                           head_dim=self.dim_per_head, tie_word_embeddings=self.tie_word_embeddings, **overrides)
+
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in_features, out_features) of each linear layer in one decoder block."""
         h, hd = self.hidden_size, self.dim_per_head

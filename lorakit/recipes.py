@@ -6,10 +6,13 @@ compared, overridden (`recipe.replace(r=8)`) and checked before anything heavy h
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+import types
+import typing
+from dataclasses import MISSING, dataclass, field
+from typing import Any, Iterable, Literal, Union
 
 from .data import DATASETS, MAX_ROWS
 from .vocab import (LLAMA_LINEAR_MODULES, OPTIMIZERS, PRECISIONS, QUANTIZATIONS, SCHEDULERS, STRATEGIES,
@@ -28,67 +31,91 @@ def linear_module_names(model: Any) -> tuple[str, ...]:
     return tuple(sorted(names - {"lm_head", "score", "classifier"}))
 
 
+def option(default: Any = MISSING, *, help: str, bounds: tuple[float, float] | None = None,
+           choices: Iterable[Any] | None = None, none: str | None = None, unset: tuple[Any, str] | None = None) -> Any:
+    """A Recipe field documented in its `metadata`: `help`, the allowed `bounds` (inclusive; for a list of numbers,
+    each number's) or `choices`, what None means where it is allowed (`none`) and a sentinel value with its meaning
+    (`unset`, e.g. max_steps=-1). Validation, the docs table and the CLI's `--set` parsing all read it."""
+    metadata: dict[str, Any] = {"help": help}
+    if bounds is not None:
+        metadata["bounds"] = bounds
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    if none is not None:
+        metadata["none"] = none
+    if unset is not None:
+        metadata["unset"] = unset
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """A complete LoRA/QLoRA training recipe.
+    """A complete LoRA/QLoRA training recipe: each field's help text and allowed values are its `metadata`
+    (`option(...)`), listed by `field_table()` in docs/bad_inputs.md and by `lorakit train --help`."""
 
-    LoRA: `r` (rank, 1–1024), `lora_alpha` (scale numerator; the update is scaled by alpha/r, or alpha/sqrt(r)
-    with `use_rslora`), `lora_dropout` (0–0.5; more for smaller data), `target_modules` ("all-linear", a preset
-    "q,v" / "q,k,v,o", or module names), `layers_to_transform` (layer indices; needs a list of module names).
-    Optimisation: `learning_rate` (0 < LR ≤ 1), `lr_scheduler_type`, `warmup_ratio` (0–0.5 of the steps) or
-    `warmup_steps` (a fixed number; when > 0 it replaces the ratio, as in the Trainer),
-    `max_grad_norm` (clip; 0.3 in the guide), `optim`, epochs or `max_steps`.
-    Memory: `precision` ("auto" picks bf16/fp16/fp32 from the hardware), `quantization` (None, "nf4" with double
-    quantisation = QLoRA, "int8"), `gradient_checkpointing`.
-    Batching (causal LM): `padding_free` (default) concatenates a batch's rows into one sequence with position ids
-    restarting per row: no padding at all, attention stays inside each row, the loss is the padded batch's loss.
-    False pads each batch to its longest row instead. benchmarks/throughput.py measures both.
-    """
-
-    name: str
-    description: str
-    dataset: str
-    task: Literal["causal_lm", "seq_cls", "dpo"] = "causal_lm"
+    name: str = option(help="the recipe's name")
+    description: str = option(help="what the recipe is for, in a sentence")
+    dataset: str = option(help="the synthetic dataset to train on (lorakit.load_dataset)", choices=DATASETS)
+    task: Literal["causal_lm", "seq_cls", "dpo"] = option(
+        "causal_lm", help="causal_lm: next-token loss; seq_cls: a classification head; dpo: SFT then DPO",
+        choices=TASKS)
     # LoRA
-    r: int = 16
-    lora_alpha: float = 32
-    lora_dropout: float = 0.05
-    target_modules: str | tuple[str, ...] = "all-linear"
-    layers_to_transform: tuple[int, ...] | None = None
-    use_rslora: bool = False
-    use_dora: bool = False
-    modules_to_save: tuple[str, ...] | None = None
+    r: int = option(16, help="LoRA rank: the inner dimension of B·A", bounds=(1, 1024))
+    lora_alpha: float = option(32, help="scale numerator: the update is scaled by alpha/r (alpha/sqrt(r) with "
+                                        "use_rslora)", bounds=(1e-6, 1e5))
+    lora_dropout: float = option(0.05, help="dropout on the LoRA input; more for smaller data", bounds=(0.0, 0.5))
+    target_modules: str | tuple[str, ...] = option(
+        "all-linear", help="which linear layers get adapters: a preset or module names")
+    layers_to_transform: tuple[int, ...] | None = option(
+        None, help="layer indices to adapt (needs target_modules as module names)", bounds=(0, 10**4),
+        none="all layers")
+    use_rslora: bool = option(False, help="rank-stabilised scaling alpha/sqrt(r)")
+    use_dora: bool = option(False, help="DoRA: a learned magnitude per output feature on top of LoRA")
+    modules_to_save: tuple[str, ...] | None = option(
+        None, help="modules trained fully and saved with the adapter (e.g. a classification head)",
+        none="peft's default for the task")
     # optimisation
-    learning_rate: float = 2e-4
-    lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.03
-    warmup_steps: int = 0
-    num_train_epochs: float = 1.0
-    max_steps: int = -1
-    per_device_train_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    max_grad_norm: float = 0.3
-    weight_decay: float = 0.0
-    optim: str = "paged_adamw_8bit"
+    learning_rate: float = option(2e-4, help="peak learning rate", bounds=(1e-12, 1.0))
+    lr_scheduler_type: str = option("cosine", help="learning-rate schedule after warmup", choices=SCHEDULERS)
+    warmup_ratio: float = option(0.03, help="fraction of the steps spent warming up", bounds=(0.0, 0.5))
+    warmup_steps: int = option(0, help="a fixed number of warmup steps; when > 0 it replaces warmup_ratio, as in "
+                                       "the Trainer", bounds=(0, 10**7))
+    num_train_epochs: float = option(1.0, help="passes over the training set (unless max_steps is set)",
+                                     bounds=(1e-3, 1000))
+    max_steps: int = option(-1, help="optimizer steps to train for, overriding the epochs", bounds=(1, 10**7),
+                            unset=(-1, "train by epochs"))
+    per_device_train_batch_size: int = option(8, help="rows per forward pass on each device", bounds=(1, 4096))
+    gradient_accumulation_steps: int = option(1, help="forward passes per optimizer step", bounds=(1, 4096))
+    max_grad_norm: float = option(0.3, help="gradient-norm clip (0.3 in the guide; 0 turns it off)",
+                                  bounds=(0.0, 1e6))
+    weight_decay: float = option(0.0, help="AdamW weight decay", bounds=(0.0, 1.0))
+    optim: str = option("paged_adamw_8bit", help="the Trainer's optimizer name", choices=OPTIMIZERS)
     # memory
-    precision: str = "bf16"
-    quantization: str | None = None
-    gradient_checkpointing: bool = True
+    precision: str = option("bf16", help="compute precision; auto picks bf16/fp16/fp32 from the hardware",
+                            choices=PRECISIONS)
+    quantization: str | None = option(None, help="base weights: nf4 with double quantisation is QLoRA",
+                                      choices=QUANTIZATIONS, none="full-precision base weights")
+    gradient_checkpointing: bool = option(True, help="recompute activations in the backward pass to save memory")
     # data and bookkeeping
-    max_length: int = 256
-    padding_free: bool = True
-    n_train: int | None = None
-    n_eval: int | None = None
-    logging_steps: int = 5
-    eval_strategy: str = "epoch"
-    save_strategy: str = "epoch"
-    load_best_model_at_end: bool = False
-    seed: int = 42
+    max_length: int = option(256, help="tokens per row; longer rows are cut", bounds=(16, 131072))
+    padding_free: bool = option(True, help="causal LM: concatenate a batch's rows into one sequence with position "
+                                           "ids restarting per row (no padding, same loss); False pads each batch "
+                                           "to its longest row")
+    n_train: int | None = option(None, help="training rows", bounds=(1, MAX_ROWS), none="the dataset's default")
+    n_eval: int | None = option(None, help="evaluation rows", bounds=(1, MAX_ROWS), none="the dataset's default")
+    logging_steps: int = option(5, help="steps between loss logs", bounds=(1, 10**6))
+    eval_strategy: str = option("epoch", help="when to evaluate", choices=STRATEGIES)
+    save_strategy: str = option("epoch", help="when to save a checkpoint", choices=STRATEGIES)
+    load_best_model_at_end: bool = option(False, help="evaluate and save every epoch, and reload the epoch with the "
+                                                      "lowest eval loss when training ends")
+    seed: int = option(42, help="seed for the data order, dropout and the adapter's initialisation",
+                       bounds=(0, 2**32 - 1))
     # preference optimisation (task="dpo"): an SFT stage on `sft_dataset` first, then DPO
-    dpo_beta: float = 0.1
-    sft_dataset: str | None = None
-    sft_learning_rate: float = 2e-4
-    sft_epochs: float = 1.0
+    dpo_beta: float = option(0.1, help="DPO: how strongly the policy is held to the reference", bounds=(1e-4, 10.0))
+    sft_dataset: str | None = option(None, help="DPO: the dataset of the SFT stage", choices=DATASETS,
+                                     none="instruction")
+    sft_learning_rate: float = option(2e-4, help="DPO: the SFT stage's learning rate", bounds=(1e-12, 1.0))
+    sft_epochs: float = option(1.0, help="DPO: the SFT stage's epochs", bounds=(1e-3, 1000))
 
     def __post_init__(self) -> None:
         if isinstance(self.target_modules, list):
@@ -100,68 +127,20 @@ class Recipe:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError naming the first invalid field and what is allowed."""
-        for name in ("name", "description"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
-        check_choice("task", self.task, TASKS)
-        check_choice("dataset", self.dataset, DATASETS)
-        if self.sft_dataset is not None:
-            check_choice("sft_dataset", self.sft_dataset, DATASETS)
-        for name in ("use_rslora", "use_dora", "gradient_checkpointing", "padding_free", "load_best_model_at_end"):
-            check_bool(name, getattr(self, name))
-        check_range("r", self.r, 1, 1024, int)
-        check_range("lora_alpha", self.lora_alpha, 1e-6, 1e5)
-        check_range("lora_dropout", self.lora_dropout, 0.0, 0.5)
-        check_range("learning_rate", self.learning_rate, 1e-12, 1.0)
-        check_range("warmup_ratio", self.warmup_ratio, 0.0, 0.5)
-        check_range("warmup_steps", self.warmup_steps, 0, 10**7, int)
-        check_range("max_grad_norm", self.max_grad_norm, 0.0, 1e6)
-        check_range("weight_decay", self.weight_decay, 0.0, 1.0)
-        check_range("num_train_epochs", self.num_train_epochs, 1e-3, 1000)
-        if self.max_steps != -1:
-            check_range("max_steps", self.max_steps, 1, 10**7, int)
-        check_range("per_device_train_batch_size", self.per_device_train_batch_size, 1, 4096, int)
-        check_range("gradient_accumulation_steps", self.gradient_accumulation_steps, 1, 4096, int)
-        check_range("max_length", self.max_length, 16, 131072, int)
-        check_range("logging_steps", self.logging_steps, 1, 10**6, int)
-        check_range("dpo_beta", self.dpo_beta, 1e-4, 10.0)
-        check_range("sft_learning_rate", self.sft_learning_rate, 1e-12, 1.0)
-        check_range("sft_epochs", self.sft_epochs, 1e-3, 1000)
-        check_range("seed", self.seed, 0, 2**32 - 1, int)
-        for name in ("n_train", "n_eval"):
-            if getattr(self, name) is not None:
-                check_range(name, getattr(self, name), 1, MAX_ROWS, int)
-        check_choice("lr_scheduler_type", self.lr_scheduler_type, SCHEDULERS)
-        check_choice("optim", self.optim, OPTIMIZERS)
-        check_choice("precision", self.precision, PRECISIONS)
-        check_choice("quantization", self.quantization, QUANTIZATIONS)
-        check_choice("eval_strategy", self.eval_strategy, STRATEGIES)
-        check_choice("save_strategy", self.save_strategy, STRATEGIES)
+        """Raise ValueError naming the first invalid field and what is allowed (its metadata), then check the
+        fields that depend on each other."""
+        for f in dataclasses.fields(self):
+            check_field(f, getattr(self, f.name))
         if self.load_best_model_at_end and (self.eval_strategy, self.save_strategy) != ("epoch", "epoch"):
             raise ValueError("load_best_model_at_end=True needs eval_strategy and save_strategy 'epoch' (a checkpoint "
                              f"per evaluation), got {self.eval_strategy!r} and {self.save_strategy!r}")
         if self.task == "dpo" and self.quantization is not None:
             raise ValueError("quantization must be None for task='dpo' (the DPO stage needs a trainable reference copy)")
-        if isinstance(self.target_modules, str):
-            self.resolved_target_modules()  # a preset name; module lists are checked against the model in train()
-        elif not isinstance(self.target_modules, tuple) or not self.target_modules or \
-                not all(isinstance(m, str) and m for m in self.target_modules):
-            raise ValueError(f"target_modules must be a preset {list(TARGET_PRESETS)} or a non-empty list of module "
-                             f"names such as {list(LLAMA_LINEAR_MODULES)}, got {self.target_modules!r}")
-        if self.modules_to_save is not None:
-            check_names("modules_to_save", self.modules_to_save)
-        if self.layers_to_transform is not None:
-            if not isinstance(self.layers_to_transform, tuple) or not self.layers_to_transform:
-                raise ValueError("layers_to_transform must be None (all layers) or a non-empty list of layer indices, "
-                                 f"got {self.layers_to_transform!r}")
-            if isinstance(self.target_modules, str):
-                raise ValueError(
-                    "layers_to_transform needs target_modules as a list of module names (e.g. ['q_proj', 'v_proj']), "
-                    f"not the string {self.target_modules!r}: peft cannot restrict layers for a preset or regex"
-                )
-            for layer in self.layers_to_transform:
-                check_range("layers_to_transform[i]", layer, 0, 10**4, int)
+        if self.layers_to_transform is not None and isinstance(self.target_modules, str):
+            raise ValueError(
+                "layers_to_transform needs target_modules as a list of module names (e.g. ['q_proj', 'v_proj']), "
+                f"not the string {self.target_modules!r}: peft cannot restrict layers for a preset or regex"
+            )
 
     def resolved_target_modules(self, model: Any = None) -> str | list[str]:
         """Target modules in peft's form: "all-linear" or a list of module names.
@@ -178,10 +157,7 @@ class Recipe:
 
     def replace(self, **overrides: Any) -> "Recipe":
         """A copy with some fields changed (validated again). Unknown field names raise ValueError."""
-        valid = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - valid)
-        if unknown:
-            raise ValueError(f"unknown recipe field(s) {unknown}; valid fields: {sorted(valid)}")
+        check_known(overrides)
         return dataclasses.replace(self, **overrides)
 
     def lora_config(self, model: Any = None) -> Any:
@@ -238,6 +214,121 @@ class Recipe:
         )
 
 
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Recipe)}
+
+
+def _kind(hint: Any) -> str:
+    """A field's kind from its annotation: bool, int, float, str, names (tuple[str, ...]), indices (tuple[int, ...])
+    or targets (a preset string or module names)."""
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        hint, *rest = [a for a in typing.get_args(hint) if a is not type(None)]
+        if rest:
+            return "targets"
+    if typing.get_origin(hint) is tuple:
+        return "indices" if typing.get_args(hint)[0] is int else "names"
+    return "str" if typing.get_origin(hint) is Literal else hint.__name__
+
+
+KINDS: dict[str, str] = {name: _kind(hint) for name, hint in typing.get_type_hints(Recipe).items()}
+
+
+def check_known(overrides: Iterable[str]) -> None:
+    """ValueError listing the valid field names when any of `overrides` is not a Recipe field."""
+    unknown = sorted(set(overrides) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown recipe field(s) {unknown}; valid fields: {sorted(FIELDS)}")
+
+
+def allowed(name: str) -> str:
+    """What field `name` accepts, in words, from its metadata (the docs table and `lorakit train --help`)."""
+    meta, kind = FIELDS[name].metadata, KINDS[name]
+    prefix = f"None ({meta['none']}) or " if "none" in meta else ""
+    if "unset" in meta:
+        prefix += f"{meta['unset'][0]!r} ({meta['unset'][1]}) or "
+    if "choices" in meta:
+        return prefix + f"one of {[c for c in meta['choices'] if c is not None]}"
+    low, high = meta.get("bounds", (0, 0))
+    words = {
+        "bool": "True or False",
+        "int": f"an integer in [{low:g}, {high:g}]",
+        "float": f"a number in [{low:g}, {high:g}]",
+        "str": "a non-empty string",
+        "names": "a non-empty list of module names",
+        "indices": f"a non-empty list of layer indices in [{low:g}, {high:g}]",
+        "targets": f"a preset {list(TARGET_PRESETS)} or a non-empty list of module names such as "
+                   f"{list(LLAMA_LINEAR_MODULES)}",
+    }
+    return prefix + words[kind]
+
+
+def check_field(field_: dataclasses.Field, value: Any) -> None:
+    """ValueError naming the field unless `value` is what its annotation and metadata allow."""
+    name, meta, kind = field_.name, field_.metadata, KINDS[field_.name]
+    if (value is None and "none" in meta) or ("unset" in meta and value == meta["unset"][0]):
+        return
+    if kind == "bool":
+        check_bool(name, value)
+    elif "choices" in meta:
+        check_choice(name, value, meta["choices"])
+    elif kind in ("int", "float"):
+        check_range(name, value, *meta["bounds"], int if kind == "int" else float)
+    elif kind == "names":
+        check_names(name, value)
+    elif kind == "str" and not (isinstance(value, str) and value):
+        raise ValueError(f"{name} must be {allowed(name)}, got {value!r}")
+    elif kind == "targets" and isinstance(value, str):
+        resolve_targets(value, name, peft_form=True)  # a preset; module lists are checked against the model later
+    elif kind == "targets" and not (isinstance(value, tuple) and value and
+                                    all(isinstance(v, str) and v for v in value)):
+        raise ValueError(f"{name} must be {allowed(name)}, got {value!r}")
+    elif kind == "indices":
+        if not isinstance(value, tuple) or not value:
+            raise ValueError(f"{name} must be {allowed(name)}, got {value!r}")
+        for index in value:
+            check_range(f"{name}[i]", index, *meta["bounds"], int)
+
+
+def parse_field(name: str, text: str) -> Any:
+    """The value `text` stands for in field `name` (as typed in `lorakit train --set name=text`), read by the
+    field's type and checked against its metadata: "8", "1e-4", "true", "None", "q_proj,v_proj" or "[0, 1]"."""
+    check_known([name])
+    kind, text = KINDS[name], text.strip()
+    if text in ("None", "none") and (
+            "none" in FIELDS[name].metadata or None in FIELDS[name].metadata.get("choices", ())):
+        return None
+    readers = {
+        "bool": lambda: {"true": True, "false": False}[text.lower()],
+        "int": lambda: int(text),
+        "float": lambda: float(text),
+        "str": lambda: text,
+        "names": lambda: _list_items(text),
+        "indices": lambda: tuple(int(i) for i in _list_items(text)),
+        "targets": lambda: text if text in TARGET_PRESETS else _list_items(text),
+    }
+    try:
+        value = readers[kind]()
+    except (KeyError, ValueError, SyntaxError, TypeError):
+        raise ValueError(f"{name} must be {allowed(name)}, got {text!r}") from None
+    check_field(FIELDS[name], value)
+    return value
+
+
+def _list_items(text: str) -> tuple:
+    """A Python list or tuple literal ("[0, 1]"), or comma-separated words ("q_proj,v_proj"), as a tuple."""
+    if text[:1] in "[(":
+        return tuple(ast.literal_eval(text))
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def field_table() -> str:
+    """The recipe fields as a Markdown table (field, default, allowed values, meaning), from their metadata."""
+    rows = ["| field | default | allowed | meaning |", "|---|---|---|---|"]
+    for f in FIELDS.values():
+        default = "(required)" if f.default is MISSING else f"`{f.default!r}`"
+        rows.append(f"| `{f.name}` | {default} | {allowed(f.name)} | {f.metadata['help']} |")
+    return "\n".join(rows) + "\n"
+
+
 QUICKSTART = Recipe(
     name="quickstart",
     description="The 30-second recipe: r=16, alpha=32, all-linear, dropout 0.05, LR 2e-4 cosine with 3% warmup, bf16, "
@@ -248,67 +339,33 @@ QUICKSTART = Recipe(
     num_train_epochs=2,
     learning_rate=2e-4,
 )
-
+# the task recipes: the quickstart's choices on each dataset's default size for 3 epochs, with their differences
+TASK_DEFAULTS: dict[str, Any] = dict(n_train=None, n_eval=None, num_train_epochs=3)
+TASK_RECIPES = {
+    "instruction": dict(
+        description="Instruction following with QLoRA: NF4 4-bit base with double quantisation, r=16, alpha=32, "
+                    "all-linear, LR 2e-4.",
+        quantization="nf4"),
+    "code": dict(
+        description="Code generation with QLoRA: higher rank for a harder distribution (r=32, alpha=64), LR 1e-4.",
+        dataset="code", quantization="nf4", r=32, lora_alpha=64, learning_rate=1e-4, max_length=384,
+        num_train_epochs=2),
+    "domain": dict(
+        description="Domain adaptation: much new knowledge, so a high rank (r=64, alpha=128), more dropout (0.1) and "
+                    "a low LR (5e-5).",
+        dataset="domain", r=64, lora_alpha=128, lora_dropout=0.1, learning_rate=5e-5),
+    "classification": dict(
+        description="Classification: a small rank on q,v only (r=8, alpha=16), dropout 0.1 and a "
+                    "sequence-classification head trained fully.",
+        dataset="classification", task="seq_cls", r=8, lora_alpha=16, target_modules="q,v", lora_dropout=0.1),
+    "dpo": dict(
+        description="SFT then DPO: supervised fine-tuning on instructions, then preference optimisation at LR 5e-5 "
+                    "(TRL DPOTrainer).",
+        dataset="preference", task="dpo", sft_dataset="instruction", learning_rate=5e-5, num_train_epochs=1),
+}
 RECIPES: dict[str, Recipe] = {
     "quickstart": QUICKSTART,
-    "instruction": QUICKSTART.replace(
-        name="instruction",
-        description="Instruction following with QLoRA: NF4 4-bit base with double quantisation, r=16, alpha=32, all-linear, LR 2e-4.",
-        quantization="nf4",
-        n_train=None,
-        n_eval=None,
-        num_train_epochs=3,
-    ),
-    "code": QUICKSTART.replace(
-        name="code",
-        description="Code generation with QLoRA: higher rank for a harder distribution (r=32, alpha=64), LR 1e-4.",
-        dataset="code",
-        quantization="nf4",
-        r=32,
-        lora_alpha=64,
-        learning_rate=1e-4,
-        max_length=384,
-        n_train=None,
-        n_eval=None,
-        num_train_epochs=2,
-    ),
-    "domain": QUICKSTART.replace(
-        name="domain",
-        description="Domain adaptation: much new knowledge, so a high rank (r=64, alpha=128), more dropout (0.1) and a low LR (5e-5).",
-        dataset="domain",
-        r=64,
-        lora_alpha=128,
-        lora_dropout=0.1,
-        learning_rate=5e-5,
-        n_train=None,
-        n_eval=None,
-        num_train_epochs=3,
-    ),
-    "classification": QUICKSTART.replace(
-        name="classification",
-        description="Classification: a small rank on q,v only (r=8, alpha=16), dropout 0.1 and a sequence-classification head trained fully.",
-        dataset="classification",
-        task="seq_cls",
-        r=8,
-        lora_alpha=16,
-        target_modules="q,v",
-        lora_dropout=0.1,
-        learning_rate=2e-4,
-        n_train=None,
-        n_eval=None,
-        num_train_epochs=3,
-    ),
-    "dpo": QUICKSTART.replace(
-        name="dpo",
-        description="SFT then DPO: supervised fine-tuning on instructions, then preference optimisation at LR 5e-5 (TRL DPOTrainer).",
-        dataset="preference",
-        task="dpo",
-        sft_dataset="instruction",
-        learning_rate=5e-5,
-        n_train=None,
-        n_eval=None,
-        num_train_epochs=1,
-    ),
+    **{name: QUICKSTART.replace(**{**TASK_DEFAULTS, "name": name, **changes}) for name, changes in TASK_RECIPES.items()},
 }
 
 

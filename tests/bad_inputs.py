@@ -15,6 +15,7 @@ from lorakit import grading, schedules
 from lorakit.base import load_base
 from lorakit.pitfalls import reproduce
 from lorakit.params import LLAMA2_7B, ModelShape
+from lorakit.recipes import field_table
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
 SHAPE = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_layers=32, num_attention_heads=32,
@@ -137,8 +138,18 @@ def outcome(c: Case) -> tuple[str, str]:
 
 
 def render() -> str:
-    """docs/bad_inputs.md: one row per case, with the error it gets."""
+    """docs/bad_inputs.md: the recipe fields' table (from their metadata), then one row per case with its error."""
     rows = ["# Bad inputs and the errors they get",
+            "",
+            "## Recipe fields",
+            "",
+            "What each field of `lorakit.Recipe` accepts, generated from the fields' metadata "
+            "(`lorakit.recipes.field_table()`), which is also what validates a recipe and parses "
+            "`lorakit train --set FIELD=VALUE`.",
+            "",
+            field_table().rstrip("\n"),
+            "",
+            "## Calls",
             "",
             "Every call below is run by `tests/test_bad_inputs.py`, which also checks that each message names the "
             "field; this page is generated from the same list (`python tests/bad_inputs.py`) and a test fails when "

@@ -1,30 +1,87 @@
 import dataclasses
+import types
 
 import pytest
 import torch
-from transformers import TrainingArguments
 
 from lorakit import compat
 from lorakit.hardware import choose_precision, Hardware
 
-FIELDS = {f.name for f in dataclasses.fields(TrainingArguments)}
 
 
-def test_warmup_ratio_becomes_what_the_installed_transformers_understands(tmp_path):
-    args = compat.training_arguments(output_dir=str(tmp_path), warmup_ratio=0.03, max_steps=100, report_to=[])
-    if "warmup_ratio" in FIELDS:
-        assert args.warmup_ratio == 0.03
-    else:
-        assert args.warmup_steps == 0.03
+@dataclasses.dataclass
+class WithRatioArgs:
+    """TrainingArguments' fields that matter here, as a class that still has warmup_ratio and only the old
+    checkpointing name."""
+    output_dir: str = ""
+    warmup_ratio: float = 0.0
+    warmup_steps: float = 0
+    eval_strategy: str = "no"
+    gradient_checkpointing: bool = False
+    gradient_checkpointing_kwargs: dict | None = None
+
+
+@dataclasses.dataclass
+class Transformers5Args:
+    """The same fields as transformers 5 names them: no warmup_ratio, activation_checkpointing beside the alias."""
+    output_dir: str = ""
+    warmup_steps: float = 0
+    eval_strategy: str = "no"
+    gradient_checkpointing: bool = False
+    activation_checkpointing: bool = False
+    activation_checkpointing_kwargs: dict | None = None
+
+
+GUIDE_KWARGS = dict(output_dir="out", warmup_ratio=0.03, evaluation_strategy="epoch", gradient_checkpointing=True,
+                    gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def test_guide_names_kept_where_the_class_has_them():
+    assert compat.translate_training_kwargs(WithRatioArgs, **GUIDE_KWARGS) == dict(
+        output_dir="out", warmup_ratio=0.03, eval_strategy="epoch", gradient_checkpointing=True,
+        gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def test_guide_names_translated_for_transformers_5():
+    assert compat.translate_training_kwargs(Transformers5Args, **GUIDE_KWARGS) == dict(
+        output_dir="out", warmup_steps=0.03, eval_strategy="epoch", activation_checkpointing=True,
+        activation_checkpointing_kwargs={"use_reentrant": False})
+    assert "warmup_steps" not in compat.translate_training_kwargs(Transformers5Args, warmup_ratio=0.0)
+
+
+def test_the_installed_trainer_reads_the_translated_warmup_and_checkpointing(tmp_path):
+    args = compat.training_arguments(output_dir=str(tmp_path), warmup_ratio=0.03, max_steps=100, report_to=[],
+                                     gradient_checkpointing=True, use_cpu=True)
     assert args.get_warmup_steps(100) == 3
-
-
-def test_old_names_are_translated(tmp_path):
-    kw = compat.translate_training_kwargs(output_dir=str(tmp_path), evaluation_strategy="epoch",
-                                          gradient_checkpointing=True, use_cpu=True)
-    assert kw.get("eval_strategy", kw.get("evaluation_strategy")) == "epoch"
-    args = compat.training_arguments(**kw, report_to=[])
     assert compat.gradient_checkpointing_enabled(args)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (types.SimpleNamespace(gradient_checkpointing=True), True),
+    (types.SimpleNamespace(activation_checkpointing=True, gradient_checkpointing=False), True),
+    (types.SimpleNamespace(activation_checkpointing=False), False),
+])
+def test_checkpointing_is_read_under_either_name(args, expected):
+    assert compat.gradient_checkpointing_enabled(args) is expected
+
+
+@pytest.mark.parametrize("probe,expected", [
+    (types.SimpleNamespace(OutOfMemoryError=MemoryError, cuda=types.SimpleNamespace(OutOfMemoryError=KeyError)),
+     MemoryError),                                                          # torch >= 2.5
+    (types.SimpleNamespace(cuda=types.SimpleNamespace(OutOfMemoryError=KeyError)), KeyError),   # torch 2.4
+])
+def test_out_of_memory_alias_follows_the_torch_probe(probe, expected):
+    assert compat.out_of_memory_error(probe) is expected
+
+
+def test_get_peft_model_adds_the_adapter_without_the_deprecation_warning(recwarn):
+    import lorakit
+    from peft import LoraConfig
+
+    model, _ = lorakit.load_base("tiny")
+    peft_model = compat.get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj"]))
+    assert peft_model.get_nb_trainable_parameters()[0] > 0
+    assert not [w for w in recwarn if "is_gradient_checkpointing" in str(w.message)]
 
 
 def test_unknown_argument_is_a_clear_error(tmp_path):
@@ -35,8 +92,14 @@ def test_unknown_argument_is_a_clear_error(tmp_path):
 def test_trainer_tokenizer_keyword():
     from transformers import Trainer
 
+    class OldTrainer:
+        def __init__(self, model=None, tokenizer=None):
+            pass
+
     assert list(compat.trainer_kwargs(Trainer, object())) == ["processing_class"]
     assert compat.trainer_kwargs(Trainer, None) == {}
+    with pytest.raises(TypeError, match="OldTrainer takes no processing_class"):
+        compat.trainer_kwargs(OldTrainer, object())
 
 
 @pytest.mark.parametrize("hw,requested,expected", [

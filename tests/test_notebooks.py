@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from lorakit import grading
-from lorakit.notebook_builder import build, execute
+from lorakit.notebook_builder import KERNELSPEC, build, chosen_sources, execute
 from grading_fixtures.course import require_sandbox
 from nbhelpers import leaks, secret_lines, solved_release
 
@@ -141,6 +141,19 @@ def test_execute_keeps_only_checked_outputs(executed_tiny):
     code = [c for c in nbformat.read(executed_tiny, as_version=4).cells if c.cell_type == "code"]
     assert [bool(c.outputs) for c in code] == ["NBVAL_CHECK_OUTPUT" in c.source for c in code]
     assert code[1].outputs[0]["text"] == "sum 4.5000\n"
+
+
+def test_execute_stores_no_kernel_or_widget_state(executed_tiny):
+    metadata = nbformat.read(executed_tiny, as_version=4).metadata
+    assert metadata == {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+
+
+def test_only_picks_chapters_by_stem_or_number_and_names_unknown_ones():
+    sources = sorted((REPO / "course").glob("*.py"))
+    assert [s.stem for s in chosen_sources(sources, ["06", "07_evaluation"])] == ["06_recipes", "07_evaluation"]
+    assert chosen_sources(sources, None) == sources
+    with pytest.raises(SystemExit, match=r"no chapter named \['6'\]"):
+        chosen_sources(sources, ["6"])
 
 
 def test_nbval_compares_the_stored_numbers(executed_tiny, tmp_path):

