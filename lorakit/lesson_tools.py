@@ -4,7 +4,9 @@
 - `before_after_table`: the same prompts answered before and after fine-tuning, side by side.
 - `logged_values`: one metric's values from a Trainer log history (e.g. DPO's `rewards/margins`).
 - `release_memory`: collect garbage and hand freed heap pages back to the system, so the next real-model cell
-  starts from a low resident size; `kernel_peak_rss_bytes`: the kernel's lifetime peak resident memory.
+  starts from a low resident size. (A kernel's lifetime peak is not readable afterwards: every training run resets
+  the kernel's peak-RSS mark to measure its own peak, and `ru_maxrss` follows that mark on Linux; use the runs'
+  `peak_memory_bytes`.)
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
-import resource
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -61,8 +62,3 @@ def release_memory() -> None:
             if hasattr(libc, "malloc_trim"):
                 libc.malloc_trim(0)
 
-
-def kernel_peak_rss_bytes() -> int:
-    """The lifetime peak resident memory of this process (ru_maxrss: KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024

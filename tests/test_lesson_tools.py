@@ -5,8 +5,7 @@ import pytest
 import lorakit
 from lorakit.data import make_rows
 from lorakit.evaluate import exact_match, generate_answers
-from lorakit.lesson_tools import (answers_and_match, before_after_table, kernel_peak_rss_bytes, logged_values,
-                                  release_memory)
+from lorakit.lesson_tools import answers_and_match, before_after_table, logged_values, release_memory
 
 
 @pytest.fixture(scope="module")
@@ -63,4 +62,4 @@ def test_release_memory_hands_freed_heap_back():
     held = _rss()
     release_memory()
     assert _rss() < held - 100 * 2**20
-    assert kernel_peak_rss_bytes() >= held and len(keep) == 4688
+    assert len(keep) == 4688  # the survivors are still there
