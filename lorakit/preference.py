@@ -4,6 +4,10 @@ The reference policy of DPO must be the SFT model, not the raw base. So the SFT 
 weights, a fresh LoRA adapter is trained with DPO on top, and TRL uses the adapter-disabled model (= the merged SFT
 model) as the reference: one copy of the weights in memory, and the reference is exactly what DPO assumes.
 `lorakit.training.train_sft_then_dpo` runs the two stages.
+
+Evaluation uses the training batch size, not the SFT stage's 16: each DPO pair costs a policy and a reference
+forward pass over both answers, each with full-vocabulary logits (49,152 tokens for SmolLM2), which is what drove a
+real model's evaluation past the course's 2 GB memory budget.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ def dpo_stage(recipe: Recipe, sft: TrainResult, data: Any = None, output_dir: Pa
     trainer = DPOTrainer(
         model=policy,
         ref_model=None,
-        args=run.arguments(has_eval, DPOConfig, beta=recipe.dpo_beta, max_length=recipe.max_length),
+        args=run.arguments(has_eval, DPOConfig, beta=recipe.dpo_beta, max_length=recipe.max_length,
+                           per_device_eval_batch_size=recipe.per_device_train_batch_size),
         train_dataset=preference_split(data.train),
         eval_dataset=preference_split(data.eval) if has_eval else None,
         callbacks=callbacks,

@@ -77,6 +77,22 @@ def test_sft_then_dpo(tmp_path):
     assert (tmp_path / "sft" / "adapter" / "adapter_config.json").exists()
 
 
+def test_dpo_stage_evaluates_at_the_training_batch_size(tmp_path):
+    """The SFT stage evaluates 16 rows at a time; the DPO stage (policy and reference over both answers of each pair)
+    uses the training batch, which kept SmolLM2's DPO run in chapter 6 under 2 GB."""
+    from transformers import TrainerCallback
+
+    seen = []
+
+    class Record(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            seen.append((type(args).__name__, args.per_device_eval_batch_size))
+
+    lorakit.train("dpo", output_dir=tmp_path, max_steps=1, n_train=8, n_eval=2, per_device_train_batch_size=2,
+                  gradient_checkpointing=False, save_strategy="no", callbacks=[Record()], progress=False)
+    assert seen == [("TrainingArguments", 16), ("DPOConfig", 2)]
+
+
 @pytest.mark.slow
 def test_lora_visibly_improves_eval_loss_and_accuracy(tmp_path):
     """The instruction data is learnable: at the guide's LR the answer loss falls far below the base model's; at the
