@@ -57,7 +57,9 @@ from collections import Counter
 from pathlib import Path
 
 from lorakit.data import load_dataset
-from lorakit.lesson_tools import answers_and_match, before_after_table, logged_values, release_memory
+from lorakit.lesson_tools import answers_and_match, before_after_table
+from lorakit.logs import values as logged_values
+from lorakit.run_memory import release_memory
 from lorakit.scale import course_scale
 
 scale = course_scale()
@@ -115,7 +117,7 @@ assert misses.count("count") >= len(misses) / 2
 from lorakit.preference import dpo_stage
 
 dpo_recipe = lorakit.get_recipe("dpo", max_steps=scale.steps(12), per_device_train_batch_size=4, max_length=64,
-                                learning_rate=5e-4, n_train=scale.rows(48), n_eval=16, logging_steps=3,
+                                learning_rate=5e-4, lora_dropout=0.0, n_train=scale.rows(48), n_eval=16, logging_steps=3,
                                 gradient_checkpointing=True, save_strategy="no")
 dpo = dpo_stage(dpo_recipe, instruction, output_dir=Path("runs/ch6-dpo"), progress=False)
 margins = logged_values(dpo.log_history, "rewards/margins")

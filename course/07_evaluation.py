@@ -112,7 +112,8 @@ for name, run in runs.items():
 import resource
 
 from lorakit.diagnostics import FORGETTING_RATIO, diagnose, report
-from lorakit.evaluate import free_memory, knowledge_texts, run_lm_eval
+from lorakit.evaluate import knowledge_texts, run_lm_eval
+from lorakit.run_memory import release_memory
 from lorakit.realmodel import converted_dir
 from lorakit.scale import course_scale
 
@@ -133,7 +134,7 @@ assert real_forgetting["ratio"] > FORGETTING_RATIO
 assert "forgetting" in {finding.pitfall for finding in diagnose(narrow, forgetting=real_forgetting)}
 narrow_adapter = narrow.adapter_dir
 del narrow, real_model, real_tokenizer, elements
-free_memory()
+release_memory()
 
 # %% [markdown]
 # Then the harness, on the base model and on the same base with the narrow adapter (`peft=`): each call loads the

@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from .run_memory import release_memory
+
 END_OF_TURN = "<|end|>"
 TASKS_DIR = Path(__file__).resolve().parent / "assets" / "lm_eval_tasks"
 LM_EVAL_TASKS = {"lorakit_capitals_mc": "acc", "lorakit_capitals_gen": "exact_match", "lorakit_instruction_mc": "acc"}
@@ -209,17 +211,6 @@ def generation_stats(answers: Sequence[str], finished: Sequence[bool] | None = N
     }
 
 
-def free_memory() -> None:
-    """Collect garbage and hand freed heap back to the OS (glibc's malloc_trim), so that a model deleted in a
-    notebook stops counting in the kernel's resident memory before the next one loads."""
-    import ctypes
-    import ctypes.util
-    import gc
-
-    gc.collect()
-    libc = ctypes.util.find_library("c")
-    if libc and hasattr(ctypes.CDLL(libc), "malloc_trim"):
-        ctypes.CDLL(libc).malloc_trim(0)
 
 
 def knowledge_texts() -> list[str]:
@@ -256,5 +247,5 @@ def run_lm_eval(model_dir: str | Path, tasks: Sequence[str], peft: str | Path | 
                                           batch_size=batch_size, apply_chat_template=chat, log_samples=False,
                                           task_manager=TaskManager(include_path=str(TASKS_DIR)), verbosity="ERROR",
                                           bootstrap_iters=0)
-    free_memory()  # the harness's copy of the model is garbage now
+    release_memory()  # the harness's copy of the model is garbage now
     return {t: float(results["results"][t][f"{LM_EVAL_TASKS[t]},none"]) for t in tasks}

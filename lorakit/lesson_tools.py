@@ -2,19 +2,13 @@
 
 - `answers_and_match`: greedy answers to held-out rows and their exact-match rate, so a lesson can show both.
 - `before_after_table`: the same prompts answered before and after fine-tuning, side by side.
-- `logged_values`: one metric's values from a Trainer log history (e.g. DPO's `rewards/margins`).
-- `release_memory`: collect garbage and hand freed heap pages back to the system, so the next real-model cell
-  starts from a low resident size. (A kernel's lifetime peak is not readable afterwards: every training run resets
-  the kernel's peak-RSS mark to measure its own peak, and `ru_maxrss` follows that mark on Linux; use the runs'
-  `peak_memory_bytes`.)
+
+Free a model between cells with `lorakit.run_memory.release_memory`; read logged metrics with
+`lorakit.logs.values`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import gc
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,20 +39,4 @@ def before_after_table(rows: Sequence[dict], before: Sequence[str], after: Seque
     for row, old, new in list(zip(rows, before, after))[:limit]:
         lines.append(f"{cut(row['prompt']):{width}s} | {row['response']:10s} | {cut(old):{width}s} | {cut(new)}")
     return "\n".join(lines)
-
-
-def logged_values(log_history: Sequence[dict], key: str) -> list[float]:
-    """The values of `key` in the order the Trainer logged them (training logs only, not `eval_` entries)."""
-    return [entry[key] for entry in log_history if key in entry]
-
-
-def release_memory() -> None:
-    """Run the garbage collector, then (glibc only) `malloc_trim(0)` so freed heap memory leaves the process."""
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        libc_name = ctypes.util.find_library("c")
-        if libc_name:
-            libc = ctypes.CDLL(libc_name)
-            if hasattr(libc, "malloc_trim"):
-                libc.malloc_trim(0)
 

@@ -27,3 +27,8 @@ def series(history: Any, key: str, axis: str = "step") -> list[tuple[float, floa
     if axis not in AXES:
         raise ValueError(f"axis must be one of {list(AXES)}, got {axis!r}")
     return [(h[axis], h[key]) for h in history_of(history) if key in h and axis in h]
+
+
+def values(history: Any, key: str) -> list[float]:
+    """The values of `key` in logging order (e.g. DPO's "rewards/margins", or "eval_rewards/margins")."""
+    return [h[key] for h in history_of(history) if key in h]
