@@ -9,6 +9,7 @@ weights in 4-bit NF4 with double quantisation (QLoRA); `"int8"` in 8-bit. Both r
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 
 from .hardware import DTYPES, choose_dtype, resolve_device, sharded_launch
 from .notes import announce
-from .quiet import no_loading_bars
+from .quiet import new_head_report_dropped, no_loading_bars
 from .realmodel import REAL_MODELS, converted_dir
 from .vocab import MODEL_TASKS as TASKS
 from .vocab import QUANTIZATIONS
@@ -173,8 +174,9 @@ def load_base(
     if task == "seq_cls":
         auto = AutoModelForSequenceClassification
         kwargs.update(num_labels=num_labels, pad_token_id=tokenizer.pad_token_id)
+    head_report = new_head_report_dropped() if task == "seq_cls" else contextlib.nullcontext()
     try:
-        with no_loading_bars():
+        with no_loading_bars(), head_report:  # the new head is meant to start random: no MISSING report for it
             model = auto.from_pretrained(source, **kwargs)
     except OSError as err:
         raise _offline_error(name, err) from err

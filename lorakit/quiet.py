@@ -5,6 +5,9 @@
   filters exactly that record on the logger that emits it.
 - transformers 5 draws a "Loading weights" progress bar for every `from_pretrained`; `no_loading_bars` turns
   transformers' bars off for the block it wraps and restores the previous setting.
+- transformers 5 logs a "LOAD REPORT" table for every load with missing weights; loading a model with a new
+  classification head always lists that head as MISSING (it is meant to start random). `new_head_report_dropped`
+  drops exactly the reports whose only rows are the head's, for the block it wraps; any other report still shows.
 - lm-evaluation-harness draws a progress bar per request type and per dataset split, and warns once per task with a
   custom loader about `--metadata`; `harness_output_kept_back` holds back what one harness call writes to stderr and
   shows it only if the call fails.
@@ -20,6 +23,7 @@ from contextlib import contextmanager
 
 BNB_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
 BNB_KERNEL_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+HF_LOAD_LOGGER = "transformers.modeling_utils"
 
 
 def _not_kernel_notice(record: logging.LogRecord) -> bool:
@@ -31,6 +35,29 @@ def drop_bitsandbytes_kernel_notice() -> None:
     logger = logging.getLogger(BNB_CPU_LOGGER)
     if _not_kernel_notice not in logger.filters:
         logger.addFilter(_not_kernel_notice)
+
+
+def only_the_head_missing(message: str, head: str) -> bool:
+    """True for a transformers LOAD REPORT whose table rows all say a `head` weight is MISSING."""
+    if "LOAD REPORT" not in message:
+        return False
+    rows = [line for line in message.splitlines() if "|" in line and not line.startswith(("Key", "-"))]
+    return bool(rows) and all(row.split("|")[0].strip().startswith(head) and "MISSING" in row for row in rows)
+
+
+@contextmanager
+def new_head_report_dropped(head: str = "score.") -> Iterator[None]:
+    """Inside the block, drop transformers' load reports that only list the new `head` as missing."""
+    logger = logging.getLogger(HF_LOAD_LOGGER)
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not only_the_head_missing(record.getMessage(), head)
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 @contextmanager

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from lorakit.quiet import BNB_CPU_LOGGER, BNB_KERNEL_NOTICE, harness_output_kept_back, no_loading_bars
+from lorakit.quiet import (BNB_CPU_LOGGER, BNB_KERNEL_NOTICE, HF_LOAD_LOGGER, harness_output_kept_back,
+                           new_head_report_dropped, no_loading_bars, only_the_head_missing)
 from lorakit.run_memory import PeakMemory, reset_peak_rss
 
 
@@ -62,3 +63,37 @@ def test_harness_output_is_held_back_unless_the_block_fails(capsys):
             print("loading task lorakit_capitals_mc", file=sys.stderr)
             raise RuntimeError("broken task")
     assert capsys.readouterr().err == "loading task lorakit_capitals_mc\n"
+
+
+HEAD_ONLY = """LlamaForSequenceClassification LOAD REPORT from: tiny
+Key          | Status  | 
+-------------+---------+-
+score.weight | MISSING | 
+
+Notes:
+- MISSING:\tthose params were newly initialized because missing from the checkpoint."""
+
+
+def test_only_a_head_only_load_report_is_dropped():
+    assert only_the_head_missing(HEAD_ONLY, "score.")
+    assert not only_the_head_missing(HEAD_ONLY.replace("score.weight", "model.norm.weight"), "score.")
+    assert not only_the_head_missing(HEAD_ONLY.replace("MISSING |", "UNEXPECTED |", 1), "score.")
+    assert not only_the_head_missing("some other warning", "score.")
+
+
+def test_loading_a_classifier_shows_no_head_report_but_other_reports_stay():
+    import lorakit
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger(HF_LOAD_LOGGER)
+    logger.addHandler(handler)
+    try:
+        lorakit.load_base("tiny", task="seq_cls", num_labels=6)
+        assert not any("LOAD REPORT" in message for message in seen)
+        with new_head_report_dropped():
+            logger.warning(HEAD_ONLY.replace("score.weight", "model.norm.weight"))
+        assert any("model.norm.weight" in message for message in seen)
+    finally:
+        logger.removeHandler(handler)
