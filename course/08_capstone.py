@@ -31,7 +31,8 @@ from lorakit.recipes import RECIPES
 #
 # A shop wants its product reviews sorted into **negative / neutral / positive**. The data (`"sentiment"`) is new
 # to you: 900 training reviews, 120 held-out ones, made offline by lorakit. The target: **at least 85% accuracy on
-# the held-out reviews**, training on this CPU in under a minute.
+# the held-out reviews**, fine-tuning a real pretrained model (at CPU scale SmolLM2-135M-Instruct, Apache-2.0, the model
+# of chapters 6 and 7) on this CPU in about a minute.
 
 # %%
 model, tokenizer = lorakit.load_base("tiny")
@@ -106,8 +107,10 @@ passed("Exercise 8.1")
 #   `gradient_accumulation_steps` (an int).
 #
 # Part 2 (your own check, not graded: an accuracy measured in your notebook can't decide a grade). Train with your
-# plan on the reviews, choosing `capstone_steps` and `capstone_lr` (think about what a tiny model on a CPU needs), and
-# reach **at least 85% held-out accuracy**. The cell after the test does the training and checks the target.
+# plan on the reviews, choosing `capstone_steps` and `capstone_lr` (the run uses batches of 4 so that a real model
+# trains in about a minute on a CPU: how many steps and how high a rate does such a short run need?), and reach
+# **at least 85% held-out accuracy**. The cell after the test loads the real model with a classification head,
+# does the training and checks the target.
 
 # %% [solution] id=ch8-plan
 import math
@@ -128,7 +131,7 @@ def capstone_plan(task: dict, hw: Hardware) -> dict:
 
 
 ### BEGIN SOLUTION
-capstone_steps, capstone_lr = 120, 1e-3
+capstone_steps, capstone_lr = 40, 2e-3
 ### END SOLUTION
 
 # %% [tests] id=ch8-plan-tests points=3
@@ -168,14 +171,23 @@ passed("Exercise 8.2, part 1")
 
 # %% grading=skip
 from lorakit.checks import check_equal
+from lorakit.scale import course_scale
 
+scale = course_scale()
+print(scale.describe())
+real_model, real_tokenizer = lorakit.load_base(scale.model_for("real"), quantization=scale.real_quantization,
+                                               task="seq_cls", num_labels=len(reviews.label_names))
+real_reviews = load_dataset("sentiment", real_tokenizer, max_length=64)
 plan = capstone_plan(capstone_task, lorakit.detect())
-capstone = lorakit.train(plan["recipe"], data=reviews, r=plan["r"], lora_alpha=plan["lora_alpha"],
-                         lora_dropout=plan["lora_dropout"], gradient_checkpointing=plan["gradient_checkpointing"],
-                         max_steps=capstone_steps, learning_rate=capstone_lr, save_strategy="no",
-                         output_dir="runs/ch8-capstone")
-accuracy = classification_accuracy(capstone.model, tokenizer, reviews.raw_eval)
-print(f"held-out accuracy: {accuracy:.1%} after {capstone.train_seconds:.0f} s of training")
+capstone = lorakit.train(plan["recipe"], model=real_model, tokenizer=real_tokenizer, data=real_reviews, r=plan["r"],
+                         lora_alpha=plan["lora_alpha"], lora_dropout=plan["lora_dropout"],
+                         gradient_checkpointing=plan["gradient_checkpointing"], quantization=scale.real_quantization,
+                         max_steps=scale.steps(capstone_steps), per_device_train_batch_size=4, max_length=64,
+                         learning_rate=capstone_lr, save_strategy="no", output_dir="runs/ch8-capstone",
+                         progress=False)
+accuracy = classification_accuracy(capstone.model, real_tokenizer, real_reviews.raw_eval)
+print(f"held-out accuracy: {accuracy:.1%} (chance {1 / len(reviews.label_names):.1%}) after "
+      f"{capstone.train_seconds:.0f} s of training; peak memory {capstone.peak_memory_bytes / 2**20:,.0f} MiB")
 check_equal(accuracy >= 0.85, True, "at least 85% held-out accuracy",
             hint="train longer (capstone_steps) or raise the learning rate a little; look at the loss curve with "
                  "lorakit.plots.plot_losses(capstone.log_history).")
@@ -184,5 +196,5 @@ check_equal(accuracy >= 0.85, True, "at least 85% held-out accuracy",
 # ## Check yourself
 # - A fixed label set → classification recipe (r=8 on q,v + a trained head); generation tasks → instruction.
 # - Set a measurable target before training; evaluate on held-out data only.
-# - On a tiny model a higher LR than the guide's 2e-4 can be right: the recipes are starting points, the eval
-#   target is the judge.
+# - In a run of a few dozen steps a higher LR than the guide's 2e-4 can be right: the recipes are starting points,
+#   the eval target is the judge.
