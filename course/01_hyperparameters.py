@@ -123,17 +123,14 @@ for rank in ranks:
 # %% grading=skip
 from lorakit.baselines import base_eval_loss, uniform_loss
 from lorakit.data import load_dataset
+from lorakit.plots import compare_train_losses
 
 results = {}
 for rank in (4, 16, 64):
     results[rank] = lorakit.train("quickstart", r=rank, lora_alpha=2 * rank, max_steps=40, n_train=320, n_eval=64,
                                   gradient_checkpointing=False, save_strategy="no", output_dir=f"runs/ch1-r{rank}")
-fig, ax = plt.subplots(figsize=(7, 3.5))
-for rank, res in results.items():
-    ax.plot(*zip(*res.train_losses), label=f"r={rank}: {res.trainable_params:,} params, eval {res.final_eval_loss:.2f}")
-ax.set_xlabel("step")
-ax.set_ylabel("train loss")
-ax.legend()
+compare_train_losses({f"r={rank}: {res.trainable_params:,} params, eval {res.final_eval_loss:.2f}": res.train_losses
+                      for rank, res in results.items()})
 plt.show()
 base_model, tokenizer = lorakit.load_base("tiny")
 same_eval = load_dataset("instruction", tokenizer, n_train=320, n_eval=64, seed=results[4].recipe.seed)

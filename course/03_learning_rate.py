@@ -13,6 +13,7 @@ import math
 import matplotlib.pyplot as plt
 
 import lorakit
+from lorakit.plots import compare_train_losses
 from lorakit.schedules import LR_RANGES, lr_curve, warmup_steps
 
 # %% [markdown]
@@ -184,12 +185,8 @@ for lr in (2e-5, 2e-4, 2e-3):
     runs[lr] = lorakit.train("quickstart", learning_rate=lr, max_steps=40, n_train=320, n_eval=64,
                              gradient_checkpointing=False, save_strategy="no", logging_steps=5,
                              output_dir=f"runs/ch3-lr-{lr:g}")
-fig, ax = plt.subplots(figsize=(7, 3.5))
-for lr, result in runs.items():
-    ax.plot(*zip(*result.train_losses), label=f"LR {lr:g} (eval {result.final_eval_loss:.2f})")
-ax.set_xlabel("step")
-ax.set_ylabel("train loss")
-ax.legend()
+compare_train_losses({f"LR {lr:g} (eval {result.final_eval_loss:.2f})": result.train_losses
+                      for lr, result in runs.items()})
 plt.show()
 
 # %% [markdown]

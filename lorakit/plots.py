@@ -1,5 +1,5 @@
-"""Loss curves with matplotlib (an optional dependency: the `course` extra): one run's (`plot_losses`), and the
-sweep panel's overlay of many (`loss_figure`, drawn without pyplot so it is safe from a training thread)."""
+"""Loss curves with matplotlib (an optional dependency: the `course` extra): one run's (`plot_losses`), a lesson's
+few runs side by side (`compare_train_losses`), and the sweep panel's overlay of many (`loss_figure`, drawn without pyplot so it is safe from a training thread)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,19 @@ def plot_losses(log_history: list[dict[str, float]], path: str | Path | None = N
         ax.figure.tight_layout()
         ax.figure.savefig(path, dpi=100)
         plt.close(ax.figure)
+    return ax
+
+
+def compare_train_losses(curves: dict[str, list[tuple[float, float]]]) -> Any:
+    """One pyplot axes with a train-loss line per labelled run ({label: TrainResult.train_losses}); returns it."""
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=(7, 3.5))
+    for label, losses in curves.items():
+        ax.plot(*zip(*losses), label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("train loss")
+    ax.legend()
     return ax
 
 

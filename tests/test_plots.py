@@ -1,0 +1,15 @@
+"""Lesson plots draw what they are given: one labelled line per run."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from lorakit.plots import compare_train_losses  # noqa: E402
+
+
+def test_compare_train_losses_draws_one_labelled_line_per_run():
+    curves = {"LR 2e-05": [(1, 9.0), (5, 8.5)], "LR 0.0002": [(1, 9.0), (5, 7.0), (10, 6.0)]}
+    ax = compare_train_losses(curves)
+    assert [line.get_label() for line in ax.lines] == list(curves)
+    assert [list(line.get_xydata()[:, 1]) for line in ax.lines] == [[9.0, 8.5], [9.0, 7.0, 6.0]]
+    assert ax.get_legend() is not None
