@@ -8,6 +8,9 @@
 - transformers 5 logs a "LOAD REPORT" table for every load with missing weights; loading a model with a new
   classification head always lists that head as MISSING (it is meant to start random). `new_head_report_dropped`
   drops exactly the reports whose only rows are the head's, for the block it wraps; any other report still shows.
+- During training, bitsandbytes warns "Paged optimizers are not supported on CPU" (lorakit has already said so in
+  its own note), and TRL and peft call transformers' deprecated `gradient_checkpointing_*` names (FutureWarning).
+  `training_notices_dropped` ignores exactly those messages inside the training block; every other warning shows.
 - lm-evaluation-harness draws a progress bar per request type and per dataset split, and warns once per task with a
   custom loader about `--metadata`; `harness_output_kept_back` holds back what one harness call writes to stderr and
   shows it only if the call fails.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -58,6 +62,22 @@ def new_head_report_dropped(head: str = "score.") -> Iterator[None]:
         yield
     finally:
         logger.removeFilter(keep)
+
+
+TRAINING_NOTICES = (
+    (UserWarning, r"Paged optimizers are not supported on CPU"),
+    (FutureWarning, r"`(is_gradient_checkpointing|gradient_checkpointing_enable|gradient_checkpointing_disable)` is "
+                    r"deprecated"),
+)
+
+
+@contextmanager
+def training_notices_dropped() -> Iterator[None]:
+    """Ignore the TRAINING_NOTICES (see the module docstring) inside the block; other warnings still show."""
+    with warnings.catch_warnings():
+        for category, message in TRAINING_NOTICES:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        yield
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from .hardware import Hardware, choose_precision, cpu_threads_for, detect
 from .logs import series
 from .memory_advice import TrainingOutOfMemoryError, oom_message
 from .notes import announce
+from .quiet import training_notices_dropped
 from .params import ModelShape
 from .recipes import Recipe
 from .run_memory import PeakMemory
@@ -238,7 +239,7 @@ class Run:
         meter.start()
         start = time.perf_counter()
         try:
-            with cpu_threads_for(device):
+            with cpu_threads_for(device), training_notices_dropped():
                 trainer.train(resume_from_checkpoint=self.resume_from)
         except compat.OutOfMemoryError as err:
             optimizer = getattr(trainer.args.optim, "value", trainer.args.optim)

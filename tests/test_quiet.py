@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from lorakit.quiet import (BNB_CPU_LOGGER, BNB_KERNEL_NOTICE, HF_LOAD_LOGGER, harness_output_kept_back,
-                           new_head_report_dropped, no_loading_bars, only_the_head_missing)
+                           new_head_report_dropped, no_loading_bars, only_the_head_missing,
+                           training_notices_dropped)
 from lorakit.run_memory import PeakMemory, reset_peak_rss
 
 
@@ -97,3 +98,18 @@ def test_loading_a_classifier_shows_no_head_report_but_other_reports_stay():
         assert any("model.norm.weight" in message for message in seen)
     finally:
         logger.removeHandler(handler)
+
+
+def test_only_the_known_training_notices_are_ignored():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with training_notices_dropped():
+            warnings.warn("Paged optimizers are not supported on CPU. Falling back to non-paged optimizer behavior.")
+            warnings.warn("`gradient_checkpointing_enable` is deprecated and will be removed in v6.", FutureWarning)
+            warnings.warn("Paged optimizers are not supported on CPU.", FutureWarning)  # another category: shown
+            warnings.warn("some other training warning")
+        warnings.warn("Paged optimizers are not supported on CPU.")  # outside the block: shown
+    assert [str(w.message) for w in seen] == ["Paged optimizers are not supported on CPU.", "some other training warning",
+                                              "Paged optimizers are not supported on CPU."]
