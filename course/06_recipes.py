@@ -57,7 +57,8 @@ from collections import Counter
 from pathlib import Path
 
 from lorakit.data import load_dataset
-from lorakit.lesson_tools import answers_and_match, before_after_table
+from lorakit.evaluate import answers_and_match
+from lorakit.lesson_tools import before_after_table
 from lorakit.logs import values as logged_values
 from lorakit.run_memory import release_memory
 from lorakit.scale import course_scale
@@ -79,13 +80,13 @@ lm, lm_tokenizer = lorakit.load_base(real_name, quantization=scale.real_quantiza
 # %% grading=skip
 instruction_data = load_dataset("instruction", lm_tokenizer, n_train=scale.rows(96), n_eval=16, max_length=64)
 held_out = instruction_data.raw_eval
-answers_before, match_before = answers_and_match(lm, lm_tokenizer, held_out)
+answers_before, match_before = answers_and_match(lm, lm_tokenizer, held_out, max_new_tokens=6)
 instruction = lorakit.train("instruction", model=lm, tokenizer=lm_tokenizer, data=instruction_data,
                             quantization=scale.real_quantization, max_steps=scale.steps(24),
                             per_device_train_batch_size=4, max_length=64, learning_rate=5e-4,
                             gradient_checkpointing=False, eval_strategy="no", save_strategy="no",
                             output_dir="runs/ch6-instruction", progress=False)
-answers_after, match_after = answers_and_match(instruction.model, lm_tokenizer, held_out)
+answers_after, match_after = answers_and_match(instruction.model, lm_tokenizer, held_out, max_new_tokens=6)
 losses = [loss for _, loss in instruction.train_losses]
 print(instruction.summary())
 print(f"train loss on the answer tokens: {losses[0]:.2f} at the first step, {losses[-1]:.2f} at the last "
@@ -117,8 +118,8 @@ assert misses.count("count") >= len(misses) / 2
 from lorakit.preference import dpo_stage
 
 dpo_recipe = lorakit.get_recipe("dpo", max_steps=scale.steps(12), per_device_train_batch_size=4, max_length=64,
-                                learning_rate=5e-4, lora_dropout=0.0, n_train=scale.rows(48), n_eval=16, logging_steps=3,
-                                gradient_checkpointing=True, save_strategy="no")
+                                learning_rate=5e-4, lora_dropout=0.0, n_train=scale.rows(48), n_eval=16,
+                                logging_steps=3, gradient_checkpointing=True, save_strategy="no")
 dpo = dpo_stage(dpo_recipe, instruction, output_dir=Path("runs/ch6-dpo"), progress=False)
 margins = logged_values(dpo.log_history, "rewards/margins")
 held_out_margin = logged_values(dpo.log_history, "eval_rewards/margins")[-1]

@@ -116,12 +116,19 @@ def _matches(answer: str, expected: str) -> bool:
     return answer.strip() == expected.strip()
 
 
-def exact_match(model: Any, tokenizer: Any, rows: Sequence[dict], max_new_tokens: int = 16) -> float:
-    """Fraction of rows whose greedy answer equals row['response'] exactly (after stripping spaces)."""
+def answers_and_match(model: Any, tokenizer: Any, rows: Sequence[dict], max_new_tokens: int = 16
+                      ) -> tuple[list[str], float]:
+    """(greedy answers to rows' prompts, the fraction equal to row['response'] exactly after stripping spaces), so a
+    lesson can show the answers beside their score."""
     if not rows:
         raise ValueError("rows must not be empty")
     answers = generate_answers(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
-    return sum(_matches(a, r["response"]) for a, r in zip(answers, rows)) / len(rows)
+    return answers, sum(_matches(a, r["response"]) for a, r in zip(answers, rows)) / len(rows)
+
+
+def exact_match(model: Any, tokenizer: Any, rows: Sequence[dict], max_new_tokens: int = 16) -> float:
+    """Fraction of rows whose greedy answer equals row['response'] exactly (after stripping spaces)."""
+    return answers_and_match(model, tokenizer, rows, max_new_tokens)[1]
 
 
 @torch.no_grad()
@@ -209,8 +216,6 @@ def generation_stats(answers: Sequence[str], finished: Sequence[bool] | None = N
         "repetition_rate": sum(1 - len(set(w)) / len(w) for w in split) / len(split) if split else 0.0,
         "same_answer_rate": max(Counter(answers).values()) / len(answers),
     }
-
-
 
 
 def knowledge_texts() -> list[str]:

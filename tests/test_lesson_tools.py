@@ -5,7 +5,8 @@ import pytest
 import lorakit
 from lorakit.data import make_rows
 from lorakit.evaluate import exact_match, generate_answers
-from lorakit.lesson_tools import answers_and_match, before_after_table
+from lorakit.evaluate import answers_and_match
+from lorakit.lesson_tools import before_after_table
 from lorakit.logs import values as logged_values
 from lorakit.run_memory import release_memory
 
