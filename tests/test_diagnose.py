@@ -29,6 +29,7 @@ def _generate(result):
     return rows, answers, finished
 
 
+@pytest.mark.slow
 def test_flat_loss(tmp_path):
     result = reproduce("flat", str(tmp_path))
     findings = diagnose(result)
@@ -40,6 +41,7 @@ def test_flat_loss(tmp_path):
     assert losses[-1] > 0.9 * losses[0]
 
 
+@pytest.mark.slow
 def test_overfitting(tmp_path):
     result = reproduce("overfit", str(tmp_path))
     findings = diagnose(result)
@@ -57,6 +59,7 @@ def test_nan_is_caught_and_training_stopped(tmp_path):
     assert result.log_history[-1]["step"] < 40  # the guard stopped the run before max_steps
 
 
+@pytest.mark.slow
 def test_forgetting(tmp_path):
     result = reproduce("forgetting", str(tmp_path))
     numbers = forgetting(result.model, result.tokenizer, BASE_TEXTS)
@@ -64,6 +67,7 @@ def test_forgetting(tmp_path):
     assert "forgetting" in _pitfalls(diagnose(result, forgetting=numbers))
 
 
+@pytest.mark.slow
 def test_unmasked_prompts_degrade_generation_where_masked_ones_do_not(tmp_path):
     unmasked = reproduce("unmasked", str(tmp_path))
     rows, answers, finished = _generate(unmasked)
@@ -85,6 +89,7 @@ def test_unmasked_prompts_degrade_generation_where_masked_ones_do_not(tmp_path):
     assert right["masked"] > right["unmasked"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_clean_quickstart_run_raises_no_alarm(seed, tmp_path):
     result = lorakit.train("quickstart", seed=seed, gradient_checkpointing=False, save_strategy="no",

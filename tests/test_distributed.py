@@ -130,6 +130,7 @@ def check_ddp_run(ranks: dict[int, dict], output_dir: Path) -> None:
     assert lora_b == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes_train_one_adapter(torchrun_run):
     """torchrun --nproc_per_node 2 on the CLI: gloo, world size 2 on each rank, data split, one adapter saved."""
     ranks, output_dir = torchrun_run
@@ -154,6 +155,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_accelerate_launch_with_the_ddp_config_trains_on_two_cpu_processes(tmp_path):
     """configs/accelerate/ddp.yaml really launches: `accelerate launch --num_processes 2` on CPU, same checks."""
     launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file", str(CONFIGS / "ddp.yaml"),
@@ -211,9 +213,14 @@ def test_fsdp_qlora_config_builds_the_plugin_qlora_needs(monkeypatch):
 
     args, _ = launch_args("fsdp_qlora")
     _export(monkeypatch, prepare_multi_gpu_env(args))
-    # sync_module_states asks for the current GPU; this machine may have none
-    monkeypatch.setattr("accelerate.utils.dataclasses.is_cuda_available", lambda: True)
+    # sync_module_states asks torch for the GPU (through torch.cuda or torch.accelerator, by accelerate's version);
+    # this machine may have none, so torch itself reports one
+    import torch
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     monkeypatch.setattr("torch.cuda.current_device", lambda: 0)
+    if hasattr(torch, "accelerator"):
+        monkeypatch.setattr("torch.accelerator.current_accelerator", lambda *a, **k: torch.device("cuda"))
     plugin = FullyShardedDataParallelPlugin()
     assert plugin.fsdp_version == 1
     assert plugin.sharding_strategy == ShardingStrategy.FULL_SHARD

@@ -52,6 +52,7 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_killed_and_interrupted_runs_resume_without_losing_an_epoch(tmp_path):
     out = tmp_path / "run"
     first = _start(out, tmp_path / "first")

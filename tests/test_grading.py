@@ -178,6 +178,7 @@ def _outcome(row):
     return float(row["score"]), float(row["max_score"]), row["status"]
 
 
+@pytest.mark.slow
 def test_every_student_gets_a_row_with_per_exercise_scores(graded_class):
     course, rows, _ = graded_class
     assert sorted(rows) == sorted(p.name for p in (course / "submitted").iterdir())
@@ -190,11 +191,13 @@ def test_every_student_gets_a_row_with_per_exercise_scores(graded_class):
     assert _outcome(rows["raises"]) == (3.0, MAX_SCORE, "ok") and _outcome(rows["syntax_error"])[0] == 0.0
 
 
+@pytest.mark.slow
 def test_submitted_files_are_never_changed(graded_class):
     course, _, before = graded_class
     assert snapshot(course / "submitted") == before
 
 
+@pytest.mark.slow
 def test_problems_are_named_in_the_detail(graded_class):
     _, rows, _ = graded_class
     assert _outcome(rows["renamed"]) == (0.0, MAX_SCORE, "error")
@@ -204,6 +207,7 @@ def test_problems_are_named_in_the_detail(graded_class):
     assert _outcome(rows["empty"]) == (0.0, MAX_SCORE, "empty")
 
 
+@pytest.mark.slow
 def test_a_loop_or_a_dead_kernel_costs_only_its_exercise(graded_class):
     _, rows, _ = graded_class
     assert _outcome(rows["loops"]) == (3.0, MAX_SCORE, "timeout")
@@ -212,6 +216,7 @@ def test_a_loop_or_a_dead_kernel_costs_only_its_exercise(graded_class):
     assert "tiny-scale-tests: the kernel died" in rows["kernel_dies"]["detail"]
 
 
+@pytest.mark.slow
 def test_edited_or_deleted_test_cells_run_as_the_instructor_wrote_them(graded_class):
     _, rows, _ = graded_class
     assert _outcome(rows["edits_tests"]) == (0.0, MAX_SCORE, "tampered")
@@ -220,6 +225,7 @@ def test_edited_or_deleted_test_cells_run_as_the_instructor_wrote_them(graded_cl
     assert rows["deletes_tests"]["detail"].count("deleted locked cell") == 3
 
 
+@pytest.mark.slow
 def test_feedback_shows_the_graded_notebook_without_hidden_checks(graded_class):
     course, rows, _ = graded_class
     pages = {p.parts[-3]: p for p in (course / "feedback").rglob("*.html")}
@@ -231,6 +237,7 @@ def test_feedback_shows_the_graded_notebook_without_hidden_checks(graded_class):
     assert "checked 4 secret cases, 0 matched" in readable_text(pages["blank"])
 
 
+@pytest.mark.slow
 def test_the_gradebook_holds_the_scores(graded_class):
     course, rows, _ = graded_class
     from nbgrader.api import Gradebook
@@ -240,6 +247,7 @@ def test_the_gradebook_holds_the_scores(graded_class):
             assert gradebook.find_submission(ASSIGNMENT, student).score == float(rows[student]["score"])
 
 
+@pytest.mark.slow
 def test_a_failed_regrade_clears_the_stale_score_and_feedback(graded_class, tmp_path, monkeypatch):
     course, rows, _ = graded_class
     assert (course / "feedback/solver" / ASSIGNMENT).is_dir()
@@ -256,6 +264,7 @@ def test_a_failed_regrade_clears_the_stale_score_and_feedback(graded_class, tmp_
     assert scores == [(None,), (None,), (None,)]
 
 
+@pytest.mark.slow
 def test_a_submissions_folder_inside_the_course_is_only_read(graded_class, monkeypatch):
     course, _, _ = graded_class
     inside = course / "hand-ins"

@@ -156,6 +156,7 @@ def test_only_picks_chapters_by_stem_or_number_and_names_unknown_ones():
         chosen_sources(sources, ["6"])
 
 
+@pytest.mark.slow
 def test_nbval_compares_the_stored_numbers(executed_tiny, tmp_path):
     passing = _nbval(executed_tiny)  # timing, address and path differ from the stored run: sanitized
     assert passing.returncode == 0, passing.stdout + passing.stderr

@@ -20,6 +20,7 @@ def test_only_the_kernel_notice_is_dropped(caplog):
     assert [r.getMessage() for r in caplog.records] == ["another bitsandbytes warning"]
 
 
+@pytest.mark.slow
 def test_importing_peft_after_lorakit_prints_no_notice():
     code = "import lorakit, peft, bitsandbytes"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -20,6 +20,8 @@ from grading_fixtures.course import (ASSIGNMENT, MAX_SCORE, NOTEBOOK, RIGHT, SEC
                                      require_sandbox, snapshot, student_notebook)
 from nbhelpers import readable_text
 
+pytestmark = pytest.mark.slow  # grades a whole class in the sandbox
+
 ALL_WRONG, ALL_RIGHT = WRONG, RIGHT
 SCALE_COUNT_RIGHT = {**RIGHT, "tiny-targets": WRONG["tiny-targets"]}
 
