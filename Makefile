@@ -24,23 +24,20 @@ course: setup
 lab: setup
 	$(BIN)/jupyter lab notebooks/release/
 
-# `make test`: the whole suite at the latest versions (.venv): unit tests + nbgrader round trips and every instructor
-# notebook under nbval, then the widget tests again under ipywidgets 7.7 (Colab's). `make test-fast-pinned` and
-# `make test-fast-min` run the fast tier (pytest -m "not slow") at the pinned lock and at the declared minimum versions,
-# each in a small venv layered on .venv (tests/version_env.sh); they are not part of `make test` (nor CI) yet: the
-# fast tier (572 tests) still trains models (44 min at the minimums on a shared, loaded 2-core machine) and the
-# minimum set is not green (trl 0.20 cannot import DPOTrainer under transformers 5.0, accelerate 1.4 has no
-# fsdp_version; the sandboxed grading tests cannot see the layered venv's base packages).
-test: test-latest
+# `make test` (CI's command): the fast tier (pytest -m "not slow") at the pinned lock and at the declared minimum
+# versions, each in a venv of its own (tests/version_env.sh), then the whole suite at the latest versions (.venv):
+# unit tests + nbgrader round trips and every instructor notebook under nbval, then the widget tests again under
+# ipywidgets 7.7 (Colab's).
+test: test-fast-pinned test-fast-min test-latest
 
 test-fast: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" tests -q
 
-test-fast-pinned: setup
-	VERSION_ENV="$(CURDIR)/$(VENV)/pinned" BASE_PY="$(CURDIR)/$(BIN)/python" tests/version_env.sh pinned
+test-fast-pinned:
+	VERSION_ENV="$(CURDIR)/$(VENV)/pinned" PYTHON="$(PYTHON)" TORCH="$(TORCH)" tests/version_env.sh pinned
 
-test-fast-min: setup
-	VERSION_ENV="$(CURDIR)/$(VENV)/minimum" BASE_PY="$(CURDIR)/$(BIN)/python" tests/version_env.sh minimum
+test-fast-min:
+	VERSION_ENV="$(CURDIR)/$(VENV)/minimum" PYTHON="$(PYTHON)" TORCH="$(TORCH)" tests/version_env.sh minimum
 
 test-latest: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/source --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg

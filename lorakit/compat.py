@@ -1,12 +1,12 @@
-"""The one place that knows how transformers, peft and TRL versions differ.
+"""The one place that knows how transformers, peft, TRL, torch and accelerate versions differ.
 
 Everything else in lorakit speaks one vocabulary (the Training Guide's: `warmup_ratio`, `gradient_checkpointing`,
-`eval_strategy`, `tokenizer`) and this module translates it for the installed libraries:
+`evaluation_strategy`) and this module translates it for the libraries at or above pyproject's floors
+(transformers 5.23, peft 0.18, TRL 0.29, accelerate 1.6, torch 2.4):
 
-- transformers 5.x removed `warmup_ratio`: a float < 1 passed as `warmup_steps` means a ratio.
-- `evaluation_strategy` became `eval_strategy` (4.41+).
-- `gradient_checkpointing` became `activation_checkpointing` (5.x; the old name is a deprecated alias).
-- `Trainer(tokenizer=...)` became `Trainer(processing_class=...)`; TRL followed.
+- transformers 5.15 removed `warmup_ratio`: a float < 1 passed as `warmup_steps` means a ratio.
+- `evaluation_strategy` became `eval_strategy`; `gradient_checkpointing` became `activation_checkpointing` (5.23;
+  the old name is a deprecated alias).
 - `torch.OutOfMemoryError` exists from torch 2.5; `torch.cuda.OutOfMemoryError` (the same class there) before:
   `OutOfMemoryError`.
 - bitsandbytes counts as installed only at the version transformers itself accepts (`is_bitsandbytes_available`),
@@ -18,12 +18,12 @@ Everything else in lorakit speaks one vocabulary (the Training Guide's: `warmup_
 - bitsandbytes 0.50 repacks 4-bit weights for CPUs with AVX512-BF16 at inference and fails unless a layer's output
   size is a multiple of 32 and its input size a multiple of 64 (the built-in model's MLP is 688 wide):
   `keep_4bit_layers_off_cpu_repacking`.
+- peft 0.18's `unload()` leaves `peft_config` on the base model: `unload_adapters`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,10 +31,9 @@ from functools import cache
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import TrainingArguments
 from transformers.integrations import is_tensorboard_available
 from transformers.utils import is_bitsandbytes_available
-
 
 
 def out_of_memory_error(torch_module: Any = torch) -> type[BaseException]:
@@ -72,6 +71,16 @@ def get_peft_model(model: Any, peft_config: Any, **kwargs: Any) -> Any:
         return peft_get_peft_model(model, peft_config, **kwargs)
 
 
+def unload_adapters(peft_model: Any) -> Any:
+    """peft's `unload()`: the base model with its original layers back and no adapter. peft 0.18 leaves the copied
+    `peft_config` attribute on the base model (later releases delete it), which makes the next `get_peft_model` on
+    that base warn of "multiple adapters" and lorakit take the base for an adapted model."""
+    base = peft_model.unload()
+    if hasattr(base, "peft_config"):
+        del base.peft_config
+    return base
+
+
 def gather_full_state_dict(trainer: Any) -> None:
     """Under FSDP, make `trainer.save_model` gather the full state dict (a sharded one leaves rank 0 a shard)."""
     trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
@@ -84,22 +93,15 @@ def _fields(cls: type) -> frozenset[str]:
 
 def translate_training_kwargs(cls: type = TrainingArguments, **kwargs: Any) -> dict[str, Any]:
     """Rename guide-vocabulary keyword arguments to the ones `cls` (a TrainingArguments subclass) accepts."""
-    fields = _fields(cls)
     out = dict(kwargs)
-    if "warmup_ratio" in out:
-        ratio = out.pop("warmup_ratio")
-        if "warmup_ratio" in fields:
-            out["warmup_ratio"] = ratio
-        elif ratio:
-            # transformers >= 5: a float below 1 in warmup_steps is read as a fraction of the total steps.
-            out["warmup_steps"] = float(ratio)
-    if "evaluation_strategy" in out and "evaluation_strategy" not in fields:
-        out["eval_strategy"] = out.pop("evaluation_strategy")
-    for old, new in (("gradient_checkpointing", "activation_checkpointing"),
+    ratio = out.pop("warmup_ratio", 0)
+    if ratio:  # a float below 1 in warmup_steps is read as a fraction of the total steps
+        out["warmup_steps"] = float(ratio)
+    for old, new in (("evaluation_strategy", "eval_strategy"), ("gradient_checkpointing", "activation_checkpointing"),
                      ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):
-        if old in out and new in fields:
+        if old in out:
             out[new] = out.pop(old)
-    unknown = sorted(set(out) - fields)
+    unknown = sorted(set(out) - _fields(cls))
     if unknown:
         raise ValueError(f"unknown training argument(s) {unknown} for {cls.__name__} of the installed transformers")
     return out
@@ -108,20 +110,6 @@ def translate_training_kwargs(cls: type = TrainingArguments, **kwargs: Any) -> d
 def training_arguments(cls: type = TrainingArguments, **kwargs: Any) -> Any:
     """Build `cls` (TrainingArguments, or TRL's DPOConfig) from guide-vocabulary keyword arguments."""
     return cls(**translate_training_kwargs(cls, **kwargs))
-
-
-def trainer_kwargs(trainer_cls: type = Trainer, tokenizer: Any = None) -> dict[str, Any]:
-    """The keyword under which `trainer_cls` wants the tokenizer (`processing_class` in transformers 5 and TRL)."""
-    if tokenizer is None:
-        return {}
-    if "processing_class" not in inspect.signature(trainer_cls.__init__).parameters:
-        raise TypeError(f"{trainer_cls.__name__} takes no processing_class: it predates transformers 5 / TRL 0.20")
-    return {"processing_class": tokenizer}
-
-
-def gradient_checkpointing_enabled(args: Any) -> bool:
-    """Whether TrainingArguments `args` asks for gradient (activation) checkpointing, under either name."""
-    return bool(getattr(args, "activation_checkpointing", None) or getattr(args, "gradient_checkpointing", None))
 
 
 BNB_CPU_PACK_BLOCK = 32  # bitsandbytes' block_n for the AVX512-BF16 CPU repacking

@@ -25,7 +25,8 @@ When `run` is a `TrainResult`, a flat loss also names the likely cause from the 
 alpha/r below 1, rank ≤ 2, only one or two module types targeted) and puts that fix first; passing `data` (the
 `TaskData` trained on) checks the labels: none left to learn from, or prompts not masked.
 
-`NanGuardCallback` stops a Trainer at the first non-finite loss or grad norm and prints the diagnosis.
+`NanGuardCallback` stops a Trainer at the first non-finite loss, grad norm or trainable weight and prints the
+diagnosis.
 `lorakit.pitfalls.reproduce(name)` re-creates each pitfall on the built-in model, for the chapter to detect and then
 fix (this module only reads logs; it trains nothing).
 """
@@ -283,20 +284,29 @@ def report(findings: Sequence[Finding]) -> str:
 
 
 class NanGuardCallback(TrainerCallback):
-    """Stop training at the first NaN/Inf loss or grad norm, and announce the diagnosis (kept in `.finding`)."""
+    """Stop training at the first NaN/Inf loss, grad norm or trainable weight, and announce the diagnosis (kept in
+    `.finding`). The weights are checked because the logged loss can hide a NaN: the Trainer's default
+    `logging_nan_inf_filter=True` logs a NaN step as the mean of the finite ones (0.0 when there are none)."""
 
     def __init__(self) -> None:
         self.finding: Finding | None = None
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, model: Any = None,
+               **kwargs: Any) -> None:
         for key in ("loss", "grad_norm"):
             value = (logs or {}).get(key)
             if value is not None and not math.isfinite(value):
-                self.finding = _finding("divergence", f"{key} = {value} at step {state.global_step}: training "
-                                                      "stopped", "critical")
-                announce(str(self.finding))
-                control.should_training_stop = True
+                self._stop(f"{key} = {value} at step {state.global_step}", control)
                 return
+        broken = next((name for name, weight in (model.named_parameters() if model is not None else ())
+                       if weight.requires_grad and not bool(weight.detach().isfinite().all())), None)
+        if broken is not None:
+            self._stop(f"trainable weight {broken} is not finite at step {state.global_step}", control)
+
+    def _stop(self, evidence: str, control: Any) -> None:
+        self.finding = _finding("divergence", f"{evidence}: training stopped", "critical")
+        announce(str(self.finding))
+        control.should_training_stop = True
 
 
 # `lorakit.diagnose` is this function; chapter 5 also reaches the helpers through it.

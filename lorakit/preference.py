@@ -61,6 +61,6 @@ def dpo_stage(recipe: Recipe, sft: TrainResult, data: Any = None, output_dir: Pa
         train_dataset=preference_split(data.train),
         eval_dataset=preference_split(data.eval) if has_eval else None,
         callbacks=callbacks,
-        **compat.trainer_kwargs(DPOTrainer, tokenizer),
+        processing_class=tokenizer,
     )
     return run.train(trainer, policy, tokenizer, progress, earlier=sft)

@@ -271,6 +271,7 @@ class Sweep:
     def _train(self, settings: SweepSettings, on_log: Callable[[str, int, float], None] | None) -> SweepRun:
         from transformers import set_seed
 
+        from . import compat
         from .hardware import cpu_threads_for
         from .training import prepare_model, train
 
@@ -291,7 +292,7 @@ class Sweep:
             except ValueError as err:
                 return SweepRun(settings, seconds=time.perf_counter() - start, error=str(err))
             finally:
-                self.base = peft_model.unload()  # the original layers back, adapters gone
+                self.base = compat.unload_adapters(peft_model)  # the original layers back, adapters gone
         trainable, memory = self.estimate_point(settings, result.precision)
         evals = series(result.log_history, "eval_loss", axis="step")
         steps = result.train_losses[-1][0] if result.train_losses else 0

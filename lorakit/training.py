@@ -135,7 +135,7 @@ def sft_stage(recipe: Recipe, model: Any = None, data: Any = None, tokenizer: An
         eval_dataset=data.eval if has_eval else None,
         data_collator=data_collator(recipe, data),
         callbacks=callbacks,
-        **compat.trainer_kwargs(LorakitTrainer, tokenizer),
+        processing_class=tokenizer,
     )
     return run.train(trainer, model, tokenizer, progress)
 

