@@ -26,6 +26,7 @@ keeps each variant's fastest run (training is seeded, so eval loss is the same i
 Usage:
   python benchmarks/throughput.py                        # built-in model, instruction data, CPU or GPU
   python benchmarks/throughput.py --dataset code --n-train 256
+  python benchmarks/throughput.py --model smollm2-135m --n-train 96   # the course's real LM (49,152-token vocabulary)
   python benchmarks/throughput.py --model random-llama --layers 24 --hidden 2048 --quantization nf4   # ≥1B, GPU
 """
 
@@ -173,7 +174,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
                      per_device_train_batch_size=args.batch, max_length=args.max_length)
     recipe = lorakit.get_recipe("quickstart", dataset=args.dataset, padding_free=args.variant == "lorakit",
                                 **overrides)
-    model_name = args.model_path or "tiny"
+    model_name = args.model_path or args.model
     tokenizer = lorakit.load_tokenizer(model_name)
     data = lorakit.load_dataset(args.dataset, tokenizer, n_train=args.n_train, n_eval=args.n_eval, seed=recipe.seed,
                                 max_length=recipe.max_length)
@@ -245,8 +246,9 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         model_path = random_llama(Path(tmp), args.layers, args.hidden) if args.model == "random-llama" else None
         reports: dict[str, dict[str, Any]] = {}
-        base_cmd = [sys.executable, __file__, "--dataset", args.dataset, "--n-train", str(args.n_train),
-                    "--n-eval", str(args.n_eval), "--batch", str(args.batch), "--max-length", str(args.max_length)]
+        base_cmd = [sys.executable, __file__, "--model", args.model, "--dataset", args.dataset,
+                    "--n-train", str(args.n_train), "--n-eval", str(args.n_eval), "--batch", str(args.batch),
+                    "--max-length", str(args.max_length)]
         base_cmd += ["--quantization", args.quantization] if args.quantization else []
         base_cmd += ["--no-checkpointing"] if args.no_checkpointing else []
         base_cmd += ["--threads", str(args.threads)] if args.threads else []
@@ -276,7 +278,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--quantization", choices=["nf4"], default=None)
     parser.add_argument("--no-checkpointing", action="store_true")
-    parser.add_argument("--model", choices=["tiny", "random-llama"], default="tiny")
+    parser.add_argument("--model", choices=["tiny", "smollm2-135m", "random-llama"], default="tiny",
+                        help="the built-in model, the course's real LM (SmolLM2-135M-Instruct, offline), or a random "
+                             "Llama of --layers × --hidden")
     parser.add_argument("--layers", type=int, default=24)
     parser.add_argument("--hidden", type=int, default=2048)
     parser.add_argument("--model-path", help=argparse.SUPPRESS)

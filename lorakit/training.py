@@ -24,14 +24,39 @@ from .recipes import Recipe, get_recipe
 from .runner import Run, TrainResult
 from .vocab import check_choice
 
+def scored_positions_only(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A causal-LM batch whose forward projects through the LM head only the positions whose next token is scored.
+
+    A prompt-masked row scores only its answer tokens, yet the model's forward projects every position onto the whole
+    vocabulary. `logits_to_keep` (the positions any row scores) keeps the rest out of the LM head, and `shift_labels`
+    (the scored labels at those positions) makes the model's own loss exactly the full one: the same tokens, the same
+    sum, the same `num_items_in_batch` normalisation, so every Trainer rule around the loss is unchanged.
+    """
+    targets = inputs["labels"][:, 1:]
+    positions = (targets != -100).any(dim=0).nonzero().squeeze(-1)
+    kept = targets[:, positions]
+    return {**inputs, "labels": kept, "shift_labels": kept, "logits_to_keep": positions}
+
+
 class LorakitTrainer(Trainer):
-    """Trainer that also logs eval perplexity = exp(eval loss)."""
+    """Trainer that also logs eval perplexity = exp(eval loss) and, for causal LMs, computes logits only where the
+    loss reads them (`scored_positions_only`)."""
+
+    def __init__(self, *args: Any, causal_lm: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.causal_lm = causal_lm
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        if self.causal_lm and inputs.get("labels") is not None:
+            inputs = scored_positions_only(inputs)
+        return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                    num_items_in_batch=num_items_in_batch)
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "eval_loss" in logs:
             logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
         super().log(logs, *args, **kwargs)
-
 
 
 def data_collator(recipe: Recipe, data: Any) -> Any:
@@ -136,6 +161,7 @@ def sft_stage(recipe: Recipe, model: Any = None, data: Any = None, tokenizer: An
         data_collator=data_collator(recipe, data),
         callbacks=callbacks,
         processing_class=tokenizer,
+        causal_lm=recipe.task == "causal_lm",
     )
     return run.train(trainer, model, tokenizer, progress)
 

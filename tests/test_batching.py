@@ -1,4 +1,5 @@
-"""Padding-free batches compute the same loss as padded ones, and the throughput benchmark runs end to end."""
+"""Padding-free batches compute the same loss as padded ones, so does projecting only the scored positions, and the
+throughput benchmark runs end to end."""
 
 import json
 import subprocess
@@ -10,7 +11,7 @@ import torch
 
 import lorakit
 from lorakit.recipes import RECIPES
-from lorakit.training import data_collator
+from lorakit.training import data_collator, scored_positions_only
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,6 +48,25 @@ def test_without_restarting_positions_the_rows_would_see_each_other(tiny):
     leaked = {k: v for k, v in flat.items() if k != "position_ids"}
     assert abs(_loss(model, leaked) - _loss(model, padded)) > 1e-3
 
+
+
+@pytest.mark.parametrize("padding_free", [True, False])
+def test_scoring_only_the_answer_positions_keeps_the_loss_and_drops_most_logits(tiny, padding_free):
+    """The model's loss over the kept positions (logits_to_keep + shift_labels) equals its loss over every position,
+    with the same num_items_in_batch normalisation, while the prompt positions never reach the LM head."""
+    model, _, data = tiny
+    rows = [data.train[i] for i in range(8)]
+    batch = data_collator(RECIPES["quickstart"].replace(padding_free=padding_free), data)(rows)
+    scored = int((batch["labels"] != -100).sum())
+    with torch.no_grad():
+        full = model(**batch, use_cache=False)
+        kept = model(**scored_positions_only(batch), use_cache=False)
+        full_sum = model(**batch, use_cache=False, num_items_in_batch=torch.tensor(1)).loss
+        kept_sum = model(**scored_positions_only(batch), use_cache=False, num_items_in_batch=torch.tensor(1)).loss
+    assert kept.loss.item() == pytest.approx(full.loss.item(), rel=1e-5)
+    assert kept_sum.item() == pytest.approx(full_sum.item(), rel=1e-5)
+    positions = kept.logits.shape[1]
+    assert scored <= positions * batch["labels"].shape[0] and positions < full.logits.shape[1] / 2
 
 def test_padding_free_is_validated():
     with pytest.raises(ValueError, match="padding_free"):
