@@ -3,11 +3,11 @@
 Sections (each one's result, or its error, is saved as soon as it is done, so a run cut short keeps what it had):
   memory      lorakit.estimate vs torch.cuda.max_memory_allocated: bf16 LoRA and NF4 QLoRA × gradient checkpointing
               on/off × sequence 512/2048, on a 1.1B (TinyLlama-shaped) and a 7B (Llama-2-shaped) randomly initialised
-              Llama built on the GPU (no downloads). LoRA r=16 all-linear, dropout 0, torch AdamW, batch 1; four
-              optimizer steps per point. Error per point = (estimate − measured) / measured; target |error| ≤ 10%.
-              prepare_model_for_kbit_training is not applied (it up-casts norms and embeddings to fp32, which the
-              estimate does not model); the NF4 base is the same random model saved once and reloaded with
-              BitsAndBytesConfig(nf4, double quantisation, bf16 compute).
+              Llama (no downloads): lorakit.memory_measure writes each shape's random bf16 checkpoint once, shard by
+              shard, and loads it in bf16 and in NF4 (double quantisation, bf16 compute). LoRA r=16 all-linear,
+              dropout 0, torch AdamW, batch 1; four optimizer steps per point, timed over the last two. Error per
+              point = (estimate − measured) / measured; target |error| ≤ 10%. prepare_model_for_kbit_training is not
+              applied (it up-casts norms and embeddings to fp32, which the estimate does not model).
   throughput  benchmarks/throughput.py on a ≥1B random Llama in NF4 with checkpointing (the course's QLoRA recipe):
               lorakit.train vs the plain guide-style script vs TRL's SFTTrainer (defaults, padding-free, packing);
               tokens/s, peak memory, eval loss, MFU and the lorakit / TRL ratios.
@@ -26,7 +26,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import json
 import os
@@ -37,7 +36,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,7 +46,8 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 import torch  # noqa: E402
 
 import lorakit  # noqa: E402
-from lorakit.run_memory import PeakMemory  # noqa: E402
+from lorakit.memory_measure import (  # noqa: E402
+    add_lora, load_checkpoint, measure_loaded, random_checkpoint, release)
 
 SECTIONS = ("memory", "throughput", "slowdown", "chapter6")
 TARGET_ERROR_PCT = 10.0
@@ -67,7 +67,6 @@ class Scale:
     shapes: tuple[Any, ...]  # lorakit.ModelShape
     seqs: tuple[int, ...]
     steps: int
-    timed_steps: int
     throughput_args: tuple[str, ...]
     throughput_subprocesses: bool
     chapter_scale: str
@@ -77,103 +76,38 @@ class Scale:
 
 
 GPU_SCALE = Scale(
-    shapes=(TINYLLAMA_1B, lorakit.LLAMA2_7B), seqs=(512, 2048), steps=4, timed_steps=2,
+    shapes=(TINYLLAMA_1B, lorakit.LLAMA2_7B), seqs=(512, 2048), steps=4,
     throughput_args=("--model", "random-llama", "--layers", "24", "--hidden", "2048", "--quantization", "nf4",
                      "--dataset", "code", "--n-train", "256", "--n-eval", "24", "--max-length", "384"),
     throughput_subprocesses=True, chapter_scale="gpu")
 TINY_SCALE = Scale(
     shapes=(lorakit.ModelShape(1024, 256, 704, 2, 4, 2, name="tiny-a"),
             lorakit.ModelShape(2048, 384, 1024, 3, 6, 2, name="tiny-b")),
-    seqs=(32, 64), steps=2, timed_steps=1,
+    seqs=(32, 64), steps=2,
     throughput_args=("--n-train", "16", "--n-eval", "8"),
     throughput_subprocesses=False, chapter_scale="cpu")
 
 
-def free(device: str) -> None:
-    gc.collect()
-    if device == "cuda":
-        torch.cuda.empty_cache()
-
-
-def measure_point(model: Any, shape: Any, quantization: str | None, checkpointing: bool, seq: int,
-                  scale: Scale, device: str) -> dict[str, Any]:
-    """Train `scale.steps` AdamW steps on random tokens; peak memory and step time against lorakit.estimate."""
-    if checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    else:
-        model.gradient_checkpointing_disable()
-        model.disable_input_require_grads()
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    free(device)
-    meter = PeakMemory(device)
-    meter.start()
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, shape.vocab_size, (scale.batch, seq), generator=generator).to(device)
-    times = []
-    for _ in range(scale.steps):
-        start = time.perf_counter()
-        model(input_ids=ids, labels=ids).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    measured, kind = meter.read()
-    del optimizer
-    for p in params:
-        p.grad = None
-    est = lorakit.estimate(shape, precision="bf16", quantization=quantization, optimizer="adamw",
-                           gradient_checkpointing=checkpointing, batch=scale.batch, seq_len=seq, r=scale.r,
-                           targets="all-linear")
-    error = 100 * (est.total - measured) / measured
-    return dict(shape=shape.name, quantization=quantization or "none", checkpointing=checkpointing, seq=seq,
-                batch=scale.batch, estimate_bytes=est.total, measured_bytes=measured, measured_kind=kind,
-                error_pct=error, within_target=abs(error) <= TARGET_ERROR_PCT if device == "cuda" else None,
-                step_seconds=statistics.mean(times[-scale.timed_steps:]))
-
-
-def with_lora(model: Any, r: int) -> Any:
-    from peft import LoraConfig, get_peft_model
-
-    return get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, target_modules="all-linear", lora_dropout=0.0,
-                                            task_type="CAUSAL_LM"))
-
-
 def memory_section(scale: Scale, device: str) -> dict[str, Any]:
-    """The estimate-vs-measured grid; each shape's bf16 model is built once and reloaded once in NF4."""
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
-
+    """The estimate-vs-measured grid; each shape's random checkpoint is written once, then loaded in bf16 and in
+    NF4, each model serving all the points of its (shape, quantization)."""
     points = []
     shm = Path("/dev/shm")
     for shape in scale.shapes:
-        torch.manual_seed(0)
-        with torch.device(device):
-            base = AutoModelForCausalLM.from_config(shape.llama_config(max_position_embeddings=4096),
-                                                     dtype=torch.bfloat16)
         folder = Path(tempfile.mkdtemp(prefix="gpu-check-", dir=shm if shm.is_dir() else None))
         try:
-            base.save_pretrained(folder)
-            model = with_lora(base, scale.r)
-            for checkpointing in (False, True):
-                for seq in scale.seqs:
-                    points.append(measure_point(model, shape, None, checkpointing, seq, scale, device))
-                    print(json.dumps(points[-1]), flush=True)
-            del model, base
-            free(device)
-            bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                     bnb_4bit_compute_dtype=torch.bfloat16)
-            base = AutoModelForCausalLM.from_pretrained(folder, quantization_config=bnb, dtype=torch.bfloat16,
-                                                    device_map={"": device})
-            model = with_lora(base, scale.r)
-            for checkpointing in (False, True):
-                for seq in scale.seqs:
-                    points.append(measure_point(model, shape, "nf4", checkpointing, seq, scale, device))
-                    print(json.dumps(points[-1]), flush=True)
-            del model, base
-            free(device)
+            random_checkpoint(shape, folder)
+            for quantization in (None, "nf4"):
+                model = add_lora(load_checkpoint(folder, quantization, device), scale.r)
+                for checkpointing in (False, True):
+                    for seq in scale.seqs:
+                        point = measure_loaded(model, shape, quantization, checkpointing, seq, scale.batch,
+                                               scale.steps, scale.r, device)
+                        within = abs(point.error_pct) <= TARGET_ERROR_PCT if device == "cuda" else None
+                        points.append(asdict(point) | dict(within_target=within))
+                        print(json.dumps(points[-1]), flush=True)
+                del model
+                release(device)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     errors = [abs(p["error_pct"]) for p in points]
