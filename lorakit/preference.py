@@ -12,12 +12,14 @@ real model's evaluation past the course's 2 GB memory budget.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback, set_seed
 
 from . import compat
+from .quiet import no_dataset_bars
 from .recipes import Recipe
 from .runner import Run, TrainResult
 
@@ -53,14 +55,15 @@ def dpo_stage(recipe: Recipe, sft: TrainResult, data: Any = None, output_dir: Pa
     with compat.quiet_peft_deprecations():
         policy = get_peft_model(merged, recipe.lora_config(merged))
     has_eval = data.eval is not None and len(data.eval) > 0
-    trainer = DPOTrainer(
-        model=policy,
-        ref_model=None,
-        args=run.arguments(has_eval, DPOConfig, beta=recipe.dpo_beta, max_length=recipe.max_length,
-                           per_device_eval_batch_size=recipe.per_device_train_batch_size),
-        train_dataset=preference_split(data.train),
-        eval_dataset=preference_split(data.eval) if has_eval else None,
-        callbacks=callbacks,
-        processing_class=tokenizer,
-    )
+    with nullcontext() if progress else no_dataset_bars():  # TRL tokenises the pairs with Dataset.map
+        trainer = DPOTrainer(
+            model=policy,
+            ref_model=None,
+            args=run.arguments(has_eval, DPOConfig, beta=recipe.dpo_beta, max_length=recipe.max_length,
+                               per_device_eval_batch_size=recipe.per_device_train_batch_size),
+            train_dataset=preference_split(data.train),
+            eval_dataset=preference_split(data.eval) if has_eval else None,
+            callbacks=callbacks,
+            processing_class=tokenizer,
+        )
     return run.train(trainer, policy, tokenizer, progress, earlier=sft)

@@ -1,10 +1,13 @@
 """Library noise kept out of lesson outputs, each switch scoped to one library message or one call.
 
 - bitsandbytes (CPU with AVX512-BF16) logs "Failed to load CPU gemm_4bit_forward from kernels-community ..." on
-  import when the optional `kernels` package is missing; it then uses its own kernel. `drop_bitsandbytes_kernel_notice`
-  filters exactly that record on the logger that emits it.
+  import when its optional hub kernel cannot be had (no `kernels` package, or offline); it then uses its own kernel.
+  Offline, the `kernels` package (which transformers 5.25 installs) first logs "Skipping publisher trust check for
+  'kernels-community/quantization-bitsandbytes' ...". `drop_bitsandbytes_kernel_notice` filters exactly those two
+  records on the loggers that emit them.
 - transformers 5 draws a "Loading weights" progress bar for every `from_pretrained`; `no_loading_bars` turns
-  transformers' bars off for the block it wraps and restores the previous setting.
+  transformers' bars off for the block it wraps and restores the previous setting. TRL's trainers tokenise their
+  data with `Dataset.map`, which draws datasets' bars: `no_dataset_bars` does the same for those.
 - transformers 5 logs a "LOAD REPORT" table for every load with missing weights; loading a model with a new
   classification head always lists that head as MISSING (it is meant to start random). `new_head_report_dropped`
   drops exactly the reports whose only rows are the head's, for the block it wraps; any other report still shows.
@@ -27,6 +30,8 @@ from contextlib import contextmanager
 
 BNB_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
 BNB_KERNEL_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+KERNELS_HUB_LOGGER = "kernels._internals.hf_hub"
+KERNELS_OFFLINE_NOTICE = "Skipping publisher trust check for 'kernels-community/quantization-bitsandbytes'"
 HF_LOAD_LOGGER = "transformers.modeling_utils"
 
 
@@ -34,11 +39,16 @@ def _not_kernel_notice(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith(BNB_KERNEL_NOTICE)
 
 
+def _not_offline_kernel_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(KERNELS_OFFLINE_NOTICE)
+
+
 def drop_bitsandbytes_kernel_notice() -> None:
-    """Filter bitsandbytes' missing-`kernels` notice (idempotent; works before or after bitsandbytes is imported)."""
-    logger = logging.getLogger(BNB_CPU_LOGGER)
-    if _not_kernel_notice not in logger.filters:
-        logger.addFilter(_not_kernel_notice)
+    """Filter bitsandbytes' notices of its hub kernel (idempotent; works before or after the libraries are imported)."""
+    for name, keep in ((BNB_CPU_LOGGER, _not_kernel_notice), (KERNELS_HUB_LOGGER, _not_offline_kernel_notice)):
+        logger = logging.getLogger(name)
+        if keep not in logger.filters:
+            logger.addFilter(keep)
 
 
 def only_the_head_missing(message: str, head: str) -> bool:
@@ -92,6 +102,21 @@ def no_loading_bars() -> Iterator[None]:
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+@contextmanager
+def no_dataset_bars() -> Iterator[None]:
+    """datasets' progress bars (a trainer tokenising its data with `Dataset.map`) off inside the block, back to their
+    previous state after it."""
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_enabled = not are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            enable_progress_bars()
 
 
 @contextmanager

@@ -5,7 +5,11 @@
 | scale | quick runs and sweeps | lessons that need a real LM | training |
 |---|---|---|---|
 | cpu | the built-in tiny Llama (3.95M) | SmolLM2-135M-Instruct, offline (`smollm2-135m`) | as written in the chapter |
-| gpu | the same real model | Qwen2.5-1.5B-Instruct in NF4 (Apache-2.0, from the hub) | `steps`/`rows` × 4 |
+| gpu | the built-in tiny Llama | Qwen2.5-1.5B-Instruct in NF4 (Apache-2.0, from the hub) | `steps`/`rows` × 4 |
+
+Quick runs stay on the built-in model at both scales: chapters 1–5 teach with sweeps and reproduced pitfalls whose
+settings and asserted outcomes (the LR that diverges, the run that overfits, the parameter counts by hand) are the
+built-in model's, and a sweep point must take seconds on any machine. What a GPU changes is the real-LM lessons.
 
 `auto` (the default) is `gpu` on a CUDA machine that may reach the hub, else `cpu`. Asking for `gpu` without CUDA is
 one clear ValueError. Chapters call `model_for("quick")` / `model_for("real")`, `steps(n)` and `rows(n)` and print
@@ -56,7 +60,7 @@ class Scale:
 
 SCALES = {
     "cpu": Scale("cpu", quick_model="tiny", real_model="smollm2-135m", real_quantization=None, factor=1),
-    "gpu": Scale("gpu", quick_model="smollm2-135m", real_model=GPU_REAL_MODEL, real_quantization="nf4", factor=4),
+    "gpu": Scale("gpu", quick_model="tiny", real_model=GPU_REAL_MODEL, real_quantization="nf4", factor=4),
 }
 
 

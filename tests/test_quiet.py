@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from lorakit.quiet import (BNB_CPU_LOGGER, BNB_KERNEL_NOTICE, HF_LOAD_LOGGER, harness_output_kept_back,
-                           new_head_report_dropped, no_loading_bars, only_the_head_missing,
-                           training_notices_dropped)
+from lorakit.quiet import (BNB_CPU_LOGGER, BNB_KERNEL_NOTICE, HF_LOAD_LOGGER, KERNELS_HUB_LOGGER,
+                           KERNELS_OFFLINE_NOTICE, harness_output_kept_back, new_head_report_dropped, no_dataset_bars,
+                           no_loading_bars, only_the_head_missing, training_notices_dropped)
 from lorakit.run_memory import PeakMemory, reset_peak_rss
 
 
@@ -18,6 +18,15 @@ def test_only_the_kernel_notice_is_dropped(caplog):
         logger.warning(BNB_KERNEL_NOTICE + ": %s. Please make sure ...", "No module named 'kernels'")
         logger.warning("another bitsandbytes warning")
     assert [r.getMessage() for r in caplog.records] == ["another bitsandbytes warning"]
+
+
+def test_only_the_offline_kernel_notice_is_dropped(caplog):
+    logger = logging.getLogger(KERNELS_HUB_LOGGER)
+    with caplog.at_level(logging.WARNING, logger=KERNELS_HUB_LOGGER):
+        logger.warning(KERNELS_OFFLINE_NOTICE + " because Hugging Face Hub is in offline mode.")
+        logger.warning("Skipping publisher trust check for 'someone/other-kernel' because Hugging Face Hub is offline.")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Skipping publisher trust check for 'someone/other-kernel' because Hugging Face Hub is offline."]
 
 
 @pytest.mark.slow
@@ -34,6 +43,19 @@ def test_loading_bars_come_back_after_the_block():
     with no_loading_bars():
         assert not hf_logging.is_progress_bar_enabled()
     assert hf_logging.is_progress_bar_enabled()
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_dataset_bars_return_to_their_previous_state(enabled_before):
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    (enable_progress_bars if enabled_before else disable_progress_bars)()
+    try:
+        with no_dataset_bars():
+            assert are_progress_bars_disabled()
+        assert are_progress_bars_disabled() is not enabled_before
+    finally:
+        enable_progress_bars()
 
 
 def test_peak_memory_is_per_run():

@@ -27,6 +27,7 @@ def test_auto_with_cuda_is_gpu_online_and_cpu_offline(monkeypatch):
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     gpu = course_scale("auto")
     assert gpu.name == "gpu" and gpu.model_for("real") == GPU_REAL_MODEL and gpu.real_quantization == "nf4"
+    assert gpu.model_for("quick") == "tiny"  # chapters 1-5's sweeps and pitfalls are the built-in model's
     assert gpu.steps(30) > 30 and gpu.rows(64) > 64
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert course_scale("auto").name == "cpu"  # the GPU model comes from the hub: offline stays on the 135M
