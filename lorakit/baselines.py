@@ -16,14 +16,10 @@ def uniform_loss(tokenizer: Any) -> float:
 
 def base_eval_loss(model: Any, data: Any, batch_size: int = 16) -> float:
     """Mean cross-entropy per answer token (labels ≠ -100) of `model` on `data.eval` (a tokenised lorakit TaskData)."""
-    if data.eval is None or data.collator is None:
-        raise ValueError("data must be a tokenised lorakit TaskData with eval rows (load_dataset(name, tokenizer))")
-    rows = [{k: row[k] for k in ("input_ids", "attention_mask", "labels")} for row in data.eval]
     total, tokens = 0.0, 0
     model.eval()
     with torch.no_grad():
-        for start in range(0, len(rows), batch_size):
-            batch = {k: v.to(model.device) for k, v in data.collator(rows[start:start + batch_size]).items()}
+        for batch in data.eval_batches(batch_size, model.device):
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
             labels = batch["labels"][:, 1:]
             loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),

@@ -32,13 +32,10 @@ def same_adapter(folder_a: str | Path, folder_b: str | Path) -> bool:
 def eval_loss(model: Any, data: Any, batch_size: int = 16) -> float:
     """The model's own loss on `data.eval` (a tokenised lorakit TaskData), averaged over rows as the Trainer does
     (each batch's loss weighted by its rows)."""
-    if data.eval is None or len(data.eval) == 0:
-        raise ValueError("data must be a tokenised lorakit TaskData with eval rows (load_dataset(name, tokenizer))")
-    rows = [{k: row[k] for k in ("input_ids", "attention_mask", "labels")} for row in data.eval]
-    total = 0.0
+    total, rows = 0.0, 0
     model.eval()
     with torch.no_grad():
-        for start in range(0, len(rows), batch_size):
-            batch = {k: v.to(model.device) for k, v in data.collator(rows[start:start + batch_size]).items()}
+        for batch in data.eval_batches(batch_size, model.device):
             total += model(**batch).loss.item() * len(batch["input_ids"])
-    return total / len(rows)
+            rows += len(batch["input_ids"])
+    return total / rows

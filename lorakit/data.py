@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -273,6 +274,15 @@ class TaskData:
     raw_train: list[dict] = field(default_factory=list, repr=False)
     raw_eval: list[dict] = field(default_factory=list, repr=False)
     label_names: list[str] | None = None
+
+    def eval_batches(self, batch_size: int, device: Any) -> Iterator[dict[str, Any]]:
+        """The tokenised eval rows, collated `batch_size` at a time and moved to `device` (for a loss measured outside
+        the Trainer)."""
+        if self.eval is None or len(self.eval) == 0 or self.collator is None:
+            raise ValueError("data must be a tokenised lorakit TaskData with eval rows (load_dataset(name, tokenizer))")
+        rows = [{k: row[k] for k in ("input_ids", "attention_mask", "labels")} for row in self.eval]
+        for start in range(0, len(rows), batch_size):
+            yield {k: v.to(device) for k, v in self.collator(rows[start:start + batch_size]).items()}
 
 
 def _check_name(name: str) -> None:

@@ -143,3 +143,28 @@ def test_sentiment_labels_in_range_and_balanced():
     train, _ = make_rows("sentiment", 600, 60)
     counts = [sum(r["label"] == i for r in train) for i in range(3)]
     assert min(counts) > 0.6 * max(counts)
+
+
+def test_eval_batches_cover_every_eval_row_once_and_feed_the_loss_helpers():
+    """TaskData.eval_batches is what both outside-the-Trainer losses read: all eval rows, in order, collated; with
+    one batch, the per-answer-token loss equals the causal LM's own loss on that batch."""
+    import torch
+
+    from lorakit.base import load_base
+    from lorakit.baselines import base_eval_loss
+    from lorakit.best_epoch import eval_loss
+
+    model, tokenizer = load_base("tiny")
+    data = load_dataset("instruction", tokenizer, n_train=4, n_eval=10)
+    batches = list(data.eval_batches(4, "cpu"))
+    assert [len(b["input_ids"]) for b in batches] == [4, 4, 2]
+    fifth = data.eval[4]["input_ids"]
+    assert batches[1]["input_ids"][0, :len(fifth)].tolist() == fifth  # rows in order, padded on the right
+    [whole] = data.eval_batches(10, "cpu")
+    with torch.no_grad():
+        own = model.eval()(**whole).loss.item()
+    assert base_eval_loss(model, data, batch_size=10) == pytest.approx(own, rel=1e-5)
+    assert eval_loss(model, data, batch_size=10) == pytest.approx(own, rel=1e-5)
+    data.eval = data.eval.select([])
+    with pytest.raises(ValueError, match="tokenised lorakit TaskData with eval rows"):
+        base_eval_loss(model, data)
