@@ -91,3 +91,12 @@ def test_chapter_section_builds_and_executes_a_chapter_at_the_scale(monkeypatch)
     result = gpu_check.chapter_section(gpu_check.TINY_SCALE, 120, ROOT / "tests" / "fixtures" / "demo_chapter.py")
     assert result["chapter"] == "demo_chapter" and result["scale"] == "cpu"
     assert result["code_cells_executed"] >= 2 and result["seconds"] > 0
+
+
+def test_chapter_section_skips_a_gpu_scale_whose_hub_model_is_out_of_reach(monkeypatch):
+    gpu_check = load_gpu_check()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.try_to_load_from_cache", lambda *args, **kwargs: None)  # not cached
+    result = gpu_check.chapter_section(gpu_check.GPU_SCALE, 60)
+    assert result["status"] == "skipped" and "Qwen/Qwen2.5-1.5B-Instruct" in result["message"]
+    assert gpu_check.real_model_missing("cpu") is None  # the offline 135M needs no hub
