@@ -114,7 +114,9 @@ assert misses.count("count") >= len(misses) / 2
 # the DPO loss is ln 2 = 0.693. As the policy learns to prefer the right answers the margin rises above 0 and the
 # loss falls below ln 2. With 12 steps of 4 pairs this run uses LR 5e-4, not the recipe's 5e-5. Each step
 # accumulates two micro-batches of 2 pairs (chapter 4's trade of time for memory): the same update as 4 pairs at once,
-# with half the activations, which keeps the run under Binder's 2 GB.
+# with half the activations, which keeps the run under Binder's 2 GB. At GPU scale the SFT stage is QLoRA, so its
+# adapter is merged into 4-bit weights: peft warns that the merged weights are rounded back to NF4. The reference is
+# then that rounded model, and the policy still starts equal to it (margin 0 at the first step).
 
 # %% grading=skip
 from lorakit.preference import dpo_stage
