@@ -28,7 +28,7 @@ from .notes import announce
 from .quiet import training_notices_dropped
 from .params import ModelShape
 from .recipes import Recipe
-from .run_memory import PeakMemory, release_memory
+from .run_memory import PeakMemory, trim_heap
 
 
 @dataclass
@@ -235,7 +235,7 @@ class Run:
         if not progress:
             silence_progress(trainer)
         device = self.hardware.device if self.hardware else "cpu"
-        release_memory()  # what earlier cells freed leaves the process, so the run's peak is the run's own
+        trim_heap()  # what earlier cells freed leaves the process, so the run's peak is the run's own
         meter = PeakMemory(device)
         meter.start()
         start = time.perf_counter()
