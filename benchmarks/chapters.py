@@ -1,8 +1,12 @@
 """Time each chapter notebook executed top to bottom in a fresh kernel, as a learner's "Run all" does.
 
-Budget (issue: each chapter ≤ 3 min on 2 CPU cores). Runs the instructor versions (notebooks/source, with solutions,
-so every cell runs) in a temporary copy of the chapter folder, prints each chapter's wall time and its ratio to the
-budget, and its slowest cell.
+Budgets (issue #15, 2 CPU cores): each chapter ≤ 3 min, the whole course ≤ 20 min, and each chapter's kernel under
+Binder's 2 GiB of resident memory. Runs the instructor versions (notebooks/source, with solutions, so every cell runs)
+in a temporary copy of the chapter folder and prints each chapter's wall time, its slowest cell and the peak resident
+memory of the kernel (with any processes it starts), each with its ratio to the budget.
+
+The peak is sampled from outside every 50 ms (psutil), because lorakit resets the kernel's own high-water mark before
+each training run to report per-run peaks.
 
 Usage: python benchmarks/chapters.py [--only 03_learning_rate ...] [--timeout 900]
 """
@@ -14,19 +18,52 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
 import nbformat
+import psutil
 from nbclient import NotebookClient
 
 BUDGET_S = 180.0
+COURSE_BUDGET_S = 1200.0
+MEMORY_BUDGET_BYTES = 2 * 2**30
+SAMPLE_EVERY_S = 0.05
 SOURCE = Path(__file__).resolve().parents[1] / "notebooks" / "source"
 
 
-def run_chapter(folder: Path, timeout: int) -> tuple[float, float, int]:
-    """(wall seconds, slowest cell seconds, slowest cell index) for the chapter's notebook."""
+class PeakChildMemory:
+    """Samples the summed resident memory of this process's descendants (the kernel) in a thread; keeps the peak."""
+
+    def __init__(self) -> None:
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(SAMPLE_EVERY_S):
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak_bytes = max(self.peak_bytes, total)
+
+    def __enter__(self) -> "PeakChildMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_chapter(folder: Path, timeout: int) -> tuple[float, float, int, int]:
+    """(wall seconds, slowest cell seconds, slowest cell index, kernel peak RSS bytes) for the chapter's notebook."""
     notebook_path = next(folder.glob("*.ipynb"))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / folder.name
@@ -34,9 +71,10 @@ def run_chapter(folder: Path, timeout: int) -> tuple[float, float, int]:
         notebook = nbformat.read(notebook_path, as_version=4)
         client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": work}},
                                 record_timing=True)
-        start = time.perf_counter()
-        client.execute()
-        wall = time.perf_counter() - start
+        with PeakChildMemory() as memory:
+            start = time.perf_counter()
+            client.execute()
+            wall = time.perf_counter() - start
     slowest, index = 0.0, -1
     for i, cell in enumerate(notebook.cells):
         timing = cell.get("metadata", {}).get("execution", {})
@@ -45,7 +83,7 @@ def run_chapter(folder: Path, timeout: int) -> tuple[float, float, int]:
                        - datetime.fromisoformat(timing["iopub.execute_input"].rstrip("Z"))).total_seconds()
             if seconds > slowest:
                 slowest, index = seconds, i
-    return wall, slowest, index
+    return wall, slowest, index, memory.peak_bytes
 
 
 def main() -> None:
@@ -56,14 +94,16 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     folders = sorted(p for p in SOURCE.iterdir() if p.is_dir() and (not args.only or p.name in args.only))
-    worst = 0.0
+    worst, total, worst_memory = 0.0, 0.0, 0
     for folder in folders:
-        wall, slowest, index = run_chapter(folder, args.timeout)
-        worst = max(worst, wall)
-        print(f"{folder.name:22s} {wall:6.1f} s  ratio {wall / BUDGET_S:.2f}  slowest cell #{index}: {slowest:.1f} s",
-              flush=True)
-    print(f"slowest chapter {worst:.1f} s; budget {BUDGET_S:.0f} s per chapter "
-          f"({'all within' if worst <= BUDGET_S else 'OVER'}); load average {os.getloadavg()[0]:.1f}")
+        wall, slowest, index, peak = run_chapter(folder, args.timeout)
+        worst, total, worst_memory = max(worst, wall), total + wall, max(worst_memory, peak)
+        print(f"{folder.name:22s} {wall:6.1f} s  ratio {wall / BUDGET_S:.2f}  slowest cell #{index}: {slowest:.1f} s  "
+              f"kernel peak {peak / 2**20:,.0f} MiB (ratio {peak / MEMORY_BUDGET_BYTES:.2f})", flush=True)
+    print(f"slowest chapter {worst:.1f} s, budget {BUDGET_S:.0f} s ({'within' if worst <= BUDGET_S else 'OVER'}); "
+          f"all chapters {total:.1f} s, budget {COURSE_BUDGET_S:.0f} s (ratio {total / COURSE_BUDGET_S:.2f}); "
+          f"largest kernel {worst_memory / 2**20:,.0f} MiB, budget {MEMORY_BUDGET_BYTES / 2**20:,.0f} MiB "
+          f"({'within' if worst_memory < MEMORY_BUDGET_BYTES else 'OVER'}); load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
