@@ -3,6 +3,7 @@ import types
 
 import pytest
 import torch
+from bitsandbytes.functional import has_avx512bf16
 
 from lorakit import compat
 from lorakit.hardware import choose_precision, Hardware
@@ -114,25 +115,65 @@ def test_training_threads_are_capped_by_the_quota_and_restored(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_4bit_layers_of_odd_width_stay_off_the_cpu_repacking_path():
-    """bitsandbytes' AVX512-BF16 repacking fails on the tiny model's 688-wide MLP in eval mode. Forcing that path on
-    (as such a CPU does) reproduces the failure on any machine; lorakit.load_base switches those layers off it."""
-    import lorakit
-    from lorakit.compat import cpu_repackable, keep_4bit_layers_off_cpu_repacking
+def _lora_gradients(model, batch):
+    model.train()
+    model.zero_grad()
+    model(input_ids=batch, labels=batch, use_cache=False).loss.backward()
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad}
 
+
+def _nf4_lora_model():
+    import lorakit
+    from peft import LoraConfig
+
+    from lorakit.compat import get_peft_model
+
+    torch.manual_seed(0)
     model, _ = lorakit.load_base("tiny", quantization="nf4")
-    odd = [m for m in model.modules() if hasattr(m, "support_avx512bf16_for_cpu") and not cpu_repackable(m)]
-    assert odd and not any(m.support_avx512bf16_for_cpu for m in odd)
-    batch = torch.tensor([[5, 6, 7, 8]])
+    return get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False))
+
+
+def _evaluate_once(model, batch):
     model.eval()
     with torch.no_grad():
-        model(input_ids=batch)  # the generic kernel: fine
-        for module in odd:
-            module.support_avx512bf16_for_cpu = True
-        with pytest.raises((AssertionError, RuntimeError)):
-            model(input_ids=batch)
-        assert keep_4bit_layers_off_cpu_repacking(model) == len(odd)
-        model(input_ids=batch)
+        model(input_ids=batch, use_cache=False)
+
+
+def test_4bit_training_gradients_are_the_same_after_an_evaluation():
+    """lorakit.load_base keeps every 4-bit layer off bitsandbytes' AVX512-BF16 repacking, so an evaluation (which
+    would repack the weights into a kernel without autograd) leaves the next training step's gradients unchanged."""
+    model = _nf4_lora_model()
+    layers = [m for m in model.modules() if hasattr(m, "support_avx512bf16_for_cpu")]
+    assert layers and not any(m.support_avx512bf16_for_cpu for m in layers)
+    batch = torch.randint(0, 500, (2, 32), generator=torch.Generator().manual_seed(0))
+    before = _lora_gradients(model, batch)
+    _evaluate_once(model, batch)
+    after = _lora_gradients(model, batch)
+    assert before.keys() == after.keys() and all(torch.equal(before[n], after[n]) for n in before)
+
+
+@pytest.mark.skipif(not has_avx512bf16(), reason="bitsandbytes repacks 4-bit weights only on CPUs with AVX512-BF16")
+def test_repacked_4bit_layers_give_wrong_gradients():
+    """The failure the switch prevents: with repacking on (bitsandbytes' default on such a CPU), one evaluation
+    changes the next step's LoRA gradients (torch warns the packed kernel has no autograd formula), and the
+    repacking fails on the built-in model's 688-wide MLP layers."""
+    model = _nf4_lora_model()
+    layers = [m for m in model.modules() if hasattr(m, "support_avx512bf16_for_cpu")]
+    batch = torch.randint(0, 500, (2, 32), generator=torch.Generator().manual_seed(0))
+    before = _lora_gradients(model, batch)
+    def repackable(m):  # bitsandbytes' packing: output size a multiple of 32, input a multiple of its 64-block
+        return m.out_features % 32 == 0 and m.in_features % 64 == 0
+
+    for module in layers:
+        module.support_avx512bf16_for_cpu = repackable(module)
+    _evaluate_once(model, batch)
+    with pytest.warns(UserWarning, match="autograd kernel was not registered"):
+        after = _lora_gradients(model, batch)
+    assert max((before[n] - after[n]).abs().max() / before[n].abs().max() for n in before) > 0.1
+    odd = next(m for m in layers if not repackable(m))
+    odd.support_avx512bf16_for_cpu = True
+    with pytest.raises((AssertionError, RuntimeError)):
+        _evaluate_once(model, batch)
 
 
 @pytest.mark.parametrize("peft_leaves_config", [True, False])
