@@ -3,7 +3,8 @@
 Budgets (issue #15, 2 CPU cores): each chapter ≤ 3 min, the whole course ≤ 20 min, and each chapter's kernel under
 Binder's 2 GiB of resident memory. Runs the instructor versions (notebooks/source, with solutions, so every cell runs)
 in a temporary copy of the chapter folder and prints each chapter's wall time, its slowest cell and the peak resident
-memory of the kernel (with any processes it starts), each with its ratio to the budget.
+memory of the kernel (with any processes it starts), each with its ratio to the budget, and which cells showed stderr
+(library noise a learner would see).
 
 The peak is sampled from outside every 50 ms (psutil), because lorakit resets the kernel's own high-water mark before
 each training run to report per-run peaks.
@@ -62,8 +63,9 @@ class PeakChildMemory:
         self._thread.join()
 
 
-def run_chapter(folder: Path, timeout: int) -> tuple[float, float, int, int]:
-    """(wall seconds, slowest cell seconds, slowest cell index, kernel peak RSS bytes) for the chapter's notebook."""
+def run_chapter(folder: Path, timeout: int) -> tuple[float, float, int, int, list[int]]:
+    """(wall seconds, slowest cell seconds, slowest cell index, kernel peak RSS bytes, indices of the cells that
+    showed stderr) for the chapter's notebook."""
     notebook_path = next(folder.glob("*.ipynb"))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / folder.name
@@ -83,7 +85,9 @@ def run_chapter(folder: Path, timeout: int) -> tuple[float, float, int, int]:
                        - datetime.fromisoformat(timing["iopub.execute_input"].rstrip("Z"))).total_seconds()
             if seconds > slowest:
                 slowest, index = seconds, i
-    return wall, slowest, index, memory.peak_bytes
+    noisy = [i for i, cell in enumerate(notebook.cells)
+             if any(out.get("name") == "stderr" for out in cell.get("outputs", []))]
+    return wall, slowest, index, memory.peak_bytes, noisy
 
 
 def main() -> None:
@@ -96,10 +100,11 @@ def main() -> None:
     folders = sorted(p for p in SOURCE.iterdir() if p.is_dir() and (not args.only or p.name in args.only))
     worst, total, worst_memory = 0.0, 0.0, 0
     for folder in folders:
-        wall, slowest, index, peak = run_chapter(folder, args.timeout)
+        wall, slowest, index, peak, noisy = run_chapter(folder, args.timeout)
         worst, total, worst_memory = max(worst, wall), total + wall, max(worst_memory, peak)
         print(f"{folder.name:22s} {wall:6.1f} s  ratio {wall / BUDGET_S:.2f}  slowest cell #{index}: {slowest:.1f} s  "
-              f"kernel peak {peak / 2**20:,.0f} MiB (ratio {peak / MEMORY_BUDGET_BYTES:.2f})", flush=True)
+              f"kernel peak {peak / 2**20:,.0f} MiB (ratio {peak / MEMORY_BUDGET_BYTES:.2f})  "
+              f"cells with stderr: {noisy or 'none'}", flush=True)
     print(f"slowest chapter {worst:.1f} s, budget {BUDGET_S:.0f} s ({'within' if worst <= BUDGET_S else 'OVER'}); "
           f"all chapters {total:.1f} s, budget {COURSE_BUDGET_S:.0f} s (ratio {total / COURSE_BUDGET_S:.2f}); "
           f"largest kernel {worst_memory / 2**20:,.0f} MiB, budget {MEMORY_BUDGET_BYTES / 2**20:,.0f} MiB "

@@ -75,7 +75,7 @@ def _lora(model, gc: bool, r: int):
     from peft import LoraConfig, get_peft_model
 
     if gc:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     model = get_peft_model(model, LoraConfig(r=r, target_modules="all-linear", lora_dropout=0.0))
     model.train()

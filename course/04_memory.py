@@ -52,7 +52,8 @@ assert footprints["nf4 + double quant"] < footprints["bf16"] < footprints["fp32"
 #
 # Activations are the tensors autograd keeps from the forward pass to compute gradients. `saved_activation_bytes`
 # counts them exactly with `torch.autograd.graph.saved_tensors_hooks`. With gradient checkpointing only each block's
-# input is kept; the rest is recomputed block by block during the backward pass.
+# input is kept; the rest is recomputed block by block during the backward pass. transformers 5.23 renamed it
+# activation checkpointing: `activation_checkpointing_enable` below is the new name of `gradient_checkpointing_enable`.
 
 # %% grading=skip
 ids = torch.randint(0, shape.vocab_size, (4, 128))
@@ -61,7 +62,7 @@ for gc in (False, True):
     m, _ = lorakit.load_base("tiny")
     m = get_peft_model(m, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
     if gc:
-        m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        m.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     m.train()
     saved[gc] = saved_activation_bytes(m, ids)
     est = estimate(shape, precision="fp32", r=16, batch=4, seq_len=128, gradient_checkpointing=gc, optimizer="adamw")

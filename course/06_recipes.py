@@ -148,7 +148,8 @@ release_memory()
 # %% [markdown]
 # ## Code (QLoRA, higher rank, lower LR)
 #
-# This one and the next run on the built-in tiny model, in 4-bit NF4 as the recipe says.
+# This one and the next run on the built-in tiny model, each as its recipe says: code with the base in 4-bit NF4,
+# domain adaptation in full precision.
 
 # %% grading=skip
 code = lorakit.train("code", max_steps=20, n_train=64, n_eval=16, gradient_checkpointing=False,

@@ -64,15 +64,13 @@ print(f"base: exact match {exact_match(model, tokenizer, rows):.0%}")
 # %% [markdown]
 # ## A/B on one base
 #
-# Instead of two full models, load both saved adapters onto one base with peft (`load_adapter`, `set_adapter`) and
-# answer the same prompts side by side.
+# Instead of two full models, load both saved adapters onto one base and answer the same prompts side by side.
+# `compare_adapters` wraps the base with peft's `PeftModel.from_pretrained` for the first adapter, adds the others
+# with `load_adapter` and switches between them with `set_adapter`: one copy of the base weights in memory.
 
 # %% grading=skip
 base_for_ab, _ = lorakit.load_base("tiny")
-from peft import PeftModel
-
-ab_model = PeftModel.from_pretrained(base_for_ab, str(runs["A"].adapter_dir), adapter_name="A")
-table = compare_adapters(ab_model, tokenizer, {"A": str(runs["A"].adapter_dir), "B": str(runs["B"].adapter_dir)},
+table = compare_adapters(base_for_ab, tokenizer, {"A": str(runs["A"].adapter_dir), "B": str(runs["B"].adapter_dir)},
                          rows[:8])
 for row in table:
     print(f"{row['prompt'][:48]:48s} | {row['expected']!s:18s} | A: {row['A']!s:18s} | B: {row['B']!s:18s}")

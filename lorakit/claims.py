@@ -152,7 +152,7 @@ def measure_gradient_checkpointing(steps: int = 7, batch: int = 4, seq: int = 25
     for gc in (False, True):
         model = get_peft_model(_small_llama(), LoraConfig(r=8, target_modules="all-linear"))
         if gc:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.train()
         results[f"saved_bytes_gc={gc}"] = saved_activation_bytes(model, ids)
         models[gc] = model
@@ -163,7 +163,7 @@ def measure_gradient_checkpointing(steps: int = 7, batch: int = 4, seq: int = 25
         for step in range(steps + 1):  # the first round warms up
             for gc, model in models.items():
                 start = time.perf_counter()
-                model(input_ids=ids, labels=ids).loss.backward()
+                model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
                 if step:
                     times[gc].append(time.perf_counter() - start)
     finally:

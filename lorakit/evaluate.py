@@ -167,8 +167,19 @@ def compare_adapters(model: Any, tokenizer: Any, adapters: dict[str, str], rows:
                      max_new_tokens: int = 16) -> list[dict[str, Any]]:
     """Load each saved adapter onto one peft model (`load_adapter`/`set_adapter`) and answer the same rows.
 
+    `model` is a base model (the first adapter wraps it with `PeftModel.from_pretrained`) or a peft model already.
     Returns one dict per row: the prompt, the expected answer and each adapter's answer, plus a final "accuracy" row.
     """
+    from peft import PeftModel
+
+    from .compat import quiet_peft_deprecations
+
+    if not adapters:
+        raise ValueError("adapters must name at least one saved adapter folder, got {}")
+    if not isinstance(model, PeftModel):
+        first_name, first_path = next(iter(adapters.items()))
+        with quiet_peft_deprecations():
+            model = PeftModel.from_pretrained(model, first_path, adapter_name=first_name)
     answers: dict[str, list[str]] = {}
     for name, path in adapters.items():
         if name not in model.peft_config:

@@ -202,5 +202,5 @@ def saved_activation_bytes(model, input_ids) -> int:
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        model(input_ids=input_ids, labels=input_ids)
+        model(input_ids=input_ids, labels=input_ids, use_cache=False)
     return sum(seen.values())

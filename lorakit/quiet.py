@@ -15,15 +15,18 @@
   its own note), and TRL and peft call transformers' deprecated `gradient_checkpointing_*` names (FutureWarning).
   `training_notices_dropped` ignores exactly those messages inside the training block; every other warning shows.
 - lm-evaluation-harness draws a progress bar per request type and per dataset split, and warns once per task with a
-  custom loader about `--metadata`; `harness_output_kept_back` holds back what one harness call writes to stderr and
-  shows it only if the call fails.
+  custom loader about `--metadata`, and its `git describe` (run to record a commit) prints "fatal: not a git
+  repository" outside a repository; `harness_output_kept_back` holds back what one harness call and its child
+  processes write to stderr and shows it only if the call fails.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -121,16 +124,26 @@ def no_dataset_bars() -> Iterator[None]:
 
 @contextmanager
 def harness_output_kept_back() -> Iterator[None]:
-    """Stderr written inside the block (progress bars, notices) is held back; if the block raises, it is written to
-    the real stderr before the error propagates, so nothing that explains a failure is lost."""
+    """Stderr written inside the block (progress bars, notices, and what child processes write to file descriptor 2,
+    such as the "fatal: not a git repository" of the `git describe` lm-eval runs to record a commit) is held back; if
+    the block raises, it is written to the real stderr before the error propagates, so nothing that explains a
+    failure is lost."""
     held = io.StringIO()
     real = sys.stderr
-    sys.stderr = held
-    try:
-        yield
-    except BaseException:
-        sys.stderr = real
-        real.write(held.getvalue())
-        raise
-    finally:
-        sys.stderr = real
+    real.flush()
+    with tempfile.TemporaryFile() as child_stderr:
+        saved_fd = os.dup(2)
+        os.dup2(child_stderr.fileno(), 2)
+        sys.stderr = held
+        try:
+            yield
+        except BaseException:
+            sys.stderr = real
+            os.dup2(saved_fd, 2)
+            child_stderr.seek(0)
+            real.write(held.getvalue() + child_stderr.read().decode(errors="replace"))
+            raise
+        finally:
+            sys.stderr = real
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)

@@ -1,6 +1,7 @@
 """Evaluation helpers and the adapter save/load round trip (resuming a run: tests/test_resume.py)."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -60,11 +61,17 @@ def test_exact_match_and_ab_table(trained, tmp_path):
     assert exact_match(base, tokenizer, rows) == 0.0
     other = lorakit.train("quickstart", learning_rate=1e-5, max_steps=2, save_strategy="no", output_dir=tmp_path,
                           **FAST)
-    model = PeftModel.from_pretrained(base, str(trained.adapter_dir), adapter_name="A")
-    table = compare_adapters(model, tokenizer, {"A": str(trained.adapter_dir), "B": str(other.adapter_dir)}, rows)
+    adapters = {"A": str(trained.adapter_dir), "B": str(other.adapter_dir)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # peft's read of a deprecated transformers name stays quiet
+        table = compare_adapters(base, tokenizer, adapters, rows)
     assert len(table) == len(rows) + 1 and table[-1]["prompt"] == "accuracy"
     assert table[-1]["A"] == exact_match(trained.model, trained.tokenizer, rows)
     assert {"prompt", "expected", "A", "B"} <= set(table[0])
+    wrapped = PeftModel.from_pretrained(lorakit.load_base("tiny")[0], adapters["A"], adapter_name="A")
+    assert compare_adapters(wrapped, tokenizer, adapters, rows) == table
+    with pytest.raises(ValueError, match="adapters must name at least one"):
+        compare_adapters(base, tokenizer, {}, rows)
 
 
 def test_generation_stats():

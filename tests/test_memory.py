@@ -21,7 +21,7 @@ def _measured_and_estimated(dtype, targets, gc=False, full=False, batch=2, seq=3
     if not full:
         model = get_peft_model(model, LoraConfig(r=8, target_modules=resolve_targets(targets), lora_dropout=0.0))
     if gc:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     measured = saved_activation_bytes(model, torch.randint(0, config.vocab_size, (batch, seq)))
     est = estimate(ModelShape.from_config(config), precision=dtype, r=8, targets=targets, gradient_checkpointing=gc,

@@ -89,6 +89,18 @@ def test_harness_output_is_held_back_unless_the_block_fails(capsys):
     assert capsys.readouterr().err == "loading task lorakit_capitals_mc\n"
 
 
+def test_child_process_stderr_is_held_back_too(capfd):
+    git_like = [sys.executable, "-c", "import sys; sys.stderr.write('fatal: not a git repository\\n')"]
+    with harness_output_kept_back():
+        subprocess.run(git_like, check=True)
+    assert capfd.readouterr().err == ""
+    with pytest.raises(RuntimeError, match="broken task"):
+        with harness_output_kept_back():
+            subprocess.run(git_like, check=True)
+            raise RuntimeError("broken task")
+    assert capfd.readouterr().err == "fatal: not a git repository\n"
+
+
 HEAD_ONLY = """LlamaForSequenceClassification LOAD REPORT from: tiny
 Key          | Status  | 
 -------------+---------+-
