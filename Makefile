@@ -40,7 +40,7 @@ test-fast-min:
 	VERSION_ENV="$(CURDIR)/$(VENV)/minimum" PYTHON="$(PYTHON)" TORCH="$(TORCH)" tests/version_env.sh minimum
 
 test-latest: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/source --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/source --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_quiet
 	IPYW7_ENV="$(CURDIR)/$(VENV)/ipywidgets7" BASE_PY="$(CURDIR)/$(BIN)/python" HF_HUB_OFFLINE=1 tests/ipywidgets7_env.sh
 
 # sources (keeping stored reference outputs) + student versions; `make notebooks EXECUTE=--execute` refreshes the

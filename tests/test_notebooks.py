@@ -2,6 +2,7 @@
 autograding round trip (solution = full marks, blank release = 0) for every chapter. nbval executes the instructor
 notebooks separately (pytest collects notebooks/source with --nbval-lax)."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -125,8 +126,11 @@ print("not compared", time.time())
 
 
 def _nbval(notebook: Path) -> subprocess.CompletedProcess:
+    """nbval as the Makefile runs it, with the plugin that fails cells writing to stderr."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "pytest", str(notebook), "--nbval-lax", "-q", "-p", "no:cacheprovider",
-                           "--nbval-sanitize-with", str(SANITIZE)], capture_output=True, text=True, cwd=notebook.parent)
+                           "--nbval-sanitize-with", str(SANITIZE), "-p", "tests.nbval_quiet"],
+                          capture_output=True, text=True, cwd=notebook.parent, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +171,17 @@ def test_nbval_compares_the_stored_numbers(executed_tiny, tmp_path):
     nbformat.write(nb, changed)
     failing = _nbval(changed)
     assert failing.returncode == 1 and "4.6000" in failing.stdout and "1 failed" in failing.stdout
+
+
+@pytest.mark.slow
+def test_nbval_fails_a_cell_that_writes_to_stderr(executed_tiny, tmp_path):
+    nb = nbformat.read(executed_tiny, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell('import warnings\nwarnings.warn("a library notice")'))
+    noisy = tmp_path / "noisy.ipynb"
+    nbformat.write(nb, noisy)
+    failing = _nbval(noisy)
+    assert failing.returncode == 1 and "1 failed" in failing.stdout
+    assert "the cell wrote to stderr" in failing.stdout and "a library notice" in failing.stdout
 
 
 def test_rebuilding_keeps_reference_outputs_and_release_has_none(executed_tiny):
