@@ -135,15 +135,14 @@ def harness_output_kept_back() -> Iterator[None]:
         saved_fd = os.dup(2)
         os.dup2(child_stderr.fileno(), 2)
         sys.stderr = held
+        failed = True
         try:
             yield
-        except BaseException:
-            sys.stderr = real
-            os.dup2(saved_fd, 2)
-            child_stderr.seek(0)
-            real.write(held.getvalue() + child_stderr.read().decode(errors="replace"))
-            raise
+            failed = False
         finally:
             sys.stderr = real
             os.dup2(saved_fd, 2)
             os.close(saved_fd)
+            if failed:
+                child_stderr.seek(0)
+                real.write(held.getvalue() + child_stderr.read().decode(errors="replace"))
