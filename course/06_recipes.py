@@ -111,20 +111,21 @@ assert misses.count("count") >= len(misses) / 2
 # the task's right answer, the *rejected* one a plausible wrong one (the other parity or sign, a neighbouring count,
 # another word of the prompt, another type). The reference is the merged SFT model, so at the first step the policy
 # equals the reference: every reward margin (β × the log-probability gain of chosen minus that of rejected) is 0 and
-# the DPO loss is ln 2 = 0.693. As the policy learns to prefer the right answers the margin rises above 0 and the
-# loss falls below ln 2. With 12 steps of 4 pairs this run uses LR 5e-4, not the recipe's 5e-5. Each step
-# accumulates two micro-batches of 2 pairs (chapter 4's trade of time for memory): the same update as 4 pairs at once,
-# with half the activations, which keeps the run under Binder's 2 GB. At GPU scale the SFT stage is QLoRA, so its
-# adapter is merged into 4-bit weights: peft warns that the merged weights are rounded back to NF4. The reference is
-# then that rounded model, and the policy still starts equal to it (margin 0 at the first step).
+# the DPO loss is ln 2 = 0.693. As the policy learns to prefer the right answers the margin rises above 0 and the loss
+# falls below ln 2. With 12 steps of 4 pairs this run uses LR 5e-4, not the recipe's 5e-5. Each step accumulates four
+# micro-batches of 1 pair (chapter 4's trade of time for memory): the same update as 4 pairs at once, with a quarter
+# of the activations, so the run stays under Binder's 2 GB without gradient checkpointing and its recomputation. At
+# GPU scale the SFT stage is QLoRA, so its adapter is merged into 4-bit weights: peft warns that the merged weights
+# are rounded back to NF4. The reference is then that rounded model, and the policy still starts equal to it (margin 0
+# at the first step).
 
 # %% grading=skip
 from lorakit.preference import dpo_stage
 
-dpo_recipe = lorakit.get_recipe("dpo", max_steps=scale.steps(12), per_device_train_batch_size=2,
-                                gradient_accumulation_steps=2, max_length=64,
+dpo_recipe = lorakit.get_recipe("dpo", max_steps=scale.steps(12), per_device_train_batch_size=1,
+                                gradient_accumulation_steps=4, max_length=64,
                                 learning_rate=5e-4, lora_dropout=0.0, n_train=scale.rows(48), n_eval=16,
-                                logging_steps=3, gradient_checkpointing=True, save_strategy="no")
+                                logging_steps=3, gradient_checkpointing=False, save_strategy="no")
 dpo = dpo_stage(dpo_recipe, instruction, output_dir=Path("runs/ch6-dpo"), progress=False)
 margins = logged_values(dpo.log_history, "rewards/margins")
 held_out_margin = logged_values(dpo.log_history, "eval_rewards/margins")[-1]
