@@ -375,7 +375,8 @@ from lorakit.grading.collect import collect
 
 def by_hand_fields(r: int, n_examples: int) -> dict:
     """The learner's three objects for one rank and dataset size, read as plain fields."""
-    lora, args, bnb = recipe_by_hand(r, n_examples, tempfile.mkdtemp(prefix="ch1-by-hand-"))
+    with tempfile.TemporaryDirectory(prefix="ch1-by-hand-") as output_dir:
+        lora, args, bnb = recipe_by_hand(r, n_examples, output_dir)
     plain = lambda value: getattr(value, "value", value)  # noqa: E731
     targets = lora.target_modules if isinstance(lora.target_modules, str) else sorted(lora.target_modules)
     names = ["num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",

@@ -8,6 +8,7 @@ import csv
 import shutil
 import sqlite3
 import sys
+import tempfile
 
 import nbformat
 import pytest
@@ -99,8 +100,11 @@ def test_no_secret_or_no_sandbox_is_one_clear_error(tmp_path, monkeypatch):
         grading.grade_class(course, ASSIGNMENT)
     monkeypatch.setenv(settings.SECRET_ENV, SECRET)
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     with pytest.raises(sandbox.SandboxUnavailable, match=r"apt-get install bubblewrap.*--unsafe-no-sandbox"):
         grading.grade_class(course, ASSIGNMENT)
+    assert not list((tmp_path / "tmp").iterdir())  # the sandbox probe's scratch folder is removed
 
 
 def test_secret_from_the_instructors_own_config(tmp_path, monkeypatch):

@@ -45,7 +45,8 @@ def _check_sandbox(mode: str) -> None:
     if mode not in sandbox.SANDBOX_MODES:
         raise ValueError(f"sandbox must be one of {sandbox.SANDBOX_MODES}, got {mode!r}")
     try:
-        sandbox.check(Path(tempfile.mkdtemp(prefix="lorakit-probe-")))
+        with tempfile.TemporaryDirectory(prefix="lorakit-probe-") as probe_root:
+            sandbox.check(Path(probe_root))
     except sandbox.SandboxUnavailable:
         if mode == "require":
             raise
