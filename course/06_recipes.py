@@ -51,6 +51,12 @@ print(deviations_table("recipes"))
 # wheel) in fp32 with plain LoRA: 4-bit NF4 weights are what QLoRA is for on a GPU, but on a CPU they only make every
 # step slower. At GPU scale the same cells load a 1.5B instruct model in NF4 and train four times as long. The model is
 # loaded once and shared by the next two sections.
+#
+# SmolLM2's own chat template puts a 21-token system turn ("You are a helpful AI assistant named SmolLM, trained by
+# Hugging Face") in front of every conversation that has none. The course's examples are short, so that turn would
+# double every sequence, and with it the compute of every step. lorakit's tokenizer for `smollm2-135m` leaves it out
+# (in training, generation and the DPO pairs alike); a system message you write is kept, and the hub id
+# `HuggingFaceTB/SmolLM2-135M-Instruct` keeps the original template.
 
 # %% grading=skip
 from collections import Counter

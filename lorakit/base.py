@@ -103,6 +103,8 @@ def _tokenizer_from(name: str, source: str, local_only: bool) -> Any:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
     except OSError as err:
         raise _offline_error(name, err) from err
+    if name in REAL_MODELS and REAL_MODELS[name].chat_template is not None:
+        tokenizer.chat_template = REAL_MODELS[name].chat_template
     if tokenizer.pad_token is None:  # many hub tokenizers; never reuse eos silently without saying so
         tokenizer.pad_token = tokenizer.eos_token
         announce(f"{name} has no pad token: using eos {tokenizer.eos_token!r} as pad (masked out of the loss)")

