@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup lab course test test-fast test-fast-pinned test-fast-min test-latest bench notebooks
+.PHONY: setup lab course test venvs venv-pinned venv-min test-fast test-fast-pinned test-fast-min test-latest bench notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,18 @@ lab: setup
 # versions, each in a venv of its own (tests/version_env.sh), then the whole suite at the latest versions (.venv):
 # unit tests + nbgrader round trips and every instructor notebook under nbval, then the widget tests again under
 # ipywidgets 7.7 (Colab's).
-test: test-fast-pinned test-fast-min test-latest
+# The three venvs are built at once first (each is ~2 min of pip, mostly unpacking), the tests then run one set at a time.
+test: venvs
+	$(MAKE) test-fast-pinned test-fast-min test-latest
+
+venvs:
+	$(MAKE) -j3 --output-sync=target setup venv-pinned venv-min
+
+venv-pinned:
+	VERSION_ENV="$(CURDIR)/$(VENV)/pinned" PYTHON="$(PYTHON)" TORCH="$(TORCH)" tests/version_env.sh pinned --build-only
+
+venv-min:
+	VERSION_ENV="$(CURDIR)/$(VENV)/minimum" PYTHON="$(PYTHON)" TORCH="$(TORCH)" tests/version_env.sh minimum --build-only
 
 test-fast: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" tests -q

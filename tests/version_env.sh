@@ -2,6 +2,7 @@
 # Run the fast tier (pytest -m "not slow" tests) under a version set, in a venv of its own:
 #
 #   tests/version_env.sh pinned|minimum [pytest args]
+#   tests/version_env.sh pinned|minimum --build-only      (make the venv, run nothing)
 #
 # The venv (VERSION_ENV, default /tmp/lorakit-<set>) is built from the package index like the project's .venv, with
 # constraints/<set>.txt as pip constraints: pinned.txt fixes every direct dependency (extras included) at the
@@ -38,6 +39,7 @@ fi
 PY="$ENV_DIR/bin/python"
 "$PY" -c 'import torch, transformers, peft, trl, accelerate, datasets, bitsandbytes; print(" ".join(f"{m.__name__} {m.__version__}" for m in (torch, transformers, peft, trl, accelerate, datasets, bitsandbytes)))'
 echo "$SET venv ready in $((SECONDS - start)) s"
+[ "${1:-}" = "--build-only" ] && exit 0
 
 cd "$ROOT"
 status=0
