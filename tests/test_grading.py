@@ -7,6 +7,7 @@ The grading tests grade the tiny fixture course (tests/grading_fixtures/tiny.py)
 import csv
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 
@@ -105,6 +106,15 @@ def test_no_secret_or_no_sandbox_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(sandbox.SandboxUnavailable, match=r"apt-get install bubblewrap.*--unsafe-no-sandbox"):
         grading.grade_class(course, ASSIGNMENT)
     assert not list((tmp_path / "tmp").iterdir())  # the sandbox probe's scratch folder is removed
+
+
+def test_a_hidden_test_cells_import_loads_no_instructor_machinery():
+    """A student's kernel imports lorakit.grading.collect for every hidden test: nbgrader and nbformat stay out of it
+    (about 2.4 s per graded kernel); the instructor API still loads on first use."""
+    probe = ("import sys, lorakit.grading.collect, lorakit.grading as g; before = sorted(m for m in ('nbgrader', "
+             "'nbformat') if m in sys.modules); g.grade_class; print(before, 'nbgrader' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["[]", "True"]
 
 
 def test_secret_from_the_instructors_own_config(tmp_path, monkeypatch):

@@ -1,0 +1,87 @@
+"""The instructor's grading API: release, class grading in the sandbox, feedback (re-exported by lorakit.grading)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from . import classroom, sandbox, settings
+from .report import Grade, write_csv
+
+
+def _api(config: object) -> object:
+    from nbgrader.apps import NbGraderAPI
+
+    bin_dir = os.path.dirname(sys.executable)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")  # nbgrader shells out to alembic
+    return NbGraderAPI(config=config)
+
+
+def generate_release(course_root: str | Path, assignment: str) -> Path:
+    """Generate the student version of `assignment` into `<course_root>/release/<assignment>` (and its gradebook
+    entry)."""
+    course_root = Path(course_root)
+    if not (course_root / "source" / assignment).is_dir():
+        raise ValueError(f"assignment {assignment!r} has no folder source/{assignment} under {str(course_root)!r}")
+    result = _api(settings.load_config(course_root)).generate_assignment(assignment, force=True)
+    if not result.get("success"):
+        raise RuntimeError(f"nbgrader generate {assignment} failed: {result.get('error')}\n{result.get('log', '')[-2000:]}")
+    return course_root / "release" / assignment
+
+
+def _check_sandbox(mode: str) -> None:
+    if mode not in sandbox.SANDBOX_MODES:
+        raise ValueError(f"sandbox must be one of {sandbox.SANDBOX_MODES}, got {mode!r}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="lorakit-probe-") as probe_root:
+            sandbox.check(Path(probe_root))
+    except sandbox.SandboxUnavailable:
+        if mode == "require":
+            raise
+        warnings.warn("UNSAFE: grading WITHOUT a sandbox: student code can read and write anything you can "
+                      f"(the gradebook, the solutions, your files). {sandbox.needs()}", RuntimeWarning, stacklevel=3)
+
+
+def grade_class(course_root: str | Path, assignment: str, submissions: str | Path | None = None,
+                csv_path: str | Path | None = None, timeout: int | None = None, feedback: bool = False,
+                sandbox_mode: str = "require", secret: str | None = None,
+                limits: sandbox.Limits | None = None) -> list[Grade]:
+    """Grade every student of `assignment`; record scores in nbgrader's gradebook; optionally write a CSV.
+
+    submissions: a folder of `<student>/<notebook>.ipynb` (or `<student>/<assignment>/...`), anywhere; None grades
+    `<course_root>/submitted/<student>/<assignment>/`. Submitted files are only read, never changed. timeout:
+    seconds each cell may run (default: the course config's `Execute.timeout`, else 60). sandbox_mode: "require"
+    (refuse when bubblewrap can't run) or "warn" (run unsandboxed with a loud warning). secret: the course's
+    grading secret (default: $LORAKIT_GRADING_SECRET or c.LorakitGrader.secret). Raises ValueError on bad input.
+    """
+    course_root = Path(course_root)
+    config = settings.load_config(course_root)
+    secret_value = settings.secret(config, secret)
+    if timeout is None:
+        timeout = int(config.get("Execute", {}).get("timeout", 60))
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+        raise ValueError(f"timeout must be a whole number of seconds ≥ 1, got {timeout!r}")
+    if not (course_root / "source" / assignment).is_dir():
+        raise ValueError(f"assignment {assignment!r} has no folder source/{assignment} under {str(course_root)!r}")
+    folders = classroom.student_folders(course_root, assignment, Path(submissions) if submissions else None)
+    _check_sandbox(sandbox_mode)
+    generate_release(course_root, assignment)  # the release and the gradebook's cells always match the source
+    db_url = config.CourseDirectory.db_url
+    sources, releases = classroom.load_notebooks(course_root, assignment)
+    course = classroom.Course(course_root, assignment, db_url, settings.seed(secret_value, assignment), timeout,
+                              sandbox_mode, limits or sandbox.Limits(), sources, releases,
+                              classroom.graded_points(db_url, assignment, sources))
+    course.references = {name: classroom.reference_results(course, name) for name in sources}
+    grades = [classroom.grade_student(course, student, folder, feedback) for student, folder in folders.items()]
+    if csv_path is not None:
+        write_csv(csv_path, grades, [cell for points in course.points.values() for cell in points])
+    return grades
+
+
+def generate_feedback(course_root: str | Path, assignment: str, student: str | None = None) -> list[Path]:
+    """The feedback HTML written by the last `grade_class(..., feedback=True)` (one student or all)."""
+    return sorted((Path(course_root) / "feedback").glob(f"{student or '*'}/{assignment}/*.html"))
