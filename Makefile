@@ -28,7 +28,7 @@ lab: setup
 # versions, each in a venv of its own (tests/version_env.sh), then the whole suite at the latest versions (.venv):
 # unit tests + nbgrader round trips and every instructor notebook under nbval, then the widget tests again under
 # ipywidgets 7.7 (Colab's).
-# The three venvs are built at once first (each is ~2 min of pip, mostly unpacking), the tests then run one set at a time.
+# The three venvs are built at once first (each is ~2 min of pip), then the tests run one version set at a time.
 test: venvs
 	$(MAKE) test-fast-pinned test-fast-min test-latest
 

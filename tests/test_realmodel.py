@@ -27,6 +27,14 @@ def real_model(real_dir):
     return load_base("smollm2-135m")
 
 
+@pytest.fixture(scope="module")
+def original_tokenizer(real_dir):
+    """The converted cache's tokenizer as transformers loads it: the model's own chat template."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(real_dir, local_files_only=True)
+
+
 @pytest.fixture
 def tmp_cache(tmp_path, monkeypatch, real_dir):
     """An empty cache root; `converted` counts conversions, each one a copy of the shared cache."""
@@ -61,32 +69,30 @@ def test_reload_gives_the_real_model_and_it_knows_paris(real_model):
     assert "Paris" in answer
 
 
-def test_the_course_template_drops_only_the_default_system_turn(real_dir, real_model):
+def test_the_course_template_drops_only_the_default_system_turn(real_model, original_tokenizer):
     """lorakit's template renders what the model's own renders, less the system turn it adds when there is none."""
-    from transformers import AutoTokenizer
-
     _, tokenizer = real_model
-    original = AutoTokenizer.from_pretrained(real_dir, local_files_only=True)
-    default_system = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+    default_system = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+                      "<|im_end|>\n")
     chat = [{"role": "user", "content": "Is 5 positive?"}, {"role": "assistant", "content": "positive"}]
     with_system = [{"role": "system", "content": "Answer in one word."}, *chat]
     for messages, generation_prompt in ((chat, False), (chat[:1], True), (with_system, False)):
         ours = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-        theirs = original.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+        theirs = original_tokenizer.apply_chat_template(messages, tokenize=False,
+                                                        add_generation_prompt=generation_prompt)
         assert ours == (theirs if messages is with_system else theirs.removeprefix(default_system))
-    assert original.apply_chat_template(chat, tokenize=False).startswith(default_system)  # the turn dropped is real
+    assert original_tokenizer.apply_chat_template(chat, tokenize=False).startswith(default_system)  # it is real
 
 
-def test_the_dropped_turn_is_21_tokens_and_would_double_the_course_rows(real_dir, real_model):
+def test_the_dropped_turn_is_21_tokens_and_would_double_the_course_rows(real_model, original_tokenizer):
     """Chapter 6's figures: the default system turn is 21 tokens, and it would double an instruction row."""
-    from transformers import AutoTokenizer
-
     _, tokenizer = real_model
-    original = AutoTokenizer.from_pretrained(real_dir, local_files_only=True)
-    turn = original.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False).split("<|im_start|>user")[0]
+    rendered = original_tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
+    turn = rendered.split("<|im_start|>user")[0]
     assert len(tokenizer(turn, add_special_tokens=False)["input_ids"]) == 21
     rows = [len(row["input_ids"]) for row in load_dataset("instruction", tokenizer, n_train=96, n_eval=0).train]
-    with_turn = [len(row["input_ids"]) for row in load_dataset("instruction", original, n_train=96, n_eval=0).train]
+    with_turn = [len(row["input_ids"])
+                 for row in load_dataset("instruction", original_tokenizer, n_train=96, n_eval=0).train]
     assert [n - m for n, m in zip(with_turn, rows)] == [21] * len(rows)
     assert 1.8 < statistics.mean(with_turn) / statistics.mean(rows) < 2.2
 
