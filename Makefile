@@ -35,20 +35,23 @@ test: venvs
 venvs:
 	$(MAKE) -j3 --output-sync=target setup venv-pinned venv-min
 
+# one version set's venv (tests/version_env.sh): the same folder whether it is built alone or tested
+version_env = VERSION_ENV="$(CURDIR)/$(VENV)/$(1)" PYTHON="$(PYTHON)" TORCH="$(TORCH)" tests/version_env.sh $(1)
+
 venv-pinned:
-	VERSION_ENV="$(CURDIR)/$(VENV)/pinned" PYTHON="$(PYTHON)" TORCH="$(TORCH)" tests/version_env.sh pinned --build-only
+	$(call version_env,pinned) --build-only
 
 venv-min:
-	VERSION_ENV="$(CURDIR)/$(VENV)/minimum" PYTHON="$(PYTHON)" TORCH="$(TORCH)" tests/version_env.sh minimum --build-only
+	$(call version_env,minimum) --build-only
 
 test-fast: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" tests -q
 
 test-fast-pinned:
-	VERSION_ENV="$(CURDIR)/$(VENV)/pinned" PYTHON="$(PYTHON)" TORCH="$(TORCH)" tests/version_env.sh pinned
+	$(call version_env,pinned)
 
 test-fast-min:
-	VERSION_ENV="$(CURDIR)/$(VENV)/minimum" PYTHON="$(PYTHON)" TORCH="$(TORCH)" tests/version_env.sh minimum
+	$(call version_env,minimum)
 
 test-latest: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/source --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_quiet
