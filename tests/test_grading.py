@@ -209,9 +209,10 @@ def test_every_student_gets_a_row_with_per_exercise_scores(graded_class):
     assert sorted(rows) == sorted(p.name for p in (course / "submitted").iterdir())
     assert list(next(iter(rows.values()))) == ["student", "assignment", "score", "max_score", "status", "detail",
                                                "tiny-scale-tests", "tiny-count-tests", "tiny-targets-tests"]
-    for student in ("solver", "nested", "Zoë O'Neil (late)"):
+    for student in ("solver", "nested"):
         assert _outcome(rows[student]) == (5.0, MAX_SCORE, "ok"), rows[student]
-    assert _outcome(rows["blank"]) == (0.0, MAX_SCORE, "ok")
+    assert _outcome(rows["Zoë O'Neil (late)"]) == (0.0, MAX_SCORE, "error")  # not a valid student id
+    assert _outcome(rows["blank"]) == (0.0, MAX_SCORE, "empty")
     assert (rows["raises"]["tiny-scale-tests"], rows["raises"]["tiny-count-tests"]) == ("0.0", "2.0")
     assert _outcome(rows["raises"]) == (3.0, MAX_SCORE, "ok") and _outcome(rows["syntax_error"])[0] == 0.0
 
@@ -254,12 +255,12 @@ def test_edited_or_deleted_test_cells_run_as_the_instructor_wrote_them(graded_cl
 def test_feedback_shows_the_graded_notebook_without_hidden_checks(graded_class):
     course, rows, _ = graded_class
     pages = {p.parts[-3]: p for p in (course / "feedback").rglob("*.html")}
-    assert "renamed" not in pages and "not_json" not in pages and "solver" in pages
+    assert "renamed" not in pages and "not_json" not in pages and "blank" not in pages and "solver" in pages
     for page in pages.values():
         text = readable_text(page)
         assert "collect(" not in text and "HIDDEN TESTS" not in text
     assert "checked 4 secret cases, 4 matched" in readable_text(pages["solver"])
-    assert "checked 4 secret cases, 0 matched" in readable_text(pages["blank"])
+    assert "checked 4 secret cases, 0 matched" in readable_text(pages["syntax_error"])
 
 
 @pytest.mark.slow

@@ -50,7 +50,7 @@ def attacks(course, outside):
     ''')
     return {
         # honest controls
-        "honest_blank": (None, (), "end", 0.0, "ok"),
+        "honest_blank": (None, (), "end", 0.0, "empty"),
         "honest_right": (ALL_RIGHT, (), "end", 5.0, "ok"),
         "honest_half": (SCALE_COUNT_RIGHT, (), "end", 4.0, "ok"),
         "honest_warnings": ({k: "import sys, warnings\nwarnings.warn('careful')\nprint('noise', file=sys.stderr)\n"

@@ -4,6 +4,7 @@ Every cell of the source is kept in order, except demo cells marked `grading=ski
 from the student (by grade_id; a deleted one is the release's stub again). Every other cell (test cells, setup code,
 markdown) comes from the source, whatever the student did to it. The student's own extra cells are kept after the
 cell they followed, stripped of any grading metadata. The student's edits to locked cells are reported as tampering.
+A notebook is empty when no solution cell differs from the release's stub and no extra cell holds code.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ def grade_id(cell: Any) -> str | None:
     nbgrader = cell.get("metadata", {}).get("nbgrader")
     value = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
     return value if isinstance(value, str) else None
+
+
+def source_text(cell: Any) -> str:
+    """A cell's source as a str ('' when a hand-edited file holds anything else)."""
+    source = cell.get("source", "")
+    return source if isinstance(source, str) else ""
 
 
 def is_skipped(cell: Any) -> bool:
@@ -76,8 +83,8 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
         elif cell.get("id") in known_ids:
             anchor = cell.get("id")
         elif cell.get("cell_type") in ("code", "markdown"):
-            extra = nbformat.v4.new_code_cell(cell.get("source", "")) if cell.get("cell_type") == "code" \
-                else nbformat.v4.new_markdown_cell(cell.get("source", ""))
+            extra = nbformat.v4.new_code_cell(source_text(cell)) if cell.get("cell_type") == "code" \
+                else nbformat.v4.new_markdown_cell(source_text(cell))
             extras.setdefault(anchor, []).append(extra)
     out = nbformat.v4.new_notebook(metadata={"kernelspec": source.metadata.get("kernelspec", {}),
                                              "language_info": {"name": "python"}})
@@ -89,7 +96,7 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
             if gid and is_solution(cell) and not is_graded(cell):
                 chosen = answers.get(gid, stubs.get(gid, cell))
                 trusted = nbformat.from_dict(cell)
-                trusted.source = chosen.get("source", "") if isinstance(chosen.get("source", ""), str) else ""
+                trusted.source = source_text(chosen)
                 trusted.outputs = []
                 cells.append(trusted)
             else:
@@ -103,5 +110,9 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
             cell.outputs, cell.execution_count = [], None
     out.cells = cells
     result.tampering = tampering(student.cells, release.cells)
-    result.empty = not any(c.get("cell_type") == "code" and str(c.get("source", "")).strip() for c in student.cells)
+    written = [gid for gid, cell in answers.items() if gid in stubs and is_solution(stubs[gid])
+               and source_text(cell).strip() not in ("", source_text(stubs[gid]).strip())]
+    extra_code = [cell for cells in extras.values() for cell in cells
+                  if cell.cell_type == "code" and cell.source.strip()]
+    result.empty = not written and not extra_code
     return result

@@ -16,6 +16,8 @@ from .assemble import assemble, is_graded
 from .feedback import feedback_notebook, write_html
 from .report import Grade
 from .runner import run_notebook
+from .submissions import find_notebook, read_notebook
+from .untrusted import id_problem, printable
 from .verdicts import decide, parse_results
 
 
@@ -34,6 +36,10 @@ class Course:
     releases: dict[str, Any] = field(default_factory=dict)
     points: dict[str, dict[str, float]] = field(default_factory=dict)
     references: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def max_score(self) -> float:
+        return sum(sum(points.values()) for points in self.points.values())
 
 
 def reference_results(course: Course, name: str) -> dict[str, dict[str, Any]]:
@@ -54,18 +60,6 @@ def reference_results(course: Course, name: str) -> dict[str, dict[str, Any]]:
     cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     cache.write_text(json.dumps(results))
     return results
-
-
-def find_notebook(folder: Path, name: str, assignment: str) -> tuple[Path | None, str]:
-    """The student's copy of notebook `name` in `folder` (also nested one level per assignment), or why not."""
-    for candidate in (folder / name, folder / assignment / name):
-        if candidate.is_file():
-            return candidate, ""
-    nested = sorted(p for p in folder.rglob(name) if p.is_file() and ".ipynb_checkpoints" not in p.parts)
-    if nested:
-        return nested[0], ""
-    found = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-    return None, f"no notebook named {name}" + (f"; found {', '.join(found)}" if found else "; the folder has no notebook")
 
 
 def exercise_at(index: int, test_cells: dict[str, int]) -> str:
@@ -92,13 +86,12 @@ def grade_notebook(course: Course, name: str, path: Path, feedback_dir: Path | N
                    ) -> tuple[dict[str, float | None], list[str], set[str]]:
     """(grade_id → score, details, problem kinds) for one notebook of one student."""
     points = course.points[name]
-    try:
-        student = nbformat.reads(path.read_bytes().decode("utf-8"), as_version=4)
-    except Exception as err:  # noqa: BLE001 - a broken file is the student's; the batch goes on
-        return dict.fromkeys(points), [f"unreadable notebook {path.name}: {type(err).__name__}"], {"error"}
+    student, problem = read_notebook(path)
+    if student is None:
+        return dict.fromkeys(points), [problem], {"error"}
     built = assemble(course.sources[name], course.releases[name], student)
     if built.empty:
-        return {cell: 0.0 for cell in points}, [f"{name} has no code"], {"empty"}
+        return {cell: 0.0 for cell in points}, [f"{name} has no code in any solution cell"], {"empty"}
     run = run_notebook(built.notebook, course.timeout, course.seed, course.mode, course.limits)
     reference = course.references[name]
     verdicts = decide(run.results, reference, points)
@@ -120,15 +113,17 @@ def grade_notebook(course: Course, name: str, path: Path, feedback_dir: Path | N
 STATUS_ORDER = ("error", "empty", "tampered", "timeout", "needs-manual-grade")
 
 
-def grade_student(course: Course, student: str, folder: Path, feedback: bool) -> Grade:
-    """Grade one student's folder (read only) and record the result; any failure is a status, never an exception."""
+def grade_student(course: Course, student: str, folder: Path, feedback: bool, problem: str = "") -> Grade:
+    """Grade one student's folder (read only) and record the result; any failure is a status, never an exception.
+
+    `student` must be a valid id (untrusted.id_problem); `problem` (e.g. a linked folder) fails every notebook."""
     feedback_dir = course.root / "feedback" / student / course.assignment
     shutil.rmtree(feedback_dir, ignore_errors=True)  # stale feedback never outlives a re-grade
     scores: dict[str, dict[str, float | None]] = {}
     details: list[str] = []
     kinds: set[str] = set()
     for name, points in course.points.items():
-        path, problem = find_notebook(folder, name, course.assignment)
+        path, problem = find_notebook(folder, name, course.assignment) if not problem else (None, problem)
         if path is None:
             scores[name], kinds = dict.fromkeys(points), kinds | {"error"}
             details.append(problem)
@@ -141,18 +136,15 @@ def grade_student(course: Course, student: str, folder: Path, feedback: bool) ->
     gradebook.record(course.db_url, course.assignment, student, {Path(n).stem: s for n, s in scores.items()})
     flat = {cell: score for cells in scores.values() for cell, score in cells.items()}
     status = next((kind for kind in STATUS_ORDER if kind in kinds), "ok")
-    max_score = sum(sum(points.values()) for points in course.points.values())
-    return Grade(student, course.assignment, round(sum(s or 0.0 for s in flat.values()), 6), max_score, status,
-                 "; ".join(details)[:1500], flat)
+    return Grade(student, course.assignment, round(sum(s or 0.0 for s in flat.values()), 6), course.max_score, status,
+                 printable("; ".join(dict.fromkeys(details)))[:1500], flat)
 
 
-def student_folders(root: Path, assignment: str, submissions: Path | None) -> dict[str, Path]:
-    """student → the folder holding their notebooks (nbgrader's submitted/<student>/<assignment>, or --submissions)."""
-    if submissions is None:
-        return {p.parent.name: p for p in sorted((root / "submitted").glob(f"*/{assignment}")) if p.is_dir()}
-    if not submissions.is_dir():
-        raise ValueError(f"submissions {str(submissions)!r} is not a folder of <student>/<notebook>.ipynb")
-    return {p.name: p for p in sorted(submissions.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+def refused(course: Course, name: str) -> Grade:
+    """The row of a folder whose name can't be a student id: not graded, nothing recorded, the name escaped."""
+    cells = [cell for points in course.points.values() for cell in points]
+    return Grade(printable(name), course.assignment, 0.0, course.max_score, "error", id_problem(name),
+                 dict.fromkeys(cells))
 
 
 def load_notebooks(root: Path, assignment: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,12 +1,16 @@
-"""Feedback for a student: the graded notebook only, as HTML, with no hidden check in it.
+"""Feedback for a student: the graded notebook only, as HTML, with no hidden check and no student script in it.
 
-Hidden-test blocks are cut from test cells; an output is dropped when it quotes a hidden-check line (e.g. a final
-`print("\\n".join(In))`), and only text and images are kept (no HTML or scripts). Under each exercise a line says
-what was checked: "checked N secret cases, M matched". No file of the working folder is ever copied.
+The executed notebook is untrusted (the student's code ran beside it), so the page is rebuilt from plain fields:
+code and markdown cells only, no metadata or attachments; hidden-test blocks are cut from test cells; an output is
+dropped when it quotes a hidden-check line (e.g. a final `print("\\n".join(In))`), and only stream, error, text and
+base64 PNG outputs are kept, without their metadata. nbconvert's `sanitize_html` cleans markdown with bleach, so no
+script, event handler or raw HTML from a student is live. Under each exercise a line says what was checked:
+"checked N secret cases, M matched". No file of the working folder is ever copied.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +18,8 @@ import nbformat
 
 from .verdicts import Verdict
 
-KEPT_DATA = ("text/plain", "image/png")
 MAX_TEXT = 100_000
+BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 def hidden_lines(cell_source: str) -> tuple[str, list[str]]:
@@ -34,60 +38,80 @@ def hidden_lines(cell_source: str) -> tuple[str, list[str]]:
     return "\n".join(kept).rstrip(), hidden
 
 
+def text(value: Any) -> str:
+    """A notebook string field as a str ('' when it holds anything else)."""
+    return value if isinstance(value, str) else ""
+
+
 def output_text(output: Any) -> str:
     parts = [str(output.get("text", "")), str(output.get("evalue", "")), *map(str, output.get("traceback", []))]
     parts += [str(value) for value in output.get("data", {}).values()]
     return "\n".join(parts)
 
 
-def clean_outputs(outputs: list[Any], secrets: list[str]) -> list[Any]:
+def plain_output(output: Any) -> Any | None:
+    """A fresh output holding only the plain fields of `output` (None if nothing safe is left): stream text, an
+    error's name and value, text/plain and base64 PNG data; no metadata, no execution count."""
+    kind = output.get("output_type") if isinstance(output, dict) else None
+    if kind == "stream":
+        name = "stderr" if output.get("name") == "stderr" else "stdout"
+        return nbformat.v4.new_output("stream", name=name, text=text(output.get("text"))[:MAX_TEXT + 1])
+    if kind == "error":
+        ename, evalue = text(output.get("ename")), text(output.get("evalue"))
+        return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+    data = output.get("data") if kind in ("display_data", "execute_result") else None
+    if not isinstance(data, dict):
+        return None
+    kept = {"text/plain": text(data.get("text/plain"))[:MAX_TEXT + 1],
+            "image/png": "".join(text(data.get("image/png")).split())}
+    kept = {mime: value for mime, value in kept.items() if value}
+    if "image/png" in kept and not BASE64.fullmatch(kept["image/png"]):
+        del kept["image/png"]
+    return nbformat.v4.new_output("display_data", data=kept) if kept else None
+
+
+def clean_outputs(outputs: Any, secrets: list[str]) -> list[Any]:
     kept, total = [], 0
-    for output in outputs:
+    for output in map(plain_output, outputs if isinstance(outputs, list) else []):
+        if output is None or any(line in output_text(output) for line in secrets):
+            continue
         if total > MAX_TEXT:
             kept.append(nbformat.v4.new_output("stream", name="stdout", text="[more output cut]\n"))
             break
-        if any(line in output_text(output) for line in secrets):
-            continue
-        if isinstance(output.get("text"), str) and len(output["text"]) > MAX_TEXT:
+        if len(output.get("text", "")) > MAX_TEXT:
             output["text"] = output["text"][:MAX_TEXT] + "\n[output cut: too long]\n"
         total += len(output_text(output))
-        if output.get("output_type") == "error":
-            output["traceback"] = [f"{output.get('ename')}: {output.get('evalue')}"]
-        if "data" in output:
-            output["data"] = {k: v for k, v in output["data"].items() if k in KEPT_DATA}
-            if not output["data"]:
-                continue
         kept.append(output)
     return kept
 
 
 def feedback_notebook(executed: Any, test_cells: dict[str, int], verdicts: dict[str, Verdict]) -> Any:
     """The executed notebook made safe to hand back, with a hidden-check summary under each exercise."""
-    notebook = nbformat.from_dict(executed)
-    secrets = [line for cell in notebook.cells if cell.cell_type == "code" for line in hidden_lines(cell.source)[1]]
+    given = executed.get("cells") if isinstance(executed.get("cells"), list) else []
+    given = [(cell.get("cell_type"), text(cell.get("source")), cell.get("outputs")) if isinstance(cell, dict)
+             else (None, "", None) for cell in given]
+    secrets = [line for kind, source, _ in given if kind == "code" for line in hidden_lines(source)[1]]
     cells = []
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type == "code":
-            cell.source = hidden_lines(cell.source)[0]
-            cell.outputs = clean_outputs(cell.get("outputs", []), secrets)
-        cell.metadata = {}
-        cells.append(cell)
+    for index, (kind, source, outputs) in enumerate(given):
+        if kind == "code":
+            cells.append(nbformat.v4.new_code_cell(hidden_lines(source)[0], outputs=clean_outputs(outputs, secrets)))
+        elif kind == "markdown":
+            cells.append(nbformat.v4.new_markdown_cell(source))
         for exercise, where in test_cells.items():
             if where == index:
                 verdict = verdicts.get(exercise)
-                text = (f"**Hidden check `{exercise}`**: checked {verdict.cases} secret cases, {verdict.matched} matched "
-                        f"({verdict.score:g} of {verdict.points:g} points)." if verdict else
-                        f"**Hidden check `{exercise}`**: not graded automatically.")
-                cells.append(nbformat.v4.new_markdown_cell(text))
-    notebook.cells = cells
-    notebook.metadata = {"kernelspec": executed.metadata.get("kernelspec", {}), "language_info": {"name": "python"}}
-    return notebook
+                summary = (f"**Hidden check `{exercise}`**: checked {verdict.cases} secret cases, {verdict.matched} "
+                           f"matched ({verdict.score:g} of {verdict.points:g} points)." if verdict else
+                           f"**Hidden check `{exercise}`**: not graded automatically.")
+                cells.append(nbformat.v4.new_markdown_cell(summary))
+    return nbformat.v4.new_notebook(cells=cells, metadata={"language_info": {"name": "python"}})
 
 
 def write_html(notebook: Any, path: Path) -> Path:
+    """`notebook` as HTML (nbconvert's classic template, HTML in markdown sanitised) at `path`."""
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter(template_name="classic").from_notebook_node(notebook)
+    body, _ = HTMLExporter(template_name="classic", sanitize_html=True).from_notebook_node(notebook)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body, encoding="utf-8")
     return path
@@ -101,7 +125,6 @@ def redact_hidden_tests(cell: Any) -> None:
     for output in cell.get("outputs", []):
         if isinstance(output.get("text"), str) and len(output["text"]) > MAX_TEXT:
             output["text"] = output["text"][:MAX_TEXT] + "\n[output cut: too long]\n"
-        total += len(output_text(output))
         if output.get("output_type") == "error":
             output["traceback"] = [f"{output.get('ename')}: {output.get('evalue')}",
                                    "(no traceback: this cell runs hidden tests)"]

@@ -8,8 +8,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from . import classroom, sandbox, settings
+from . import classroom, sandbox, settings, untrusted
 from .report import Grade, write_csv
+from .submissions import student_folders
 
 
 def _api(config: object) -> object:
@@ -57,6 +58,7 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
     seconds each cell may run (default: the course config's `Execute.timeout`, else 60). sandbox_mode: "require"
     (refuse when bubblewrap can't run) or "warn" (run unsandboxed with a loud warning). secret: the course's
     grading secret (default: $LORAKIT_GRADING_SECRET or c.LorakitGrader.secret). Raises ValueError on bad input.
+    A folder whose name is not a valid student id gets an "error" Grade (name escaped) and no gradebook entry.
     """
     course_root = Path(course_root)
     config = settings.load_config(course_root)
@@ -67,7 +69,7 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
         raise ValueError(f"timeout must be a whole number of seconds ≥ 1, got {timeout!r}")
     if not (course_root / "source" / assignment).is_dir():
         raise ValueError(f"assignment {assignment!r} has no folder source/{assignment} under {str(course_root)!r}")
-    folders = classroom.student_folders(course_root, assignment, Path(submissions) if submissions else None)
+    folders = student_folders(course_root, assignment, Path(submissions) if submissions else None)
     _check_sandbox(sandbox_mode)
     generate_release(course_root, assignment)  # the release and the gradebook's cells always match the source
     db_url = config.CourseDirectory.db_url
@@ -76,9 +78,12 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
                               sandbox_mode, limits or sandbox.Limits(), sources, releases,
                               classroom.graded_points(db_url, assignment, sources))
     course.references = {name: classroom.reference_results(course, name) for name in sources}
-    grades = [classroom.grade_student(course, student, folder, feedback) for student, folder in folders.items()]
-    if csv_path is not None:
-        write_csv(csv_path, grades, [cell for points in course.points.values() for cell in points])
+    grades = [classroom.refused(course, name) if untrusted.id_problem(name) else
+              classroom.grade_student(course, name, folder, feedback, problem)
+              for name, (folder, problem) in folders.items()]
+    if csv_path is not None:  # a refused name that isn't printable is only on the terminal (escaped)
+        write_csv(csv_path, [g for name, g in zip(folders, grades) if name.isprintable()],
+                  [cell for points in course.points.values() for cell in points])
     return grades
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STATUSES = ("ok", "timeout", "tampered", "empty", "error", "needs-manual-grade")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -14,9 +15,11 @@ class Grade:
     """One student's result on one assignment.
 
     status: "ok"; "timeout" (an exercise ran past its time and scored 0); "tampered" (a locked cell was edited or
-    deleted: the instructor's version ran instead); "empty" (no code at all); "error" (not graded: missing or
-    unreadable notebook, or the run failed; no score is kept); "needs-manual-grade" (some points are not decided
-    automatically). `exercises`: grade_id → score.
+    deleted: the instructor's version ran instead); "empty" (no code in any solution cell, nothing run, 0);
+    "error": either nothing was graded (a missing, unreadable or linked notebook or folder, a folder name that is no
+    student id: every exercise None) or the run failed part way (a dead kernel, a stopped runner: the exercises
+    decided before the failure keep their points, the rest score 0); "needs-manual-grade" (some points are not
+    decided automatically). `exercises`: grade_id → score (None: not decided).
     """
 
     student: str
@@ -28,11 +31,21 @@ class Grade:
     exercises: dict[str, float | None] = field(default_factory=dict)
 
 
+def cell(value: object) -> str:
+    """A CSV cell no spreadsheet reads as a formula: text starting with = + - @ tab or CR gets a leading quote
+    (OWASP's rule for CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def write_csv(path: str | Path, grades: list[Grade], exercise_ids: list[str]) -> None:
-    """CSV: student, assignment, score, max_score, status, detail, then one column per exercise."""
+    """CSV: student, assignment, score, max_score, status, detail, then one column per exercise; every cell
+    neutralised (`cell`)."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "assignment", "score", "max_score", "status", "detail", *exercise_ids])
+        writer.writerow([cell(v) for v in ["student", "assignment", "score", "max_score", "status", "detail",
+                                           *exercise_ids]])
         for g in grades:
-            cells = ["" if g.exercises.get(e) is None else g.exercises[e] for e in exercise_ids]
-            writer.writerow([g.student, g.assignment, g.score, g.max_score, g.status, g.detail, *cells])
+            row = [g.student, g.assignment, g.score, g.max_score, g.status, g.detail,
+                   *map(g.exercises.get, exercise_ids)]
+            writer.writerow(map(cell, row))

@@ -73,7 +73,9 @@ def run_notebook(notebook: Any, timeout: int, seed: str, mode: str, limits: sand
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
                 problem = f"the notebook ran past the overall limit of {overall} s and was stopped"
-        stderr = (scratch_root / "stderr.txt").read_bytes()[-4000:]
+        with open(scratch_root / "stderr.txt", "rb") as log:  # only its last 4000 bytes are ever read
+            log.seek(max(0, os.fstat(log.fileno()).st_size - 4000))
+            stderr = log.read(4000)
         results = (read_untrusted(scratch / "results.jsonl", MAX_RESULTS_BYTES) or b"").decode("utf-8", "replace")
         raw = read_untrusted(scratch / "executed.ipynb", MAX_NOTEBOOK_BYTES)
         try:
