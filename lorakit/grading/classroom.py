@@ -113,17 +113,17 @@ def grade_notebook(course: Course, name: str, path: Path, feedback_dir: Path | N
 STATUS_ORDER = ("error", "empty", "tampered", "timeout", "needs-manual-grade")
 
 
-def grade_student(course: Course, student: str, folder: Path, feedback: bool, problem: str = "") -> Grade:
+def grade_student(course: Course, student: str, folder: Path, feedback: bool, refusal: str = "") -> Grade:
     """Grade one student's folder (read only) and record the result; any failure is a status, never an exception.
 
-    `student` must be a valid id (untrusted.id_problem); `problem` (e.g. a linked folder) fails every notebook."""
+    `student` must be a valid id (untrusted.id_problem); a `refusal` (e.g. a linked folder) fails every notebook."""
     feedback_dir = course.root / "feedback" / student / course.assignment
     shutil.rmtree(feedback_dir, ignore_errors=True)  # stale feedback never outlives a re-grade
     scores: dict[str, dict[str, float | None]] = {}
     details: list[str] = []
     kinds: set[str] = set()
     for name, points in course.points.items():
-        path, problem = find_notebook(folder, name, course.assignment) if not problem else (None, problem)
+        path, problem = (None, refusal) if refusal else find_notebook(folder, name, course.assignment)
         if path is None:
             scores[name], kinds = dict.fromkeys(points), kinds | {"error"}
             details.append(problem)

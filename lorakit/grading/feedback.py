@@ -3,8 +3,8 @@
 The executed notebook is untrusted (the student's code ran beside it), so the page is rebuilt from plain fields:
 code and markdown cells only, no metadata or attachments; hidden-test blocks are cut from test cells; an output is
 dropped when it quotes a hidden-check line (e.g. a final `print("\\n".join(In))`), and only stream, error, text and
-base64 PNG outputs are kept, without their metadata. nbconvert's `sanitize_html` cleans markdown with bleach, so no
-script, event handler or raw HTML from a student is live. Under each exercise a line says what was checked:
+base64 PNG outputs are kept, without their metadata. Markdown's HTML goes through nbconvert's sanitiser with an
+allow-list of text tags, so no script, event handler, image or frame from a student is live. Under each exercise a line says what was checked:
 "checked N secret cases, M matched". No file of the working folder is ever copied.
 """
 
@@ -20,6 +20,9 @@ from .verdicts import Verdict
 
 MAX_TEXT = 100_000
 BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+SAFE_TAGS = ["a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6",
+             "hr", "i", "li", "ol", "p", "pre", "span", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead",
+             "tr", "ul"]  # no img, style, form, frame or script; attributes: class, and a link's href (http, mailto)
 
 
 def hidden_lines(cell_source: str) -> tuple[str, list[str]]:
@@ -108,10 +111,14 @@ def feedback_notebook(executed: Any, test_cells: dict[str, int], verdicts: dict[
 
 
 def write_html(notebook: Any, path: Path) -> Path:
-    """`notebook` as HTML (nbconvert's classic template, HTML in markdown sanitised) at `path`."""
+    """`notebook` as HTML at `path`: nbconvert's classic template with `sanitize_html`, its sanitiser (bleach, through
+    nbconvert's SanitizeHTML) given an allow-list that keeps markdown's and highlighted code's own tags."""
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
 
-    body, _ = HTMLExporter(template_name="classic", sanitize_html=True).from_notebook_node(notebook)
+    clean = SanitizeHTML(tags=SAFE_TAGS, attributes={"*": ["class"], "a": ["href", "title"]}).sanitize_html_tags
+    exporter = HTMLExporter(template_name="classic", sanitize_html=True, filters={"clean_html": clean})
+    body, _ = exporter.from_notebook_node(notebook)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body, encoding="utf-8")
     return path

@@ -138,7 +138,8 @@ def test_feedback_html_keeps_no_student_script_or_attribute(tmp_path):
     assert not soup.find_all(["iframe", "svg"]) and not soup.select('a[href^="javascript"]')
     images = soup.find_all("img")
     assert [(img["src"], set(img.attrs)) for img in images] == [("data:image/png;base64,iVBORw0KGgo=", {"src", "alt"})]
-    assert "<script>window.pwned=1" in soup.text  # bleach shows the student's HTML as inert text
+    assert "<script>window.pwned=1" in soup.text  # the student's HTML shows as inert text
+    assert soup.find("h1").text.startswith("Notes") and "<h1" not in soup.text  # markdown itself still renders
 
 
 def test_a_blank_notebook_is_empty_but_one_written_answer_or_extra_cell_is_not(tmp_path):
