@@ -4,8 +4,8 @@ The executed notebook is untrusted (the student's code ran beside it), so the pa
 code and markdown cells only, no metadata or attachments; hidden-test blocks are cut from test cells; an output is
 dropped when it quotes a hidden-check line (e.g. a final `print("\\n".join(In))`), and only stream, error, text and
 base64 PNG outputs are kept, without their metadata. Markdown's HTML goes through nbconvert's sanitiser with an
-allow-list of text tags, so no script, event handler, image or frame from a student is live. Under each exercise a line says what was checked:
-"checked N secret cases, M matched". No file of the working folder is ever copied.
+allow-list of text tags, so no script, event handler, image or frame from a student is live. Under each exercise a
+line says what was checked: "checked N secret cases, M matched". No file of the working folder is ever copied.
 """
 
 from __future__ import annotations
