@@ -60,7 +60,7 @@ test-latest: setup
 # sources (keeping stored reference outputs) + student versions; `make notebooks EXECUTE=--execute` refreshes the
 # reference outputs of the NBVAL_CHECK_OUTPUT cells by running every chapter
 notebooks: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m lorakit.notebook_builder $(EXECUTE)
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m lorakit.authoring.build $(EXECUTE)
 	rm -f notebooks/gradebook.db
 
 bench: setup

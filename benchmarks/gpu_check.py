@@ -3,7 +3,7 @@
 Sections (each one's result, or its error, is saved as soon as it is done, so a run cut short keeps what it had):
   memory      lorakit.estimate vs torch.cuda.max_memory_allocated: bf16 LoRA and NF4 QLoRA × gradient checkpointing
               on/off × sequence 512/2048, on a 1.1B (TinyLlama-shaped) and a 7B (Llama-2-shaped) randomly initialised
-              Llama (no downloads): lorakit.memory_measure writes each shape's random bf16 checkpoint once, shard by
+              Llama (no downloads): lorakit.memory.measurement writes each shape's random bf16 checkpoint once, shard by
               shard, and loads it in bf16 and in NF4 (double quantisation, bf16 compute). LoRA r=16 all-linear,
               dropout 0, torch AdamW, batch 1; four optimizer steps per point, timed over the last two. Error per
               point = (estimate − measured) / measured; target |error| ≤ 10%. prepare_model_for_kbit_training is not
@@ -46,8 +46,7 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 import torch  # noqa: E402
 
 import lorakit  # noqa: E402
-from lorakit.memory_measure import (  # noqa: E402
-    add_lora, load_checkpoint, measure_loaded, random_checkpoint, release)
+from lorakit.memory.measurement import add_lora, load_checkpoint, measure_loaded, random_checkpoint, release  # noqa: E402
 
 SECTIONS = ("memory", "throughput", "slowdown", "chapter6")
 TARGET_ERROR_PCT = 10.0
@@ -165,7 +164,7 @@ def real_model_missing(scale_name: str) -> str | None:
     """Why the scale's real model cannot load here (a hub model, the hub offline, not in the local cache), or None."""
     from huggingface_hub import try_to_load_from_cache
 
-    from lorakit.scale import SCALES
+    from lorakit.lessons.scales import SCALES
 
     name = SCALES[scale_name].real_model
     if "/" not in name or os.environ.get("HF_HUB_OFFLINE") != "1":
@@ -184,7 +183,7 @@ def chapter_section(scale: Scale, timeout: int, source: Path = ROOT / "course" /
     import nbformat
     from nbclient import NotebookClient
 
-    from lorakit.notebook_builder import build
+    from lorakit.authoring.build import build
 
     os.environ[SCALE_SWITCH] = scale.chapter_scale
     with tempfile.TemporaryDirectory() as tmp:

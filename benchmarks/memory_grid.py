@@ -12,7 +12,7 @@ GPU (the real check):  python benchmarks/memory_grid.py [--max-shape 7b] [--time
 CPU (what this repository's tests can run):  python benchmarks/memory_grid.py --cpu-smoke
     A small shape, fp32/bf16 × GC × optimizer: CPU has no peak-allocation counter, so "measured" is an exact
     accounting of live storage: parameters + gradients + optimizer states after a step + the bytes autograd saves for
-    backward (lorakit.memory.saved_activation_bytes). It is compared with the estimate minus its transient
+    backward (lorakit.memory.estimator.saved_activation_bytes). It is compared with the estimate minus its transient
     `overhead` term. It checks the formulas, not the allocator.
 """
 
@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from lorakit.hardware import DTYPES  # noqa: E402
-from lorakit.memory import estimate, saved_activation_bytes  # noqa: E402
-from lorakit.params import LLAMA2_7B, ModelShape  # noqa: E402
+from lorakit.memory.estimator import estimate, saved_activation_bytes  # noqa: E402
+from lorakit.models.hardware import DTYPES  # noqa: E402
+from lorakit.models.shapes import LLAMA2_7B, ModelShape  # noqa: E402
 
 SHAPES = {
     "tiny": ModelShape(1024, 256, 704, 4, 4, 2, name="tiny"),

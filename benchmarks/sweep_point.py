@@ -26,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
 
-    from lorakit.widgets import Sweep, SweepPanel, SweepSettings
+    from lorakit.lessons.widgets import Sweep, SweepPanel, SweepSettings
 
     start = time.perf_counter()
     sweep = Sweep()  # loads the base model once, as the panel does

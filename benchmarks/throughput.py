@@ -14,7 +14,7 @@ Variants (each in a fresh process, so peak memory is its own):
                 fewer, fuller batches, so fewer optimizer steps than the others.
 
 Every variant trains on the same tokenised rows (prompt masked to -100), in the same order, for one epoch, and is then
-scored by the same function (`lorakit.evaluate.perplexity` on the same eval rows). tokens/s counts real tokens only
+scored by the same function (`lorakit.evaluation.metrics.perplexity` on the same eval rows). tokens/s counts real tokens only
 (padding excluded), so the ratio is useful work per second. On CUDA the script also prints MFU: model FLOPs
 (4 · N · tokens: forward 2N plus the input-gradient half of the backward, 2N; frozen weights get no weight gradient;
 checkpoint recomputation not counted) over the H100/H200 dense bf16 peak (989 TFLOP/s).
@@ -85,7 +85,7 @@ def _base_model(recipe: Any, model_name: str) -> tuple[Any, Any, str]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-    from lorakit.hardware import DTYPES, choose_precision, detect
+    from lorakit.models.hardware import DTYPES, choose_precision, detect
 
     tokenizer = AutoTokenizer.from_pretrained(model_name)
     precision = choose_precision(recipe.precision, detect())
@@ -111,7 +111,7 @@ def _plain(recipe: Any, data: Any, model_name: str, out: str) -> tuple[Any, Any,
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import Trainer, TrainingArguments
 
-    from lorakit import compat
+    from lorakit.compat import versions as compat
 
     model, tokenizer, precision = _base_model(recipe, model_name)
     if recipe.quantization is not None:
@@ -141,7 +141,7 @@ def _trl(variant: str, recipe: Any, data: Any, model_name: str, out: str) -> tup
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from lorakit import compat
+    from lorakit.compat import versions as compat
 
     model, tokenizer, precision = _base_model(recipe, model_name)
     batching = {"trl": {}, "trl-padding-free": dict(padding_free=True, max_length=None),
@@ -163,8 +163,8 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     import lorakit
-    from lorakit.evaluate import perplexity
-    from lorakit.run_memory import PeakMemory
+    from lorakit.evaluation import perplexity
+    from lorakit.memory.peak import PeakMemory
 
     meter = PeakMemory("cuda" if torch.cuda.is_available() else "cpu")
     meter.start()

@@ -95,7 +95,7 @@ print(tokenizer.apply_chat_template([{"role": "user", "content": "Repeat: cat"},
 # %% [markdown]
 # ### Exercise 0.1 — precision and weight memory (1 point)
 #
-# Write `weights_plan(hw, n_params)` for a machine described by `hw` (a `lorakit.hardware.Hardware`) and a model with
+# Write `weights_plan(hw, n_params)` for a machine described by `hw` (a `lorakit.models.Hardware`) and a model with
 # `n_params` parameters. Return a dict `{"precision": ..., "weights_gib": ...}`:
 # * `"precision"` (a str): the precision lorakit trains in on that machine: bf16 where the GPU runs it natively,
 #   else fp16 where the GPU has it, else fp32 (a CPU);
@@ -105,7 +105,7 @@ print(tokenizer.apply_chat_template([{"role": "user", "content": "Repeat: cat"},
 # `lorakit.choose_precision("auto", hw)` applies the first rule for you; the second is yours.
 
 # %% [solution] id=ch0-weights
-from lorakit.hardware import Hardware
+from lorakit import Hardware
 
 
 def weights_plan(hw: Hardware, n_params: int) -> dict:
@@ -117,8 +117,8 @@ def weights_plan(hw: Hardware, n_params: int) -> dict:
 
 # %% [tests] id=ch0-weights-tests points=1
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
-from lorakit.hardware import Hardware
+from lorakit.grading import collect
+from lorakit import Hardware
 
 
 def machines(rng):
@@ -133,8 +133,8 @@ def machines(rng):
 
 collect("ch0-weights-tests", weights_plan, cases=machines, rel=1e-9)
 ### END HIDDEN TESTS
-from lorakit.checks import check_close, check_equal, passed
-from lorakit.hardware import Hardware
+from lorakit.lessons import check_close, check_equal, passed
+from lorakit import Hardware
 
 t4 = Hardware(device="cuda", name="Tesla T4", bf16=False, fp16=True, total_memory_bytes=15 * 2**30, bitsandbytes=True)
 plan = weights_plan(t4, 7_000_000_000)

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import lorakit
-from lorakit.recipes import RECIPES
+from lorakit import RECIPES
 
 # %% [markdown]
 # ## What LoRA adds
@@ -61,7 +61,7 @@ assert at_init and gap < 1e-5  # the sentence above: our formula is peft's layer
 # Try r = 4 and r = 64 next, then alpha = r, then a fixed alpha of 16 at r = 64.
 
 # %% grading=skip
-from lorakit.widgets import SweepPanel
+from lorakit.lessons import SweepPanel
 
 panel = SweepPanel()
 panel.start()
@@ -82,13 +82,13 @@ def lora_scale(r: int, alpha: float, rslora: bool = False) -> float:
 
 # %% [tests] id=ch1-scale-tests points=2
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 collect("ch1-scale-tests", lora_scale, rel=1e-9,
         cases=lambda rng: [(rng.choice([1, 2, 4, 8, 16, 32, 64, 128, 256]), rng.choice([1, 8, 16, 32, 64, 128, 512]),
                             rslora) for rslora in (False, True, False, True, rng.random() < 0.5)])
 ### END HIDDEN TESTS
-from lorakit.checks import check_close, passed
+from lorakit.lessons import check_close, passed
 
 check_close(lora_scale(16, 32), 2.0, "lora_scale(16, 32)", rel=1e-9, hint="the scale is alpha / r.")
 check_close(lora_scale(16, 32, rslora=True), 8.0, "lora_scale(16, 32, rslora=True)", rel=1e-9,
@@ -121,9 +121,9 @@ for rank in ranks:
 # budget, on the instruction dataset: the same recipe with `r` = 4, 16 and 64 under alpha = 2r. (Gradient checkpointing off for speed; it does not change the loss.)
 
 # %% grading=skip
-from lorakit.baselines import base_eval_loss, uniform_loss
-from lorakit.data import load_dataset
-from lorakit.plots import compare_train_losses
+from lorakit.evaluation import eval_loss, uniform_loss
+from lorakit import load_dataset
+from lorakit.lessons import compare_train_losses
 
 results = {}
 for rank in (4, 16, 64):
@@ -134,7 +134,7 @@ compare_train_losses({f"r={rank}: {res.trainable_params:,} params, eval {res.fin
 plt.show()
 base_model, tokenizer = lorakit.load_base("tiny")
 same_eval = load_dataset("instruction", tokenizer, n_train=320, n_eval=64, seed=results[4].recipe.seed)
-baseline, uniform = base_eval_loss(base_model, same_eval), uniform_loss(tokenizer)
+baseline, uniform = eval_loss(base_model, same_eval), uniform_loss(tokenizer)
 evals = {rank: res.final_eval_loss for rank, res in results.items()}
 print(f"eval loss per answer token: base model {baseline:.2f}, uniform guessing ln {len(tokenizer)} = {uniform:.2f}")
 print("after 40 steps:", ", ".join(f"r={rank} {loss:.2f}" for rank, loss in evals.items()))
@@ -162,11 +162,11 @@ assert evals[64] < uniform < evals[4]  # r=64 ends below uniform guessing, r=4 s
 # | 10,000 – 100,000 | 0.05 |
 # | more than 100,000 | 0.0 |
 #
-# Where the course follows the guide and where it does not (`lorakit.deviations`, the dropout rows):
+# Where the course follows the guide and where it does not (`lorakit.lessons.deviations`, the dropout rows):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from lorakit.deviations import deviations_table
+from lorakit.lessons import deviations_table
 
 print(deviations_table("dropout"))
 
@@ -190,14 +190,14 @@ def dropout_for(n_examples: int) -> float:
 
 # %% [tests] id=ch1-dropout-tests points=1
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 collect("ch1-dropout-tests", dropout_for,
         cases=lambda rng: [(rng.randint(1, 999),), (rng.choice([999, 1_000, 9_999, 10_000, 100_000, 100_001]),),
                            (rng.randint(1_000, 9_999),), (rng.randint(10_000, 100_000),), (rng.randint(100_001, 10**7),),
                            (rng.choice([1_000, 10_000, 100_000]),)])
 ### END HIDDEN TESTS
-from lorakit.checks import check_equal, passed
+from lorakit.lessons import check_equal, passed
 
 check_equal(dropout_for(500), 0.2, "dropout_for(500)", hint="small data overfits quickly: use more dropout.")
 check_equal(dropout_for(5_000), 0.1, "dropout_for(5_000)")
@@ -223,7 +223,7 @@ except ValueError as err:
 # ### Exercise 1.3 — a recipe for a small dataset (2 points)
 #
 # Write `small_data_recipe(n_examples, r)`: starting from the quickstart recipe, return a recipe (a
-# `lorakit.recipes.Recipe`, made with `replace`) with rank `r`, the alpha = 2r strategy, and the dropout your
+# `lorakit.Recipe`, made with `replace`) with rank `r`, the alpha = 2r strategy, and the dropout your
 # `dropout_for` gives for `n_examples`. Leave everything else as it is.
 
 # %% [solution] id=ch1-recipe
@@ -234,7 +234,7 @@ def small_data_recipe(n_examples: int, r: int):
 
 # %% [tests] id=ch1-recipe-tests points=2
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 
 def recipe_fields(n_examples, r):
@@ -248,8 +248,8 @@ collect("ch1-recipe-tests", recipe_fields, rel=1e-9,
         cases=lambda rng: [(rng.choice([rng.randint(50, 999), rng.randint(1_000, 9_999), rng.randint(10_000, 10**6)]),
                             rng.choice([2, 4, 8, 16, 32, 64])) for _ in range(4)])
 ### END HIDDEN TESTS
-from lorakit.checks import check_equal, passed
-from lorakit.recipes import RECIPES
+from lorakit.lessons import check_equal, passed
+from lorakit import RECIPES
 
 mine = small_data_recipe(600, 8)
 check_equal(mine.r, 8, "small_data_recipe(600, 8).r")
@@ -296,11 +296,11 @@ assert {"warmup_steps", "eval_strategy", "activation_checkpointing"} <= ARG_NAME
 
 # %% [markdown]
 # To compare configs field by field, `config_fields` reads the fields that matter from the three objects, and the
-# same fields are built from lorakit's quickstart recipe (through `lorakit.compat`, which translates its names).
+# same fields are built from lorakit's quickstart recipe (`Recipe.training_arguments` translates the guide's names into
+# transformers 5's).
 
 # %%
-from lorakit import compat
-from lorakit.base import quantization_config
+from lorakit import quantization_config
 
 TRAIN_FIELDS = ["num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
                 "lr_scheduler_type", "warmup_steps", "bf16", "activation_checkpointing", "optim", "max_grad_norm",
@@ -322,7 +322,7 @@ def config_fields(lora: LoraConfig, args: TrainingArguments, bnb: BitsAndBytesCo
 quickstart = lorakit.get_recipe("quickstart")
 lorakit_fields = config_fields(
     quickstart.lora_config(),
-    compat.training_arguments(**quickstart.training_kwargs("runs/ch1-lorakit", "bf16", use_cpu=True)),
+    quickstart.training_arguments("runs/ch1-lorakit", "bf16", use_cpu=True),
     quantization_config("nf4", torch.bfloat16),
 )
 
@@ -355,7 +355,7 @@ def recipe_by_hand(r: int, n_examples: int, output_dir: str) -> tuple:
     return lora_config, training_args, bnb_config
 
 # %% [tests] id=ch1-by-hand-tests points=3
-from lorakit.checks import check_equal, passed
+from lorakit.lessons import check_equal, passed
 
 GUIDE_ONLY = {"num_train_epochs": 3, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4,
               "logging_steps": 10}
@@ -370,7 +370,7 @@ check_equal(small["warmup_steps"], 0.1, "warmup for 500 examples", hint="10% bel
 passed("Exercise 1.4")
 ### BEGIN HIDDEN TESTS
 import tempfile
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 
 def by_hand_fields(r: int, n_examples: int) -> dict:
@@ -414,7 +414,7 @@ assert differs == set(GUIDE_ONLY), differs
 # and the two runs below use it unchanged: same data, seed and steps, only `use_dora` differs.
 
 # %% grading=skip
-from lorakit.params import ModelShape
+from lorakit import ModelShape
 
 dora_runs = {}
 for use_dora in (False, True):

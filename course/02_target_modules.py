@@ -9,11 +9,11 @@
 # 5. spot a wrong "trainable parameters" figure for a 7B model.
 
 # %%
-import lorakit  # first: it also keeps a bitsandbytes import notice out of the outputs
+import lorakit
 from peft import LoraConfig
 
-from lorakit.compat import get_peft_model  # peft's, without transformers 5's deprecation warning
-from lorakit.params import LLAMA2_7B, ModelShape, count_base_params, count_lora_params, lora_table
+from lorakit import get_peft_model  # peft's, without transformers 5's deprecation warning
+from lorakit import LLAMA2_7B, ModelShape, count_base_params, count_lora_params, lora_table
 
 model, tokenizer = lorakit.load_base("tiny")
 shape = ModelShape.from_config(model.config, name="lorakit tiny")
@@ -50,8 +50,8 @@ def lora_params(shape: ModelShape, r: int, modules: list[str]) -> int:
 
 # %% [tests] id=ch2-count-tests points=2
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.cases import random_shape
-from lorakit.grading.collect import collect
+from lorakit.grading import random_shape
+from lorakit.grading import collect
 
 MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -60,8 +60,8 @@ collect("ch2-count-tests", lora_params,
         cases=lambda rng: [(random_shape(rng), rng.choice([1, 4, 8, 16, 64]), rng.sample(MODULES, rng.randint(1, 7)))
                            for _ in range(5)])
 ### END HIDDEN TESTS
-from lorakit.checks import check_equal, passed
-from lorakit.params import LLAMA2_7B, count_lora_params
+from lorakit.lessons import check_equal, passed
+from lorakit import LLAMA2_7B, count_lora_params
 
 check_equal(lora_params(shape, 16, ["q_proj", "v_proj"]), count_lora_params(shape, 16, "q,v"),
             "LoRA r=16 on q,v of the tiny model", hint="per layer r·(in+out) for q and for v, times the layers.")
@@ -151,9 +151,9 @@ def budget_plan(shape: ModelShape, budget: int) -> dict:
 
 # %% [tests] id=ch2-budget-tests points=2
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.cases import random_shape
-from lorakit.grading.collect import collect
-from lorakit.params import count_lora_params
+from lorakit.grading import random_shape
+from lorakit.grading import collect
+from lorakit import count_lora_params
 
 
 def budgets(rng):
@@ -167,8 +167,8 @@ def budgets(rng):
 
 collect("ch2-budget-tests", budget_plan, cases=budgets)
 ### END HIDDEN TESTS
-from lorakit.checks import check_equal, passed
-from lorakit.params import LLAMA2_7B
+from lorakit.lessons import check_equal, passed
+from lorakit import LLAMA2_7B
 
 plan = budget_plan(LLAMA2_7B, 10_000_000)
 check_equal(sorted(plan), ["max_rank", "top_layers_r16"], "the keys of budget_plan's dict")
@@ -237,7 +237,7 @@ class LoRALinear(nn.Module):
         ### END SOLUTION
 
 # %% [tests] id=ch2-scratch-tests points=3
-from lorakit.checks import check_equal, passed
+from lorakit.lessons import check_equal, passed
 
 torch.manual_seed(0)
 layer = LoRALinear(nn.Linear(6, 4), r=2, alpha=4)
@@ -256,7 +256,7 @@ passed("Exercise 2.3")
 ### BEGIN HIDDEN TESTS
 import torch
 from torch import nn
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 
 def scratch_case(d_in: int, d_out: int, r: int, alpha: float, seed: int) -> dict:

@@ -13,8 +13,8 @@ import math
 import matplotlib.pyplot as plt
 
 import lorakit
-from lorakit.plots import compare_train_losses
-from lorakit.schedules import LR_RANGES, lr_curve, warmup_steps
+from lorakit.lessons import compare_train_losses
+from lorakit import LR_RANGES, lr_curve, warmup_steps
 
 # %% [markdown]
 # ## Why LoRA wants a larger learning rate than full fine-tuning
@@ -36,7 +36,7 @@ for method, (low, high) in LR_RANGES.items():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from lorakit.deviations import deviations_table
+from lorakit.lessons import deviations_table
 
 print(deviations_table("learning rate"))
 
@@ -68,7 +68,7 @@ plt.show()
 #
 # Recipes state warmup as a fraction of training (3%). The Trainer turns it into whole steps by rounding **up**.
 # (In transformers 5 the separate `warmup_ratio` argument is gone: a float below 1 passed as `warmup_steps` is
-# read as a ratio. `lorakit.compat` does that translation for you.)
+# read as a ratio. lorakit's `Recipe.training_arguments` does that translation for you.)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -93,7 +93,7 @@ def cosine_with_warmup(step: int, total_steps: int, warmup: int, peak_lr: float)
 
 # %% [tests] id=ch3-cosine-tests points=2
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 
 def schedule_points(rng):
@@ -117,8 +117,8 @@ def schedule_points(rng):
 
 collect("ch3-cosine-tests", cosine_with_warmup, cases=schedule_points, rel=1e-9)
 ### END HIDDEN TESTS
-from lorakit.checks import check_close, passed
-from lorakit.schedules import lr_curve
+from lorakit.lessons import check_close, passed
+from lorakit import lr_curve
 
 reference = lr_curve("cosine", 100, peak_lr=2e-4, warmup_ratio=0.1)
 check_close(cosine_with_warmup(0, 100, 10, 2e-4), reference[0], "LR at step 0", rel=1e-9, hint="warmup starts at 0.")
@@ -148,7 +148,7 @@ def warmup_for(n_examples: int, batch_size: int, epochs: int, ratio: float) -> i
 import math
 from fractions import Fraction
 
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 
 def runs(rng):
@@ -164,7 +164,7 @@ def runs(rng):
 
 collect("ch3-warmup-tests", warmup_for, cases=runs)
 ### END HIDDEN TESTS
-from lorakit.checks import check_equal, passed
+from lorakit.lessons import check_equal, passed
 
 check_equal(warmup_for(2000, 8, 3, 0.03), 23, "warmup_for(2000, 8, 3, 0.03)",
             hint="2000 / 8 = 250 steps per epoch, 750 steps in all; 750 × 0.03 = 22.5, rounded up.")
@@ -272,8 +272,9 @@ assert max(warmup_eval[n] for n in ("3%", "10%", "none")) - min(warmup_eval[n] f
 # LR 2e-3 without dropout, judged on 16 rows it never trains on.
 
 # %% grading=skip
-from lorakit.best_epoch import eval_loss, kept_checkpoint, same_adapter
-from lorakit.data import load_dataset
+from lorakit.evaluation import eval_loss
+from lorakit import kept_checkpoint, same_adapter
+from lorakit import load_dataset
 
 few = load_dataset("classification", lorakit.load_tokenizer("tiny"), n_train=16, n_eval=16, seed=42)
 best_run = lorakit.train("classification", data=few, learning_rate=2e-3, lora_dropout=0.0, num_train_epochs=8,
@@ -310,7 +311,7 @@ assert abs(min(evals) - math.log(6)) < 0.1  # at its best, about as good as gues
 # fixed alpha, a higher rank lowers the scale alpha / r and behaves like a lower LR; with rsLoRA it does not.
 
 # %% grading=skip
-from lorakit.widgets import SweepPanel
+from lorakit.lessons import SweepPanel
 
 lr_panel = SweepPanel()
 for lr in (1e-5, 1e-4, 1e-3, 1e-2):

@@ -13,10 +13,10 @@ import lorakit  # first: it also keeps a bitsandbytes import notice out of the o
 import torch
 from peft import LoraConfig
 
-from lorakit.claims import audit, claims_table, counts, inconsistencies, nf4_bits_per_weight
-from lorakit.compat import get_peft_model  # peft's, without transformers 5's deprecation warning
-from lorakit.memory import estimate, saved_activation_bytes
-from lorakit.params import LLAMA2_7B, ModelShape
+from lorakit.lessons import audit, claims_table, counts, inconsistencies, nf4_bits_per_weight
+from lorakit import get_peft_model  # peft's, without transformers 5's deprecation warning
+from lorakit import estimate, saved_activation_bytes
+from lorakit import LLAMA2_7B, ModelShape
 
 torch.manual_seed(0)
 
@@ -117,7 +117,7 @@ for label, kwargs in configs.items():
 # ### The same row, measured (GPU only)
 #
 # Everything above is arithmetic. On a CUDA GPU (a Colab T4 is enough) the next cell measures the "QLoRA + GC"
-# configuration for real: `lorakit.memory_measure` writes random weights of the LLaMA-2-7B shape to disk one shard at a
+# configuration for real: `lorakit.memory.measurement` writes random weights of the LLaMA-2-7B shape to disk one shard at a
 # time (no download, and the 13.5 GB of 16-bit weights are never in memory all at once), loads them in NF4 with double
 # quantisation, adds LoRA r=16 to every linear layer, turns gradient checkpointing on and trains three AdamW steps on
 # random rows of 512 tokens. It prints the GPU's allocation peak in GB (10⁹ bytes, the guide's unit) beside the guide's
@@ -125,7 +125,7 @@ for label, kwargs in configs.items():
 # most of them spent writing the random checkpoint. On a CPU the cell only says that it was skipped.
 
 # %% grading=skip
-from lorakit.memory_measure import measure
+from lorakit import measure
 
 if not torch.cuda.is_available():
     print("skipped: no CUDA GPU here: the 7B NF4 measurement runs on a GPU kernel (Colab T4 or better)")
@@ -146,7 +146,7 @@ else:
 # brings "LoRA fp16" under 16 GiB at a sequence length of 2048.
 
 # %%
-from lorakit.widgets import WhatIf
+from lorakit.lessons import WhatIf
 
 calculator = WhatIf()
 calculator
@@ -168,8 +168,8 @@ def linear_weight_bytes(shape: ModelShape) -> dict:
 
 # %% [tests] id=ch4-weights-tests points=2
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
-from lorakit.params import LLAMA2_7B, LLAMA2_13B, LLAMA3_8B, ModelShape
+from lorakit.grading import collect
+from lorakit import LLAMA2_7B, LLAMA2_13B, LLAMA3_8B, ModelShape
 
 
 def shapes(rng):
@@ -184,8 +184,8 @@ def shapes(rng):
 
 collect("ch4-weights-tests", linear_weight_bytes, cases=shapes)
 ### END HIDDEN TESTS
-from lorakit.checks import check_close, check_equal, passed
-from lorakit.params import LLAMA2_7B
+from lorakit.lessons import check_close, check_equal, passed
+from lorakit import LLAMA2_7B
 
 sizes = linear_weight_bytes(LLAMA2_7B)
 linear_weights = LLAMA2_7B.num_layers * sum(i * o for i, o in LLAMA2_7B.linear_shapes().values())
@@ -222,16 +222,16 @@ def first_fit(shape: ModelShape, budget_gib: float, batch: int, seq_len: int) ->
 
 # %% [tests] id=ch4-t4-tests points=2
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
-from lorakit.params import LLAMA2_7B, LLAMA2_13B, LLAMA3_8B
+from lorakit.grading import collect
+from lorakit import LLAMA2_7B, LLAMA2_13B, LLAMA3_8B
 
 collect("ch4-t4-tests", first_fit,
         cases=lambda rng: [(rng.choice([LLAMA2_7B, LLAMA2_13B, LLAMA3_8B]), rng.choice([8, 12, 15, 16, 24, 40, 48, 80]),
                             rng.choice([1, 2, 4, 8]), rng.choice([256, 512, 1024, 2048])) for _ in range(6)])
 ### END HIDDEN TESTS
-from lorakit.checks import check_equal, passed
-from lorakit.memory import estimate
-from lorakit.params import LLAMA2_7B
+from lorakit.lessons import check_equal, passed
+from lorakit import estimate
+from lorakit import LLAMA2_7B
 
 t4_settings = first_fit(LLAMA2_7B, 15, 4, 1024)
 check_equal(t4_settings is not None and sorted(t4_settings), ["gradient_checkpointing", "optimizer", "precision",

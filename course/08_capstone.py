@@ -22,9 +22,9 @@
 
 # %%
 import lorakit
-from lorakit.data import load_dataset
-from lorakit.evaluate import classification_accuracy
-from lorakit.recipes import RECIPES
+from lorakit import load_dataset
+from lorakit.evaluation import classification_accuracy
+from lorakit import RECIPES
 
 # %% [markdown]
 # ## The capstone task
@@ -72,7 +72,7 @@ def choose_recipe(task: dict) -> str:
 
 # %% [tests] id=ch8-choose-tests points=1
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 
 def random_task(rng):
@@ -84,7 +84,7 @@ def random_task(rng):
 
 collect("ch8-choose-tests", choose_recipe, cases=lambda rng: [(random_task(rng),) for _ in range(6)])
 ### END HIDDEN TESTS
-from lorakit.checks import check_equal, passed
+from lorakit.lessons import check_equal, passed
 
 check_equal(choose_recipe(capstone_task), "classification", "the recipe for the review task",
             hint="a fixed label set calls for a classification head, not text generation.")
@@ -97,7 +97,7 @@ passed("Exercise 8.1")
 # ### Exercise 8.2 — plan the run, then reach the target (3 points)
 #
 # Part 1 (graded). Write `capstone_plan(task, hw)` for a task dict as in 8.1 and a machine `hw` (a
-# `lorakit.hardware.Hardware`), applying the cheat sheet. Return a dict:
+# `lorakit.models.Hardware`), applying the cheat sheet. Return a dict:
 # * `"recipe"`: your `choose_recipe(task)`;
 # * `"r"`: that recipe's rank (`RECIPES[name].r`), and `"lora_alpha"`: 2 × r (both ints);
 # * `"lora_dropout"`: 0.1 under 1,000 training examples, else 0.05;
@@ -115,7 +115,7 @@ passed("Exercise 8.1")
 # %% [solution] id=ch8-plan
 import math
 
-from lorakit.hardware import Hardware
+from lorakit import Hardware
 
 
 def capstone_plan(task: dict, hw: Hardware) -> dict:
@@ -136,8 +136,8 @@ capstone_steps, capstone_lr = 40, 2e-3
 
 # %% [tests] id=ch8-plan-tests points=3
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
-from lorakit.hardware import Hardware
+from lorakit.grading import collect
+from lorakit import Hardware
 
 
 def random_task(rng):
@@ -155,8 +155,8 @@ def random_machine(rng):
 
 collect("ch8-plan-tests", capstone_plan, cases=lambda rng: [(random_task(rng), random_machine(rng)) for _ in range(5)])
 ### END HIDDEN TESTS
-from lorakit.checks import check_equal, passed
-from lorakit.hardware import Hardware
+from lorakit.lessons import check_equal, passed
+from lorakit import Hardware
 
 cpu = Hardware("cpu", "CPU", False, False, None, True)
 plan = capstone_plan(capstone_task, cpu)
@@ -170,8 +170,8 @@ check_equal(plan["steps_per_epoch"], 113, "steps per epoch on 900 reviews", hint
 passed("Exercise 8.2, part 1")
 
 # %% grading=skip
-from lorakit.checks import check_equal
-from lorakit.scale import course_scale
+from lorakit.lessons import check_equal
+from lorakit.lessons import course_scale
 
 scale = course_scale()
 print(scale.describe())
@@ -190,7 +190,7 @@ print(f"held-out accuracy: {accuracy:.1%} (chance {1 / len(reviews.label_names):
       f"{capstone.train_seconds:.0f} s of training; peak memory {capstone.peak_memory_bytes / 2**20:,.0f} MiB")
 check_equal(accuracy >= 0.85, True, "at least 85% held-out accuracy",
             hint="train longer (capstone_steps) or raise the learning rate a little; look at the loss curve with "
-                 "lorakit.plots.plot_losses(capstone.log_history).")
+                 "lorakit.lessons.plot_losses(capstone.log_history).")
 
 # %% [markdown]
 # ## Check yourself

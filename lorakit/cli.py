@@ -9,8 +9,8 @@ from typing import Any
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
-    """`FIELD=VALUE` read by the recipe field's type and checked against its metadata (lorakit.recipes)."""
-    from .recipes import parse_field
+    """`FIELD=VALUE` read by the recipe field's type and checked against its metadata (lorakit.config.recipes)."""
+    from .config.recipes import parse_field
 
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--set expects FIELD=VALUE, got {text!r}")
@@ -22,14 +22,14 @@ def _parse_override(text: str) -> tuple[str, Any]:
 
 
 def _fields_epilog() -> str:
-    from .recipes import FIELDS, allowed
+    from .config.recipes import FIELDS, allowed
 
     lines = [f"  {name:28s} {field.metadata['help']}; {allowed(name)}" for name, field in FIELDS.items()]
     return "recipe fields for --set FIELD=VALUE (lists as a,b or [a, b]; None where allowed):\n" + "\n".join(lines)
 
 
 def _cmd_recipes(_: argparse.Namespace) -> int:
-    from .recipes import RECIPES
+    from .config.recipes import RECIPES
 
     for recipe in RECIPES.values():
         print(f"{recipe.name:15s} r={recipe.r:<3d} alpha={recipe.lora_alpha:<5g} lr={recipe.learning_rate:<7g} "
@@ -38,7 +38,7 @@ def _cmd_recipes(_: argparse.Namespace) -> int:
 
 
 def _cmd_info(_: argparse.Namespace) -> int:
-    from .hardware import detect
+    from .models.hardware import detect
 
     hw = detect()
     print(f"device: {hw.device} ({hw.name})\nbf16 native: {hw.bf16}\nfp16: {hw.fp16}\n"
@@ -47,7 +47,7 @@ def _cmd_info(_: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training import train
+    from .training.pipeline import train
 
     overrides = dict(args.set or [])
     result = train(args.recipe, model=args.model, output_dir=args.output_dir, resume_from_checkpoint=args.resume,
@@ -58,7 +58,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}")
     try:
-        from .plots import plot_losses
+        from .lessons.plots import plot_losses
     except ImportError:
         print("loss plot skipped: matplotlib is not installed (pip install 'lorakit[course]')")
     else:
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .memory_advice import TrainingOutOfMemoryError
+    from .memory.oom_advice import TrainingOutOfMemoryError
 
     try:
         return args.func(args)

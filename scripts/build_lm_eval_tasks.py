@@ -4,7 +4,7 @@
 
 - capitals.jsonl: 40 countries and their capitals (general knowledge a pretrained LM has), each with three other
   capitals from the list as distractors and the right answer's position, both drawn from a seeded generator;
-- instruction.jsonl: the course's own instruction eval rows (`lorakit.data.make_rows("instruction", seed=0)`: the
+- instruction.jsonl: the course's own instruction eval rows (`lorakit.data.datasets.make_rows("instruction", seed=0)`: the
   first 40 eval rows, which chapters' training rows never repeat), each with its right and its plausible wrong answer
   in a seeded order.
 Deterministic: running it again writes the same bytes.
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lorakit.data import make_rows  # noqa: E402
+from lorakit.data.datasets import make_rows  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "lorakit" / "assets" / "lm_eval_tasks"
 N_ROWS = 40

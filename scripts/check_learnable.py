@@ -1,4 +1,4 @@
-"""Is the instruction dataset learnable by the built-in tiny model? A plain peft LoRA run, no lorakit.training.
+"""Is the instruction dataset learnable by the built-in tiny model? A plain peft LoRA run, no lorakit.training.pipeline.
 
     .venv/bin/python scripts/check_learnable.py [--steps 200] [--lr 1e-3] [--batch 16] [--dataset instruction]
 
@@ -35,7 +35,7 @@ def eval_loss(model, dataset, collator, batch_size: int = 32) -> float:
 
 def per_task(model, tokenizer, rows, show: int = 0) -> dict[str, float]:
     """Exact match per task and overall; `show` wrong answers per task are printed."""
-    from lorakit.evaluate import generate_answers
+    from lorakit.evaluation import generate_answers
 
     answers = generate_answers(model, tokenizer, [r["prompt"] for r in rows])
     out: dict[str, list[bool]] = {}
@@ -66,8 +66,8 @@ def main() -> None:
 
     from peft import LoraConfig, get_peft_model
 
-    from lorakit.base import load_base
-    from lorakit.data import load_dataset
+    from lorakit.data.datasets import load_dataset
+    from lorakit.models.load import load_base
 
     model, tokenizer = load_base("tiny")
     model = model.float()

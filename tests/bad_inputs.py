@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import lorakit
-from lorakit import grading, schedules
-from lorakit.base import load_base
-from lorakit.pitfalls import reproduce
-from lorakit.params import LLAMA2_7B, ModelShape
-from lorakit.recipes import field_table
+from lorakit import grading
+from lorakit.config.recipes import field_table
+from lorakit.evaluation.pitfalls import reproduce
+from lorakit.models.load import load_base
+from lorakit.models.shapes import LLAMA2_7B, ModelShape
+from lorakit.training import schedules
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
 SHAPE = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_layers=32, num_attention_heads=32,
@@ -144,7 +145,7 @@ def render() -> str:
             "## Recipe fields",
             "",
             "What each field of `lorakit.Recipe` accepts, generated from the fields' metadata "
-            "(`lorakit.recipes.field_table()`), which is also what validates a recipe and parses "
+            "(`lorakit.config.recipes.field_table()`), which is also what validates a recipe and parses "
             "`lorakit train --set FIELD=VALUE`.",
             "",
             field_table().rstrip("\n"),

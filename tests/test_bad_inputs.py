@@ -9,16 +9,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from bad_inputs import CASES, DOC, call_text, outcome, render
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lorakit
-from bad_inputs import CASES, DOC, call_text, outcome, render
-from lorakit import compat
-from lorakit.data import DEFAULT_SIZES
-from lorakit.params import LLAMA2_7B, ModelShape, count_base_params
-from lorakit.vocab import LLAMA_LINEAR_MODULES
-from lorakit.recipes import Recipe
+from lorakit.compat import versions as compat
+from lorakit.config.choices import LLAMA_LINEAR_MODULES
+from lorakit.config.recipes import Recipe
+from lorakit.data.datasets import DEFAULT_SIZES
+from lorakit.models.shapes import LLAMA2_7B, ModelShape, count_base_params
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WORDS = ["q_proj", "v_proj", "all-linear", "q,v", "nf4", "int8", "bf16", "fp32", "auto", "cosine", "epoch",

@@ -8,9 +8,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers / huggingface_hub read
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from lorakit import base  # noqa: E402
-from lorakit.base import TINY_DIR, load_base, load_tokenizer  # noqa: E402
-from lorakit.corpus import pretraining_texts  # noqa: E402
+from lorakit.data.corpus import pretraining_texts  # noqa: E402
+from lorakit.models import load as base  # noqa: E402
+from lorakit.models.load import TINY_DIR, load_base, load_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")

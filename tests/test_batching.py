@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import lorakit
-from lorakit.recipes import RECIPES
-from lorakit.training import data_collator, scored_positions_only
+from lorakit.config.recipes import RECIPES
+from lorakit.training.pipeline import data_collator, scored_positions_only
 
 ROOT = Path(__file__).resolve().parents[1]
 

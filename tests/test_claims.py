@@ -6,12 +6,24 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-from lorakit.claims import (NUMBER, VERDICTS, Claim, audit, claims_table, counts, guide_number_lines, inconsistencies,
-                            measure_shared_base, nf4_bits_per_weight, verdict)
+from lorakit.lessons.guide_audit import (
+    NUMBER,
+    VERDICTS,
+    Claim,
+    audit,
+    claims_table,
+    counts,
+    guide_number_lines,
+    inconsistencies,
+    verdict,
+)
+from lorakit.lessons.guide_measurements import measure_shared_base, nf4_bits_per_weight
 
 GUIDE_NUMBERS = json.loads((Path(__file__).parent / "data" / "guide_numbers.json").read_text())["lines"]
-GUIDE = Path(os.environ.get("LORAKIT_GUIDE", "/work/shared/guide/training-guide.md"))
+# the guide sits in ../shared/guide beside the checkout (the steering side's copy); LORAKIT_GUIDE overrides
+GUIDE = Path(os.environ.get("LORAKIT_GUIDE", REPO.parent / "shared" / "guide" / "training-guide.md"))
 
 
 @pytest.fixture(scope="module")

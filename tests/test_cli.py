@@ -6,7 +6,7 @@ import re
 import pytest
 
 from lorakit.cli import build_parser
-from lorakit.recipes import FIELDS, allowed
+from lorakit.config.recipes import FIELDS, allowed
 
 
 def test_set_values_get_the_fields_types():

@@ -5,8 +5,8 @@ import pytest
 import torch
 from bitsandbytes.functional import has_avx512bf16
 
-from lorakit import compat
-from lorakit.hardware import choose_precision, Hardware
+from lorakit.compat import versions as compat
+from lorakit.models.hardware import Hardware, choose_precision
 
 
 @dataclasses.dataclass
@@ -48,8 +48,9 @@ def test_out_of_memory_alias_follows_the_torch_probe(probe, expected):
 
 
 def test_get_peft_model_adds_the_adapter_without_the_deprecation_warning(recwarn):
-    import lorakit
     from peft import LoraConfig
+
+    import lorakit
 
     model, _ = lorakit.load_base("tiny")
     peft_model = compat.get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj"]))
@@ -88,7 +89,7 @@ def test_bad_precision():
     ({"cpu/cpu.cfs_quota_us": "100000", "cpu/cpu.cfs_period_us": "100000"}, 1),
 ])
 def test_usable_cpus_follows_a_container_quota(tmp_path, monkeypatch, files, expected):
-    from lorakit import hardware
+    from lorakit.models import hardware
 
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +101,7 @@ def test_usable_cpus_follows_a_container_quota(tmp_path, monkeypatch, files, exp
 
 
 def test_training_threads_are_capped_by_the_quota_and_restored(monkeypatch):
-    from lorakit import hardware
+    from lorakit.models import hardware
 
     before = torch.get_num_threads()
     monkeypatch.setattr(hardware, "usable_cpus", lambda: 1)
@@ -123,10 +124,10 @@ def _lora_gradients(model, batch):
 
 
 def _nf4_lora_model():
-    import lorakit
     from peft import LoraConfig
 
-    from lorakit.compat import get_peft_model
+    import lorakit
+    from lorakit.compat.versions import get_peft_model
 
     torch.manual_seed(0)
     model, _ = lorakit.load_base("tiny", quantization="nf4")

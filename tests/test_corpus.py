@@ -2,8 +2,8 @@ import ast
 
 import pytest
 
-from lorakit import corpus
-from lorakit.corpus import CODE_HOLDOUT_MODULES, pretraining_texts, stdlib_functions
+from lorakit.data import corpus
+from lorakit.data.corpus import CODE_HOLDOUT_MODULES, pretraining_texts, stdlib_functions
 
 
 def test_splits_are_disjoint_nonempty_and_stable():

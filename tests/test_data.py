@@ -1,7 +1,7 @@
 import pytest
 
-from lorakit.base import load_tokenizer
-from lorakit.data import DATASETS, INTENTS, load_dataset, make_rows
+from lorakit.data.datasets import DATASETS, INTENTS, load_dataset, make_rows
+from lorakit.models.load import load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -145,14 +145,13 @@ def test_sentiment_labels_in_range_and_balanced():
     assert min(counts) > 0.6 * max(counts)
 
 
-def test_eval_batches_cover_every_eval_row_once_and_feed_the_loss_helpers():
-    """TaskData.eval_batches is what both outside-the-Trainer losses read: all eval rows, in order, collated; with
+def test_eval_batches_cover_every_eval_row_once_and_feed_eval_loss():
+    """TaskData.eval_batches is what the outside-the-Trainer eval loss reads: all eval rows, in order, collated; with
     one batch, the per-answer-token loss equals the causal LM's own loss on that batch."""
     import torch
 
-    from lorakit.base import load_base
-    from lorakit.baselines import base_eval_loss
-    from lorakit.best_epoch import eval_loss
+    from lorakit.evaluation.metrics import eval_loss
+    from lorakit.models.load import load_base
 
     model, tokenizer = load_base("tiny")
     data = load_dataset("instruction", tokenizer, n_train=4, n_eval=10)
@@ -163,8 +162,7 @@ def test_eval_batches_cover_every_eval_row_once_and_feed_the_loss_helpers():
     [whole] = data.eval_batches(10, "cpu")
     with torch.no_grad():
         own = model.eval()(**whole).loss.item()
-    assert base_eval_loss(model, data, batch_size=10) == pytest.approx(own, rel=1e-5)
     assert eval_loss(model, data, batch_size=10) == pytest.approx(own, rel=1e-5)
     data.eval = data.eval.select([])
     with pytest.raises(ValueError, match="tokenised lorakit TaskData with eval rows"):
-        base_eval_loss(model, data)
+        eval_loss(model, data)

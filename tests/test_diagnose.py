@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import pytest
 
 import lorakit
-from lorakit.corpus import pretraining_texts
-from lorakit.data import load_dataset
-from lorakit.diagnostics import FIXES, Finding, Findings, NanGuardCallback, diagnose, report
-from lorakit.pitfalls import PITFALLS, reproduce
-from lorakit.evaluate import exact_match, forgetting, generate_answers
-from lorakit.recipes import get_recipe
+from lorakit.config.recipes import get_recipe
+from lorakit.data.corpus import pretraining_texts
+from lorakit.data.datasets import load_dataset
+from lorakit.evaluation import exact_match, forgetting, generate_answers
+from lorakit.evaluation.diagnostics import FIXES, Finding, Findings, NanGuardCallback, diagnose, report
+from lorakit.evaluation.pitfalls import PITFALLS, reproduce
 
 BASE_TEXTS = [t[:1500] for t in pretraining_texts("heldout")[:6]]
 
@@ -155,9 +155,12 @@ def test_findings_print_and_render():
     assert "no pitfall" in Findings()._repr_html_()
 
 
-def test_reproduce_is_reachable_from_lorakit_diagnose():
-    assert lorakit.diagnose is diagnose
-    assert lorakit.diagnose.reproduce is reproduce and lorakit.diagnose.PITFALLS == PITFALLS
+def test_diagnosis_and_reproductions_are_public_in_lorakit_evaluation():
+    import lorakit.evaluation
+
+    assert lorakit.diagnose is diagnose is lorakit.evaluation.diagnose
+    assert lorakit.evaluation.reproduce is reproduce and lorakit.evaluation.PITFALLS == PITFALLS
+    assert not hasattr(diagnose, "reproduce")  # no attributes wired onto the function
 
 
 def test_nan_guard_stops_the_trainer():

@@ -24,7 +24,7 @@ OVERRIDES = {"n_train": N_TRAIN, "n_eval": 8, "num_train_epochs": 1, "per_device
 ENTRY = r'''
 import hashlib, json, os, sys
 import peft, torch.distributed as dist
-import lorakit.training as training
+import lorakit.training.pipeline as training
 from lorakit.cli import main
 
 record = {"saves": [], "rows": []}
@@ -255,7 +255,7 @@ def test_each_rank_loads_onto_its_own_gpu(monkeypatch):
     """Under a launcher (LOCAL_RANK set) device 'auto' is cuda:<LOCAL_RANK>, not GPU 0 for every rank."""
     import torch
 
-    from lorakit.hardware import resolve_device
+    from lorakit.models.hardware import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.delenv("LOCAL_RANK", raising=False)

@@ -8,9 +8,17 @@ import torch
 from peft import PeftModel
 
 import lorakit
-from lorakit.data import load_dataset
-from lorakit.evaluate import (classification_accuracy, compare_adapters, exact_match, forgetting,
-                              generate_answers, generation_stats, merged_matches_unmerged, perplexity)
+from lorakit.data.datasets import load_dataset
+from lorakit.evaluation import (
+    classification_accuracy,
+    compare_adapters,
+    exact_match,
+    forgetting,
+    generate_answers,
+    generation_stats,
+    merged_matches_unmerged,
+    perplexity,
+)
 
 FAST = dict(n_train=48, n_eval=16, gradient_checkpointing=False, logging_steps=1)
 
@@ -114,8 +122,8 @@ def test_classification_accuracy_on_a_trained_head(tmp_path):
 def test_shipped_instruction_task_is_the_course_eval_data():
     import json
 
-    from lorakit.data import make_rows
-    from lorakit.evaluate import TASKS_DIR
+    from lorakit.data.datasets import make_rows
+    from lorakit.evaluation.harness import TASKS_DIR
 
     shipped = [json.loads(line) for line in (TASKS_DIR / "instruction.jsonl").read_text().splitlines()]
     expected = make_rows("instruction", n_train=1, n_eval=len(shipped), seed=0)[1]
@@ -126,7 +134,7 @@ def test_shipped_instruction_task_is_the_course_eval_data():
 
 
 def test_run_lm_eval_refuses_bad_input(tmp_path):
-    from lorakit.evaluate import LM_EVAL_TASKS, run_lm_eval
+    from lorakit.evaluation import LM_EVAL_TASKS, run_lm_eval
 
     with pytest.raises(ValueError, match="tasks must be a non-empty list of"):
         run_lm_eval(tmp_path, ["hellaswag"])
@@ -151,8 +159,8 @@ def broken_adapter(model_dir, out):
 def test_lm_eval_on_the_real_model_offline(tmp_path, monkeypatch):
     """The shipped multiple-choice task through lm-eval's simple_evaluate: the real model knows its capitals (well
     above the 25% of guessing among four) and an adapter of noise takes that knowledge away."""
-    from lorakit.evaluate import run_lm_eval
-    from lorakit.realmodel import converted_dir
+    from lorakit.evaluation import run_lm_eval
+    from lorakit.models.packaged import converted_dir
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model_dir = converted_dir("smollm2-135m")

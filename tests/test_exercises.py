@@ -1,7 +1,7 @@
 """The course's graded exercises (course/*.py), checked without a kernel.
 
 Every [tests] cell has a self-contained hidden block that only collects the student's results on inputs built from
-the grading seed (see lorakit.grading.collect): no assert, no print, no name it does not define or import itself
+the grading seed (see lorakit.grading.collector): no assert, no print, no name it does not define or import itself
 beyond the exercise's own answer. Run in-process here: the reference solutions give plain results for every seed,
 the seed really varies the inputs, and wrong answers collect results that differ from the reference's.
 """
@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from lorakit.grading.collect import RESULTS_ENV, SEED_ENV
-from lorakit.notebook_builder import parse
+from lorakit.authoring.build import parse
+from lorakit.grading.collector import RESULTS_ENV, SEED_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(p.stem for p in (REPO / "course").glob("*.py"))
@@ -99,7 +99,7 @@ def test_hidden_block_collects_varied_cases_and_decides_nothing(chapter, cell):
     assert cases is not None and not (isinstance(cases, ast.Constant) and cases.value is None), "collect needs cases"
     assert not any(isinstance(node, ast.Assert) for node in ast.walk(tree)), "a hidden block never asserts"
     assert "print" not in loaded_names(tree), "a hidden block never prints"
-    assert "from lorakit.grading.collect import collect" in hidden
+    assert "from lorakit.grading import collect" in hidden
 
 
 @pytest.mark.parametrize(("chapter", "cell"), exercises(), ids=EXERCISE_IDS)
@@ -118,7 +118,7 @@ def test_visible_checks_import_their_checkers(chapter, cell):
     tree = ast.parse(visible)
     used = loaded_names(tree) & CHECKERS
     assert used <= bound_names(tree), f"{sorted(used - bound_names(tree))} used but not imported in this cell"
-    assert "lorakit.grading import" not in visible, "self-checks come from lorakit.checks"
+    assert "lorakit.grading import" not in visible, "self-checks come from lorakit.lessons.self_checks"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -194,7 +194,7 @@ def classification_first(task: dict) -> str:
 
 
 def skips_checkpointing(shape: Any, budget_gib: float, batch: int, seq_len: int) -> dict | None:
-    from lorakit.memory import estimate
+    from lorakit.memory.estimator import estimate
 
     settings = dict(precision="fp16", quantization=None, optimizer="adamw", gradient_checkpointing=False)
     for change in ({}, {"quantization": "nf4"}, {"optimizer": "paged_adamw_8bit"}):

@@ -15,13 +15,13 @@ import torch
 from transformers import AutoConfig
 
 import lorakit
-from lorakit.base import TINY_DIR
 from lorakit.cli import main
-from lorakit.memory import estimate
-from lorakit.memory_advice import TrainingOutOfMemoryError
-from lorakit.params import ModelShape
-from lorakit.runner import last_checkpoint
-from lorakit.training import LorakitTrainer
+from lorakit.memory.estimator import estimate
+from lorakit.memory.oom_advice import TrainingOutOfMemoryError
+from lorakit.models.load import TINY_DIR
+from lorakit.models.shapes import ModelShape
+from lorakit.training.checkpoints import last_checkpoint
+from lorakit.training.pipeline import LorakitTrainer
 
 # 64 rows / batch 8 = 8 steps per epoch (long enough for a signal to land inside an epoch), 3 epochs:
 # checkpoint-8, -16, -24
@@ -94,7 +94,7 @@ def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path, capsys):
 
 def test_unwritable_output_dir_fails_before_training_in_one_line(tmp_path, capsys, monkeypatch):
     loaded = []
-    monkeypatch.setattr("lorakit.base.load_base", lambda *a, **k: loaded.append(a))
+    monkeypatch.setattr("lorakit.models.load.load_base", lambda *a, **k: loaded.append(a))
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     assert main(["train", "--output-dir", str(blocker / "run"), *TINY_ARGS]) == 2

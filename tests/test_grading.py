@@ -13,14 +13,25 @@ import tempfile
 
 import nbformat
 import pytest
-
-from lorakit import checks, grading
-from lorakit.grading import sandbox, settings
-from lorakit.notebook_builder import build, parse
 from conftest import REPO
-from grading_fixtures.course import (ASSIGNMENT, MAX_SCORE, NOTEBOOK, RIGHT, SECRET, WRONG, make_course,
-                                     require_sandbox, snapshot, student_notebook)
+from grading_fixtures.course import (
+    ASSIGNMENT,
+    MAX_SCORE,
+    NOTEBOOK,
+    RIGHT,
+    SECRET,
+    WRONG,
+    make_course,
+    require_sandbox,
+    snapshot,
+    student_notebook,
+)
 from nbhelpers import readable_text
+
+from lorakit import grading
+from lorakit.authoring.build import build, parse
+from lorakit.grading import sandbox, settings
+from lorakit.lessons import self_checks as checks
 
 
 def test_parse_makes_graded_cells_with_schema_3_metadata(repo):
@@ -66,7 +77,7 @@ def test_feedback_messages_are_actionable():
 
 
 def test_collect_outside_grading_checks_plain_data_and_reveals_nothing(capsys, monkeypatch):
-    from lorakit.grading.collect import collect
+    from lorakit.grading import collect
 
     monkeypatch.delenv("LORAKIT_GRADING_RESULTS", raising=False)
     collect("x-tests", lambda a, b: a * b, cases=lambda rng: [(rng.randint(1, 9), 2) for _ in range(3)])
@@ -109,9 +120,9 @@ def test_no_secret_or_no_sandbox_is_one_clear_error(tmp_path, monkeypatch):
 
 
 def test_a_hidden_test_cells_import_loads_no_instructor_machinery():
-    """A student's kernel imports lorakit.grading.collect for every hidden test: nbgrader and nbformat stay out of it
+    """A student's kernel imports lorakit.grading.collector for every hidden test: nbgrader and nbformat stay out of it
     (about 2.4 s per graded kernel); the instructor API still loads on first use."""
-    probe = ("import sys, lorakit.grading.collect, lorakit.grading as g; before = sorted(m for m in ('nbgrader', "
+    probe = ("import sys, lorakit.grading.collector, lorakit.grading as g; before = sorted(m for m in ('nbgrader', "
              "'nbformat') if m in sys.modules); g.grade_class; print(before, 'nbgrader' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["[]", "True"]

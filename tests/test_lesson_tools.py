@@ -1,14 +1,13 @@
-"""lorakit.lesson_tools: answers with their exact match, the before/after table, logged values, memory release."""
+"""lorakit.evaluation.before_after: answers with their exact match, the before/after table, logged values, memory release."""
 
 import pytest
 
 import lorakit
-from lorakit.data import make_rows
-from lorakit.evaluate import exact_match, generate_answers
-from lorakit.evaluate import answers_and_match
-from lorakit.lesson_tools import before_after_table
-from lorakit.logs import values as logged_values
-from lorakit.run_memory import release_memory, trim_heap
+from lorakit.data.datasets import make_rows
+from lorakit.evaluation import answers_and_match, exact_match, generate_answers
+from lorakit.evaluation.generation import before_after_table
+from lorakit.memory.peak import release_memory, trim_heap
+from lorakit.training import logged_values
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from lorakit.memory import estimate, saved_activation_bytes
-from lorakit.params import LLAMA2_7B, ModelShape, count_base_params, count_lora_params
-from lorakit.vocab import resolve_targets
+from lorakit.config.choices import resolve_targets
+from lorakit.memory.estimator import estimate, saved_activation_bytes
+from lorakit.models.shapes import LLAMA2_7B, ModelShape, count_base_params, count_lora_params
 
 SMALL = dict(vocab_size=300, hidden_size=64, intermediate_size=160, num_hidden_layers=3, num_attention_heads=4,
              num_key_value_heads=2)

@@ -1,4 +1,4 @@
-"""lorakit.memory_measure on CPU with tiny shapes: the sharded random checkpoint, and a measured training point."""
+"""lorakit.memory.measurement on CPU with tiny shapes: the sharded random checkpoint, and a measured training point."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 
 import lorakit
-from lorakit import memory_measure
+from lorakit.memory import measurement as memory_measure
 
 TINY = lorakit.ModelShape(1024, 256, 704, 2, 4, 2, name="tiny-a")  # gpu_check's TINY_SCALE
 TIED = lorakit.ModelShape(1024, 256, 704, 2, 4, 2, tie_word_embeddings=True, name="tiny-tied")

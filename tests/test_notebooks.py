@@ -10,11 +10,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
-from lorakit import grading
-from lorakit.notebook_builder import KERNELSPEC, build, chosen_sources, execute
 from grading_fixtures.course import require_sandbox
 from nbhelpers import leaks, secret_lines, solved_release
+
+from lorakit import grading
+from lorakit.authoring.build import KERNELSPEC, build, chosen_sources, execute
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(p.stem for p in (REPO / "course").glob("*.py"))
@@ -95,9 +95,10 @@ def test_autograde_round_trip(chapter, tmp_path):
     grades = {g.student: g for g in grading.grade_class(root, chapter, submissions, secret="round-trip-secret",
                                                         feedback=True)}
     assert grades["solver"].status == "ok" and grades["solver"].score == grades["solver"].max_score > 0
-    assert grades["blank"].status == "ok" and grades["blank"].score == 0
+    assert grades["blank"].status == "empty" and grades["blank"].score == 0  # the release untouched: not run, 0
     feedback = grading.generate_feedback(root, chapter, "blank")
     assert len(feedback) == 1 and leaks(feedback, secret_lines([SOURCE / notebook])) == {}
+    assert "not run, no answer found" in feedback[0].read_text()
 
 
 # --------------------------------------------------------------------------------------------------- reference outputs

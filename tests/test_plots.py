@@ -4,7 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from lorakit.plots import compare_train_losses  # noqa: E402
+from lorakit.lessons.plots import compare_train_losses  # noqa: E402
 
 
 def test_compare_train_losses_draws_one_labelled_line_per_run():

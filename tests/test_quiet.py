@@ -6,10 +6,20 @@ import sys
 
 import pytest
 
-from lorakit.quiet import (BNB_CPU_LOGGER, BNB_KERNEL_NOTICE, HF_LOAD_LOGGER, KERNELS_HUB_LOGGER,
-                           KERNELS_OFFLINE_NOTICE, harness_output_kept_back, new_head_report_dropped, no_dataset_bars,
-                           no_loading_bars, only_the_head_missing, training_notices_dropped)
-from lorakit.run_memory import PeakMemory, reset_peak_rss
+from lorakit.compat.silence import (
+    BNB_CPU_LOGGER,
+    BNB_KERNEL_NOTICE,
+    HF_LOAD_LOGGER,
+    KERNELS_HUB_LOGGER,
+    KERNELS_OFFLINE_NOTICE,
+    harness_output_kept_back,
+    new_head_report_dropped,
+    no_dataset_bars,
+    no_loading_bars,
+    only_the_head_missing,
+    training_notices_dropped,
+)
+from lorakit.memory.peak import PeakMemory, reset_peak_rss
 
 
 def test_only_the_kernel_notice_is_dropped(caplog):

@@ -6,7 +6,7 @@ import math
 import pytest
 
 import lorakit
-from lorakit.logs import values as logged_values
+from lorakit.training import logged_values
 
 pytestmark = pytest.mark.slow
 SHORT = dict(max_steps=2, per_device_train_batch_size=2, max_length=64, n_train=4, n_eval=2, logging_steps=1,

@@ -10,11 +10,11 @@ import statistics
 
 import pytest
 
-from lorakit import realmodel
-from lorakit.base import load_base
-from lorakit.data import load_dataset
-from lorakit.evaluate import generate_answers
-from lorakit.realmodel import CHECKSUM_FILE, REAL_MODELS, CacheError, converted_dir, verify_checksums
+from lorakit.data.datasets import load_dataset
+from lorakit.evaluation import generate_answers
+from lorakit.models import packaged as realmodel
+from lorakit.models.load import load_base
+from lorakit.models.packaged import CHECKSUM_FILE, REAL_MODELS, CacheError, converted_dir, verify_checksums
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,19 @@ import re
 
 import pytest
 
-from lorakit.recipes import (FIELDS, KINDS, RECIPES, TASK_DEFAULTS, TASK_RECIPES, Recipe, allowed, get_recipe,
-                             linear_module_names, parse_field)
-from lorakit.vocab import LLAMA_LINEAR_MODULES
+from lorakit.config.choices import LLAMA_LINEAR_MODULES
+from lorakit.config.recipes import (
+    FIELDS,
+    KINDS,
+    RECIPES,
+    TASK_DEFAULTS,
+    TASK_RECIPES,
+    Recipe,
+    allowed,
+    get_recipe,
+    linear_module_names,
+    parse_field,
+)
 
 
 def test_guide_numbers_of_the_quickstart_recipe():

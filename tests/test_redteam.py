@@ -14,10 +14,19 @@ import textwrap
 
 import nbformat
 import pytest
-
 from conftest import REPO
-from grading_fixtures.course import (ASSIGNMENT, MAX_SCORE, NOTEBOOK, RIGHT, SECRET, WRONG, make_course,
-                                     require_sandbox, snapshot, student_notebook)
+from grading_fixtures.course import (
+    ASSIGNMENT,
+    MAX_SCORE,
+    NOTEBOOK,
+    RIGHT,
+    SECRET,
+    WRONG,
+    make_course,
+    require_sandbox,
+    snapshot,
+    student_notebook,
+)
 from nbhelpers import readable_text
 
 pytestmark = pytest.mark.slow  # grades a whole class in the sandbox
@@ -36,7 +45,7 @@ def attacks(course, outside):
     steal = code(f'''
         import glob, json
         paths = [{str(source_nb)!r}, *glob.glob({str(REPO / "course")!r} + "/*.py"),
-                 {str(REPO / "tests/grading_fixtures/tiny.py")!r}, "/work/main/course/00_setup.py"]
+                 {str(REPO / "tests/grading_fixtures/tiny.py")!r}, {str(REPO / "course/00_setup.py")!r}]
         for path in paths:
             try:
                 text = open(path).read()
@@ -57,13 +66,13 @@ def attacks(course, outside):
                              + v for k, v in RIGHT.items()}, (), "end", 5.0, "ok"),
         # patching the checkers and the collector from an answer cell
         "patch_checks": (ALL_WRONG, (code('''
-            import lorakit.checks as checks
+            import lorakit.lessons.self_checks as checks
             checks.check_close = checks.check_equal = lambda *a, **k: None
             import lorakit.grading.verdicts as verdicts
             verdicts.same = lambda *a, **k: True
         '''),), "start", 0.0, "ok"),
         "patch_collect": (ALL_WRONG, (code('''
-            import lorakit.grading.collect as c
+            import lorakit.grading.collector as c
             c.collect = lambda *a, **k: None
             c.to_plain = lambda v, depth=0: v
         '''),), "start", 0.0, "ok"),
@@ -121,8 +130,9 @@ def attacks(course, outside):
         "read_instructor_files": (ALL_WRONG, (steal,), "start", 0.0, "ok"),
         "read_secret_and_config": (ALL_WRONG, (code(f'''
             import os, glob
-            for path in [os.path.expanduser("~/.jupyter/nbgrader_config.py"), "/root/.jupyter/nbgrader_config.py",
-                         {str(course / "nbgrader_config.py")!r}, *glob.glob("/work/*/.venv/etc/jupyter/*")]:
+            for path in [os.path.expanduser("~/.jupyter/nbgrader_config.py"), "/etc/jupyter/nbgrader_config.py",
+                         {str(course / "nbgrader_config.py")!r},
+                         *glob.glob({str(REPO.parent)!r} + "/*/.venv/etc/jupyter/*")]:
                 try:
                     print(open(path).read())
                 except OSError as err:
@@ -150,7 +160,7 @@ def attacks(course, outside):
         '''),), "end", 0.0, "ok"),
         "write_outside_scratch": (ALL_WRONG, (code(f'''
             import os
-            for folder in [{str(outside)!r}, {str(course)!r}, {str(REPO / "tests")!r}, "/usr", "/etc", "/work"]:
+            for folder in [{str(outside)!r}, {str(course)!r}, {str(REPO / "tests")!r}, "/usr", "/etc", {str(REPO.parent)!r}]:
                 try:
                     open(os.path.join(folder, "pwned.txt"), "w").write("pwned")
                     print("wrote", folder)
@@ -160,7 +170,7 @@ def attacks(course, outside):
         "print_In_history_into_feedback": (ALL_RIGHT, ('print("\\n".join(In))\nprint(Out)',), "end", 5.0, "ok"),
         "forged_result_lines": (ALL_WRONG, (code('''
             import json, os, random
-            from lorakit.grading.collect import case_rng
+            from lorakit.grading.collector import case_rng
             path = os.environ.get("LORAKIT_GRADING_RESULTS", "/grading/results.jsonl")
             rng = case_rng("tiny-scale-tests", "0")
             cases = [(rng.choice([1, 2, 4, 8, 16, 64]), rng.choice([3, 8, 16, 32, 128])) for _ in range(4)]

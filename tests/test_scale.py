@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lorakit.scale import GPU_REAL_MODEL, SCALE_ENV, course_scale
+from lorakit.lessons.scales import GPU_REAL_MODEL, SCALE_ENV, course_scale
 
 
 def test_cpu_scale_uses_the_tiny_model_for_quick_runs_and_the_offline_135m_for_real_lessons():

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import lorakit
-from lorakit.hardware import sharded_launch
-from lorakit.recipes import RECIPES
-from lorakit.training import prepare_model
+from lorakit.config.recipes import RECIPES
+from lorakit.models.hardware import sharded_launch
+from lorakit.training.pipeline import prepare_model
 
 FSDP_ENV = {"ACCELERATE_USE_FSDP": "true"}
 

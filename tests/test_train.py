@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import lorakit
-from lorakit.params import ModelShape, count_lora_params
-from lorakit.recipes import RECIPES
+from lorakit.config.recipes import RECIPES
+from lorakit.models.shapes import ModelShape, count_lora_params
 
 FAST = dict(max_steps=3, n_train=24, n_eval=8, logging_steps=1, gradient_checkpointing=True)
 
@@ -99,7 +99,7 @@ def test_dpo_on_a_qlora_sft_stage_merges_into_the_4bit_base(tmp_path):
     4-bit layers before training its own; the policy starts equal to that merged reference (first margin 0)."""
     from pathlib import Path
 
-    from lorakit.preference import dpo_stage
+    from lorakit.training.dpo import dpo_stage
 
     model, tokenizer = lorakit.load_base("tiny", quantization="nf4")
     sft = lorakit.train("instruction", model=model, tokenizer=tokenizer, max_steps=2, n_train=16, n_eval=4,
@@ -117,8 +117,8 @@ def test_dpo_on_a_qlora_sft_stage_merges_into_the_4bit_base(tmp_path):
 def test_lora_visibly_improves_eval_loss_and_accuracy(tmp_path):
     """The instruction data is learnable: at the guide's LR the answer loss falls far below the base model's; at the
     LR the tiny model prefers (1e-3, chapter 3's sweep) exact-match accuracy rises well above the base's 0%."""
-    from lorakit.data import load_dataset
-    from lorakit.evaluate import exact_match
+    from lorakit.data.datasets import load_dataset
+    from lorakit.evaluation import exact_match
 
     model, tokenizer = lorakit.load_base()
     data = load_dataset("instruction", tokenizer, n_train=1600, n_eval=64)
@@ -139,7 +139,7 @@ def test_unknown_target_module_lists_valid_names(tmp_path):
 
 
 def test_empty_dataset_is_a_clear_error(tmp_path):
-    from lorakit.data import load_dataset
+    from lorakit.data.datasets import load_dataset
 
     model, tokenizer = lorakit.load_base()
     data = load_dataset("instruction", tokenizer, n_train=4, n_eval=2)
@@ -160,7 +160,7 @@ def test_sft_then_dpo_resumes_each_stage_from_its_own_checkpoint(tmp_path, monke
               save_strategy="epoch")
     first = lorakit.train("dpo", **kw)
     notes = []
-    monkeypatch.setattr("lorakit.runner.announce", notes.append)
+    monkeypatch.setattr("lorakit.training.checkpoints.announce", notes.append)
     again = lorakit.train("dpo", resume_from_checkpoint=True, **kw)
     out = "\n".join(notes)
     assert f"resuming from {tmp_path / 'sft' / 'checkpoint-2'}" in out

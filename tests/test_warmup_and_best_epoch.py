@@ -10,10 +10,11 @@ from peft import PeftModel
 from transformers import TrainerCallback
 
 import lorakit
-from lorakit import compat
-from lorakit.best_epoch import eval_loss, kept_checkpoint, same_adapter
-from lorakit.data import load_dataset
-from lorakit.schedules import lr_curve
+from lorakit.compat import versions as compat
+from lorakit.data.datasets import load_dataset
+from lorakit.evaluation import eval_loss
+from lorakit.training import kept_checkpoint, same_adapter
+from lorakit.training.schedules import lr_curve
 
 
 def trainer_warmup(total_steps, **overrides):

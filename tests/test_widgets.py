@@ -11,10 +11,9 @@ import ipywidgets
 import pytest
 import torch
 
-from lorakit.params import LLAMA2_7B, ModelShape, count_lora_params
-from lorakit.sweep import Sweep, SweepSettings
-from lorakit.whatif import tiny_shape
-from lorakit.widgets import SweepPanel, WhatIf
+from lorakit.lessons.widgets import SweepPanel, WhatIf
+from lorakit.models.shapes import LLAMA2_7B, ModelShape, count_lora_params, tiny_shape
+from lorakit.training.sweep import Sweep, SweepSettings
 
 STEPS = 6
 

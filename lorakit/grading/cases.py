@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from ..params import ModelShape
+from ..models.shapes import ModelShape
 
 
 def random_shape(rng: random.Random) -> ModelShape:

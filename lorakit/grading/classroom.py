@@ -11,14 +11,14 @@ from typing import Any
 
 import nbformat
 
-from . import collect, gradebook, sandbox
+from . import collector, gradebook, sandbox
 from .assemble import assemble, is_graded
 from .feedback import feedback_notebook, write_html
 from .report import Grade
 from .runner import run_notebook
 from .submissions import find_notebook, read_notebook
 from .untrusted import id_problem, printable
-from .verdicts import decide, parse_results
+from .verdicts import Verdict, decide, parse_results
 
 
 @dataclass
@@ -46,7 +46,7 @@ def reference_results(course: Course, name: str) -> dict[str, dict[str, Any]]:
     """The instructor's solution run on the secret inputs (cached per source hash and seed, in the course folder
     which no student sandbox sees)."""
     source_bytes = (course.root / "source" / course.assignment / name).read_bytes()
-    key = hashlib.sha256(source_bytes + course.seed.encode() + Path(collect.__file__).read_bytes()).hexdigest()[:24]
+    key = hashlib.sha256(source_bytes + course.seed.encode() + Path(collector.__file__).read_bytes()).hexdigest()[:24]
     cache = course.root / ".lorakit-grading" / course.assignment / f"{Path(name).stem}-{key}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
@@ -90,7 +90,11 @@ def grade_notebook(course: Course, name: str, path: Path, feedback_dir: Path | N
     if student is None:
         return dict.fromkeys(points), [problem], {"error"}
     built = assemble(course.sources[name], course.releases[name], student)
-    if built.empty:
+    if built.empty:  # nothing run; the feedback still says so per exercise
+        if feedback_dir is not None:
+            unanswered = {cell: Verdict(cell, cases=0, matched=0, points=points[cell]) for cell in points}
+            write_html(feedback_notebook(built.notebook, built.test_cells, unanswered),
+                       feedback_dir / f"{Path(name).stem}.html")
         return {cell: 0.0 for cell in points}, [f"{name} has no code in any solution cell"], {"empty"}
     run = run_notebook(built.notebook, course.timeout, course.seed, course.mode, course.limits)
     reference = course.references[name]

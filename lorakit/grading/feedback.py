@@ -104,8 +104,9 @@ def feedback_notebook(executed: Any, test_cells: dict[str, int], verdicts: dict[
             if where == index:
                 verdict = verdicts.get(exercise)
                 summary = (f"**Hidden check `{exercise}`**: checked {verdict.cases} secret cases, {verdict.matched} "
-                           f"matched ({verdict.score:g} of {verdict.points:g} points)." if verdict else
-                           f"**Hidden check `{exercise}`**: not graded automatically.")
+                           f"matched ({verdict.score:g} of {verdict.points:g} points)." if verdict and verdict.cases else
+                           f"**Hidden check `{exercise}`**: not run, no answer found (0 of {verdict.points:g} points)."
+                           if verdict else f"**Hidden check `{exercise}`**: not graded automatically.")
                 cells.append(nbformat.v4.new_markdown_cell(summary))
     return nbformat.v4.new_notebook(cells=cells, metadata={"language_info": {"name": "python"}})
 

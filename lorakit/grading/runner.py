@@ -16,7 +16,7 @@ from typing import Any
 import nbformat
 
 from . import sandbox
-from .collect import RESULTS_ENV, SEED_ENV
+from .collector import RESULTS_ENV, SEED_ENV
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 MAX_RESULTS_BYTES = 20 * 2**20

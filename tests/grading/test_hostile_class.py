@@ -15,12 +15,20 @@ import sqlite3
 import nbformat
 import pytest
 from bs4 import BeautifulSoup
-
 from conftest import REPO
-from grading_fixtures.course import (ASSIGNMENT, MAX_SCORE, NOTEBOOK, RIGHT, SECRET, make_course, require_sandbox,
-                                     student_notebook)
-from lorakit.grading.report import FORMULA_START
+from grading_fixtures.course import (
+    ASSIGNMENT,
+    MAX_SCORE,
+    NOTEBOOK,
+    RIGHT,
+    SECRET,
+    make_course,
+    require_sandbox,
+    student_notebook,
+)
 from nbhelpers import readable_text
+
+from lorakit.grading.report import FORMULA_START
 
 pytestmark = pytest.mark.slow  # grades a class in the sandbox
 

@@ -10,8 +10,8 @@ import nbformat
 import pytest
 
 from lorakit import grading
+from lorakit.authoring.build import build
 from lorakit.grading import sandbox
-from lorakit.notebook_builder import build
 
 HERE = Path(__file__).parent
 ASSIGNMENT = "tiny"

@@ -3,13 +3,13 @@
 # Three short exercises whose hidden checks collect results on secret inputs.
 
 # %%
-import random
 
 MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
 
 # %% grading=skip
 # A long demo the grader skips (it would run past any grading timeout).
 import time
+
 time.sleep(120)
 
 # %% [markdown]
@@ -22,12 +22,12 @@ def lora_scale(r, alpha):
     ### END SOLUTION
 
 # %% [tests] id=tiny-scale-tests points=2
-from lorakit.checks import check_close, passed
+from lorakit.lessons.self_checks import check_close, passed
 
 check_close(lora_scale(16, 32), 2.0, "scale at r=16, alpha=32", hint="alpha / r")
 passed("Exercise 1")
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 collect("tiny-scale-tests", lora_scale, rel=1e-9,
         cases=lambda rng: [(rng.choice([1, 2, 4, 8, 16, 64]), rng.choice([3, 8, 16, 32, 128])) for _ in range(4)])
@@ -43,12 +43,12 @@ def lora_params(d_in, d_out, r):
     ### END SOLUTION
 
 # %% [tests] id=tiny-count-tests points=2
-from lorakit.checks import check_equal, passed
+from lorakit.lessons.self_checks import check_equal, passed
 
 check_equal(lora_params(10, 20, 2), 60, "10×20 at r=2")
 passed("Exercise 2")
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 collect("tiny-count-tests", lora_params,
         cases=lambda rng: [(rng.randint(8, 4096), rng.randint(8, 4096), rng.choice([4, 8, 16])) for _ in range(4)])
@@ -64,12 +64,12 @@ def attention_targets(names):
     ### END SOLUTION
 
 # %% [tests] id=tiny-targets-tests points=1
-from lorakit.checks import check_equal, passed
+from lorakit.lessons.self_checks import check_equal, passed
 
 check_equal(attention_targets(["q_proj", "k_proj", "v_proj"]), ["q_proj", "v_proj"], "q, k, v")
 passed("Exercise 3")
 ### BEGIN HIDDEN TESTS
-from lorakit.grading.collect import collect
+from lorakit.grading import collect
 
 collect("tiny-targets-tests", attention_targets,
         cases=lambda rng: [(rng.sample(MODULES, rng.randint(2, 7)),) for _ in range(2)])

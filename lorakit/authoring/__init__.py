@@ -1,0 +1,1 @@
+"""Course authoring: the percent-format chapters in `course/` built into nbgrader notebooks (`build`)."""

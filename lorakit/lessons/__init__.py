@@ -1,0 +1,21 @@
+"""What the chapters show and check: the course scale (`scales`), the guide audit (`guide_audit`), where the
+course differs (`deviations`), learner self-checks (`self_checks`), widgets (`widgets`) and plots (`plots`)."""
+
+from __future__ import annotations
+
+from ..compat import lazy_exports
+from ..compat.silence import drop_bitsandbytes_kernel_notice
+
+# Every chapter's first cell imports this package: from then on, bitsandbytes' hub-kernel notices (logged when peft or
+# transformers first import it) stay out of the lesson's outputs. One logging filter, no heavy import.
+drop_bitsandbytes_kernel_notice()
+
+EXPORTS = {
+    "course_scale": "scales", "deviations_table": "deviations", "Claim": "guide_audit", "audit": "guide_audit",
+    "claims_table": "guide_audit", "counts": "guide_audit", "inconsistencies": "guide_audit",
+    "nf4_bits_per_weight": "guide_measurements", "compare_train_losses": "plots", "plot_losses": "plots",
+    "check_close": "self_checks", "check_equal": "self_checks", "passed": "self_checks", "SweepPanel": "widgets",
+    "WhatIf": "widgets",
+}
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

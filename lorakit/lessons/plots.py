@@ -1,0 +1,87 @@
+"""Loss curves with matplotlib (an optional dependency: the `course` extra): one run's (`plot_losses`), a lesson's
+few runs side by side (`compare_train_losses`), and the sweep panel's overlay of many (`loss_figure`, drawn without pyplot so it is safe from a training thread)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+from ..training.history import series
+
+
+def plot_losses(log_history: list[dict[str, float]], path: str | Path | None = None, title: str = "",
+                ax: Any = None) -> Any:
+    """Plot train loss per step and eval loss per evaluation; save to `path` when given. Returns the Axes."""
+    import matplotlib
+
+    if path is not None and ax is None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    train = series(log_history, "loss", axis="step")
+    evals = series(log_history, "eval_loss", axis="step")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals), "o-", label="eval loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if path is not None:
+        ax.figure.tight_layout()
+        ax.figure.savefig(path, dpi=100)
+        plt.close(ax.figure)
+    return ax
+
+
+def compare_train_losses(curves: dict[str, list[tuple[float, float]]]) -> Any:
+    """One pyplot axes with a train-loss line per labelled run ({label: TrainResult.train_losses}); returns it."""
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=(7, 3.5))
+    for label, losses in curves.items():
+        ax.plot(*zip(*losses), label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("train loss")
+    ax.legend()
+    return ax
+
+
+def loss_figure(runs: list[Any], live: Any = None, highlight: Any = None) -> Any:
+    """A matplotlib Figure of `lorakit.training.sweep.SweepRun`s: each run's train-loss line and eval losses (dots, same
+    colour), `live` (the run in progress) dashed, the `highlight` settings' line thicker."""
+    from matplotlib.figure import Figure  # no pyplot: safe from the training thread, no global state
+
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.subplots()
+    key = highlight.key() if highlight is not None else None
+    for run in runs:
+        if not run.train_losses:
+            continue
+        label = f"{run.settings.label()} · {run.trainable_params:,} params · {run.memory_bytes / 2**20:.0f} MiB"
+        width = 2.5 if run.settings.key() == key else 1.2
+        (line,) = ax.plot(*zip(*run.train_losses), label=label, linewidth=width)
+        if run.eval_losses:
+            ax.plot(*zip(*run.eval_losses), "o", color=line.get_color(), markersize=6)
+    if live is not None and live.train_losses:
+        ax.plot(*zip(*live.train_losses), "k--", linewidth=1.5, label=f"running: {live.settings.label()}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (line: train, dot: eval)")
+    if ax.lines:
+        ax.legend(fontsize=6, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def png_output(fig: Any) -> dict:
+    """`fig` as a Jupyter display_data output (PNG), for setting an ipywidgets Output's `outputs` directly."""
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=80)
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": base64.b64encode(png.getvalue()).decode(), "text/plain": "<loss curves>"}}
