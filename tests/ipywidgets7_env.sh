@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run tests/test_widgets.py under ipywidgets 7.7 (what Colab ships) in its own venv, so that the widget panels are
+# Run tests/lessons/test_widgets.py under ipywidgets 7.7 (what Colab ships) in its own venv, so that the widget panels are
 # checked on 7.7 as well as on the 8.x of the project venv (JupyterLab 4).
 #
 #   tests/ipywidgets7_env.sh [pytest args]
@@ -51,6 +51,6 @@ case "$version" in 7.7.*) ;; *) echo "expected ipywidgets 7.7.x, got $version" >
 
 cd "$ROOT"
 status=0
-"$PY" -m pytest tests/test_widgets.py -q -p no:cacheprovider "$@" || status=$?
-echo "tests/test_widgets.py under ipywidgets $version: exit $status, $((SECONDS - start)) s in all"
+"$PY" -m pytest tests/lessons/test_widgets.py -q -p no:cacheprovider "$@" || status=$?
+echo "tests/lessons/test_widgets.py under ipywidgets $version: exit $status, $((SECONDS - start)) s in all"
 exit $status

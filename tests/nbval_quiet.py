@@ -1,6 +1,6 @@
 """A pytest plugin for nbval runs: a notebook cell that writes to stderr fails, as library noise a learner would see.
 
-Loaded with `-p tests.nbval_quiet` (the Makefile's nbval run and tests/test_notebooks.py). nbval keeps each executed
+Loaded with `-p tests.nbval_quiet` (the Makefile's nbval run and tests/course/test_notebooks.py). nbval keeps each executed
 cell's outputs in `item.test_outputs`; a passing cell with a stderr stream among them is reported as failed with
 that text, so a warning that appears in a lesson (as bitsandbytes' packed-kernel autograd warning once did, the sign
 of wrong gradients) stops CI instead of sitting in the notebook.

@@ -5,13 +5,13 @@ model's wheel."""
 
 import re
 import sys
-from pathlib import Path
 
 import tomllib
 import yaml
 from packaging.specifiers import SpecifierSet
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 SPEC = re.compile(r"^([A-Za-z0-9_.\-]+)\s*(?:\[[^\]]*\])?\s*([<>=!~].*)?$")
 
 

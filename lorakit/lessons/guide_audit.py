@@ -1,7 +1,7 @@
 """A verbatim audit of the Training Guide's numbers and claims (chapter 4).
 
-Every entry quotes the guide exactly (`quote` is a substring of the guide's text; tests/test_claims.py checks it against
-a copy of the guide's number-bearing lines, `tests/data/guide_numbers.json`, made by `guide_number_lines`). Each entry
+Every entry quotes the guide exactly (`quote` is a substring of the guide's text; tests/lessons/test_guide_audit.py checks it against
+a copy of the guide's number-bearing lines, `tests/fixtures/guide_numbers.json`, made by `guide_number_lines`). Each entry
 carries the value lorakit computes (`lorakit.models.shapes`, `lorakit.memory.estimator`, torch) or measures on CPU (`measure=True`),
 where that value comes from, a verdict and the reason:
 

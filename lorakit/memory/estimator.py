@@ -24,7 +24,7 @@ Components, in bytes:
   log-softmax output and of its input) next to the saved log-softmax output. Not included: the CUDA context and
   cuBLAS workspaces (~0.3–1 GB that nvidia-smi shows but `max_memory_allocated` does not) and allocator
   fragmentation.
-The activation terms were checked against autograd's saved tensors on CPU (tests/test_memory.py);
+The activation terms were checked against autograd's saved tensors on CPU (tests/memory/test_estimator.py);
 `benchmarks/memory_grid.py` compares the total with `torch.cuda.max_memory_allocated` on a GPU.
 """
 

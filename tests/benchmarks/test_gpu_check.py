@@ -8,12 +8,12 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
+from tests.helpers import REPO
+
+SCRIPT = REPO / "benchmarks" / "gpu_check.py"
 
 
 def load_gpu_check():
@@ -88,7 +88,7 @@ def test_chapter_section_builds_and_executes_a_chapter_at_the_scale(monkeypatch)
     """The chapter section on the fixture chapter (chapter 6 itself runs under nbval at CPU scale)."""
     gpu_check = load_gpu_check()
     monkeypatch.delenv(gpu_check.SCALE_SWITCH, raising=False)
-    result = gpu_check.chapter_section(gpu_check.TINY_SCALE, 120, ROOT / "tests" / "fixtures" / "demo_chapter.py")
+    result = gpu_check.chapter_section(gpu_check.TINY_SCALE, 120, REPO / "tests" / "fixtures" / "demo_chapter.py")
     assert result["chapter"] == "demo_chapter" and result["scale"] == "cpu"
     assert result["code_cells_executed"] >= 2 and result["seconds"] > 0
 

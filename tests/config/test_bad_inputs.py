@@ -1,4 +1,4 @@
-"""Bad inputs across the public API: every case in tests/bad_inputs.py raises a ValueError or TypeError that names
+"""Bad inputs across the public API: every case in tests/helpers/bad_inputs.py raises a ValueError or TypeError that names
 the field, docs/bad_inputs.md is the table generated from those cases, and property tests try random values of
 each config field: whatever they are, a public function either accepts the value (and what it returns works) or
 raises ValueError/TypeError naming the field, never anything else."""
@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from bad_inputs import CASES, DOC, call_text, outcome, render
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +18,7 @@ from lorakit.config.choices import LLAMA_LINEAR_MODULES
 from lorakit.config.recipes import Recipe
 from lorakit.data.datasets import DEFAULT_SIZES
 from lorakit.models.shapes import LLAMA2_7B, ModelShape, count_base_params
+from tests.helpers.bad_inputs import CASES, DOC, call_text, outcome, render
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WORDS = ["q_proj", "v_proj", "all-linear", "q,v", "nf4", "int8", "bf16", "fp32", "auto", "cosine", "epoch",
@@ -55,7 +55,7 @@ def test_bad_input_raises_an_error_naming_the_field(case):
 
 
 def test_docs_table_is_generated_from_the_cases():
-    assert DOC.read_text(encoding="utf-8") == render(), "docs/bad_inputs.md is out of date: run `python tests/bad_inputs.py`"
+    assert DOC.read_text(encoding="utf-8") == render(), "docs/bad_inputs.md is out of date: run `python -m tests.helpers.bad_inputs`"
 
 
 RECIPE_FIELDS = [f.name for f in dataclasses.fields(Recipe)]

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # a browser, JupyterLab and a training run
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.slow, pytest.mark.browser]  # JupyterLab and a training run
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHAPTER = REPO / "notebooks" / "release" / "01_hyperparameters"
 NOTEBOOK = "01_hyperparameters.ipynb"

@@ -19,8 +19,8 @@ import pytest
 
 from lorakit.authoring.build import parse
 from lorakit.grading.collector import RESULTS_ENV, SEED_ENV
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(p.stem for p in (REPO / "course").glob("*.py"))
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 CHECKERS = {"check_close", "check_equal", "passed"}

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_fixtures.course import require_sandbox
-from nbhelpers import leaks, secret_lines, solved_release
 
 from lorakit import grading
 from lorakit.authoring.build import KERNELSPEC, build, chosen_sources, execute
+from tests.helpers import REPO
+from tests.helpers.grading_course import require_sandbox
+from tests.helpers.notebooks import leaks, secret_lines, solved_release
 
-REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(p.stem for p in (REPO / "course").glob("*.py"))
 SOURCE, RELEASE = REPO / "notebooks" / "source", REPO / "notebooks" / "release"
 GRADED_CHAPTERS = [c for c in CHAPTERS if "[tests]" in (REPO / "course" / f"{c}.py").read_text()]
@@ -81,6 +81,7 @@ def test_notebooks_have_kernelspec_badges_and_colab_cell(chapter):
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox
 @pytest.mark.parametrize("chapter", GRADED_CHAPTERS)
 def test_autograde_round_trip(chapter, tmp_path):
     root = tmp_path / "course"

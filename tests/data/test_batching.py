@@ -4,7 +4,6 @@ throughput benchmark runs end to end."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,8 +11,7 @@ import torch
 import lorakit
 from lorakit.config.recipes import RECIPES
 from lorakit.training.pipeline import data_collator, scored_positions_only
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +102,7 @@ def test_throughput_benchmark_runs_and_reports():
     """A small run of benchmarks/throughput.py: the plain variant pads most positions, lorakit's none."""
     reports = {}
     for variant in ("plain", "lorakit"):
-        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--n-train", "24",
+        out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--n-train", "24",
                               "--n-eval", "8", "--variant", variant], capture_output=True, text=True, check=True)
         reports[variant] = json.loads(out.stdout.strip().splitlines()[-1])
     plain, ours = reports["plain"], reports["lorakit"]

@@ -1,4 +1,4 @@
-"""Evaluation helpers and the adapter save/load round trip (resuming a run: tests/test_resume.py)."""
+"""Evaluation helpers and the adapter save/load round trip (resuming a run: tests/training/test_resume.py)."""
 
 import math
 import warnings

@@ -2,7 +2,7 @@
 
 A control page (the same notebook through plain nbconvert, as feedback was written before) shows the probe works:
 there the payloads do run. Every request but the page's own file is blocked, so the template's CDN scripts never
-load. Skipped when /usr/bin/chromium is missing and LORAKIT_REQUIRE_BROWSER is unset (as tests/test_browser.py).
+load. Skipped when /usr/bin/chromium is missing and LORAKIT_REQUIRE_BROWSER is unset (as tests/course/test_browser.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from test_untrusted_input import hostile_executed
 
 from lorakit.grading.feedback import feedback_notebook, write_html
 
-pytestmark = pytest.mark.slow  # a browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def script_ran(page, path) -> dict:  # noqa: F811

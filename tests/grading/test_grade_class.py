@@ -1,6 +1,6 @@
 """The course tooling: percent-format sources → nbgrader notebooks → student release → sandboxed grading.
 
-The grading tests grade the tiny fixture course (tests/grading_fixtures/tiny.py) in nbgrader's layout and from
+The grading tests grade the tiny fixture course (tests/fixtures/tiny.py) in nbgrader's layout and from
 --submissions folders; they need bubblewrap (skipped without it unless LORAKIT_REQUIRE_SANDBOX is set).
 """
 
@@ -13,8 +13,13 @@ import tempfile
 
 import nbformat
 import pytest
-from conftest import REPO
-from grading_fixtures.course import (
+
+from lorakit import grading
+from lorakit.authoring.build import build, parse
+from lorakit.grading import sandbox, settings
+from lorakit.lessons import self_checks as checks
+from tests.helpers import REPO
+from tests.helpers.grading_course import (
     ASSIGNMENT,
     MAX_SCORE,
     NOTEBOOK,
@@ -26,12 +31,7 @@ from grading_fixtures.course import (
     snapshot,
     student_notebook,
 )
-from nbhelpers import readable_text
-
-from lorakit import grading
-from lorakit.authoring.build import build, parse
-from lorakit.grading import sandbox, settings
-from lorakit.lessons import self_checks as checks
+from tests.helpers.notebooks import readable_text
 
 
 def test_parse_makes_graded_cells_with_schema_3_metadata(repo):
@@ -181,6 +181,7 @@ def _write(folder, files):
             nbformat.write(content, path)
 
 
+@pytest.mark.sandbox
 def test_sandbox_sees_layered_site_packages_but_no_other_sys_path_entry(tmp_path, monkeypatch):
     """A venv layered on another (tests/version_env.sh) imports the other's packages: the sandbox binds every
     site-packages folder on sys.path read-only, and nothing else of sys.path (a checkout on PYTHONPATH)."""
@@ -215,6 +216,7 @@ def _outcome(row):
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox
 def test_every_student_gets_a_row_with_per_exercise_scores(graded_class):
     course, rows, _ = graded_class
     assert sorted(rows) == sorted(p.name for p in (course / "submitted").iterdir())
@@ -229,12 +231,14 @@ def test_every_student_gets_a_row_with_per_exercise_scores(graded_class):
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox
 def test_submitted_files_are_never_changed(graded_class):
     course, _, before = graded_class
     assert snapshot(course / "submitted") == before
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox
 def test_problems_are_named_in_the_detail(graded_class):
     _, rows, _ = graded_class
     assert _outcome(rows["renamed"]) == (0.0, MAX_SCORE, "error")
@@ -245,6 +249,7 @@ def test_problems_are_named_in_the_detail(graded_class):
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox
 def test_a_loop_or_a_dead_kernel_costs_only_its_exercise(graded_class):
     _, rows, _ = graded_class
     assert _outcome(rows["loops"]) == (3.0, MAX_SCORE, "timeout")
@@ -254,6 +259,7 @@ def test_a_loop_or_a_dead_kernel_costs_only_its_exercise(graded_class):
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox
 def test_edited_or_deleted_test_cells_run_as_the_instructor_wrote_them(graded_class):
     _, rows, _ = graded_class
     assert _outcome(rows["edits_tests"]) == (0.0, MAX_SCORE, "tampered")
@@ -263,6 +269,7 @@ def test_edited_or_deleted_test_cells_run_as_the_instructor_wrote_them(graded_cl
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox
 def test_feedback_shows_the_graded_notebook_without_hidden_checks(graded_class):
     course, rows, _ = graded_class
     pages = {p.parts[-3]: p for p in (course / "feedback").rglob("*.html")}
@@ -275,6 +282,7 @@ def test_feedback_shows_the_graded_notebook_without_hidden_checks(graded_class):
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox
 def test_the_gradebook_holds_the_scores(graded_class):
     course, rows, _ = graded_class
     from nbgrader.api import Gradebook
@@ -285,6 +293,7 @@ def test_the_gradebook_holds_the_scores(graded_class):
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox
 def test_a_failed_regrade_clears_the_stale_score_and_feedback(graded_class, tmp_path, monkeypatch):
     course, rows, _ = graded_class
     assert (course / "feedback/solver" / ASSIGNMENT).is_dir()
@@ -302,6 +311,7 @@ def test_a_failed_regrade_clears_the_stale_score_and_feedback(graded_class, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox
 def test_a_submissions_folder_inside_the_course_is_only_read(graded_class, monkeypatch):
     course, _, _ = graded_class
     inside = course / "hand-ins"

@@ -15,8 +15,10 @@ import sqlite3
 import nbformat
 import pytest
 from bs4 import BeautifulSoup
-from conftest import REPO
-from grading_fixtures.course import (
+
+from lorakit.grading.report import FORMULA_START
+from tests.helpers import REPO
+from tests.helpers.grading_course import (
     ASSIGNMENT,
     MAX_SCORE,
     NOTEBOOK,
@@ -26,11 +28,9 @@ from grading_fixtures.course import (
     require_sandbox,
     student_notebook,
 )
-from nbhelpers import readable_text
+from tests.helpers.notebooks import readable_text
 
-from lorakit.grading.report import FORMULA_START
-
-pytestmark = pytest.mark.slow  # grades a class in the sandbox
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]  # grades a class in the sandbox
 
 LINKED = {  # student → (path under submitted/<student>, relative link target): each reaches the instructor's source
     "link_notebook": (f"{ASSIGNMENT}/{NOTEBOOK}", f"../../../source/{ASSIGNMENT}/{NOTEBOOK}"),

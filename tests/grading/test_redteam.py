@@ -1,6 +1,6 @@
 """Red team: every attack a student could hand in scores exactly what its honest part earns (a blank scores 0).
 
-One class of the tiny fixture course (tests/grading_fixtures/tiny.py: 3 exercises, 2 + 2 + 1 points, hidden checks
+One class of the tiny fixture course (tests/fixtures/tiny.py: 3 exercises, 2 + 2 + 1 points, hidden checks
 that `collect` results on secret inputs) is graded once by `lorakit grade --feedback` in the bubblewrap sandbox.
 Skipped without bubblewrap unless LORAKIT_REQUIRE_SANDBOX is set (CI sets it).
 """
@@ -14,8 +14,9 @@ import textwrap
 
 import nbformat
 import pytest
-from conftest import REPO
-from grading_fixtures.course import (
+
+from tests.helpers import REPO
+from tests.helpers.grading_course import (
     ASSIGNMENT,
     MAX_SCORE,
     NOTEBOOK,
@@ -27,9 +28,9 @@ from grading_fixtures.course import (
     snapshot,
     student_notebook,
 )
-from nbhelpers import readable_text
+from tests.helpers.notebooks import readable_text
 
-pytestmark = pytest.mark.slow  # grades a whole class in the sandbox
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]  # grades a whole class in the sandbox
 
 ALL_WRONG, ALL_RIGHT = WRONG, RIGHT
 SCALE_COUNT_RIGHT = {**RIGHT, "tiny-targets": WRONG["tiny-targets"]}
@@ -45,7 +46,7 @@ def attacks(course, outside):
     steal = code(f'''
         import glob, json
         paths = [{str(source_nb)!r}, *glob.glob({str(REPO / "course")!r} + "/*.py"),
-                 {str(REPO / "tests/grading_fixtures/tiny.py")!r}, {str(REPO / "course/00_setup.py")!r}]
+                 {str(REPO / "tests/fixtures/tiny.py")!r}, {str(REPO / "course/00_setup.py")!r}]
         for path in paths:
             try:
                 text = open(path).read()

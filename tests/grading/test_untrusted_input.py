@@ -10,13 +10,13 @@ import os
 
 import nbformat
 import pytest
-from grading_fixtures.course import ASSIGNMENT, NOTEBOOK
 
 from lorakit.grading import submissions
 from lorakit.grading.assemble import assemble
 from lorakit.grading.feedback import feedback_notebook, redact_hidden_tests, write_html
 from lorakit.grading.report import FORMULA_START, Grade, write_csv
 from lorakit.grading.untrusted import id_problem, printable
+from tests.helpers.grading_course import ASSIGNMENT, NOTEBOOK
 
 
 def notebook_file(path, source="x = 1"):
@@ -143,8 +143,8 @@ def test_feedback_html_keeps_no_student_script_or_attribute(tmp_path):
 
 
 def test_a_blank_notebook_is_empty_but_one_written_answer_or_extra_cell_is_not(tmp_path):
-    from conftest import REPO
-    from grading_fixtures.course import RIGHT, make_course, student_notebook
+    from tests.helpers import REPO
+    from tests.helpers.grading_course import RIGHT, make_course, student_notebook
 
     course = make_course(tmp_path / "course", REPO)
     source = nbformat.read(course / "source" / ASSIGNMENT / NOTEBOOK, as_version=4)

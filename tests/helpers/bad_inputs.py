@@ -1,13 +1,12 @@
 """Bad inputs tried against lorakit's public API, each with the field its error message must name.
 
-tests/test_bad_inputs.py runs every case; docs/bad_inputs.md is the table `render()` makes from them
-(`python tests/bad_inputs.py` rewrites it, and a test fails when the committed table differs).
+tests/config/test_bad_inputs.py runs every case; docs/bad_inputs.md is the table `render()` makes from them
+(`python -m tests.helpers.bad_inputs` rewrites it, and a test fails when the committed table differs).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import lorakit
@@ -17,8 +16,9 @@ from lorakit.evaluation.pitfalls import reproduce
 from lorakit.models.load import load_base
 from lorakit.models.shapes import LLAMA2_7B, ModelShape
 from lorakit.training import schedules
+from tests.helpers import REPO
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
+DOC = REPO / "docs" / "bad_inputs.md"
 SHAPE = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_layers=32, num_attention_heads=32,
              num_key_value_heads=32)
 
@@ -152,8 +152,8 @@ def render() -> str:
             "",
             "## Calls",
             "",
-            "Every call below is run by `tests/test_bad_inputs.py`, which also checks that each message names the "
-            "field; this page is generated from the same list (`python tests/bad_inputs.py`) and a test fails when "
+            "Every call below is run by `tests/config/test_bad_inputs.py`, which also checks that each message names the "
+            "field; this page is generated from the same list (`python -m tests.helpers.bad_inputs`) and a test fails when "
             "it is out of date. Random values of the same fields are tried by the property tests in that file.",
             "",
             "| call | error | message |",

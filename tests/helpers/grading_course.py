@@ -12,8 +12,8 @@ import pytest
 from lorakit import grading
 from lorakit.authoring.build import build
 from lorakit.grading import sandbox
+from tests.helpers import REPO
 
-HERE = Path(__file__).parent
 ASSIGNMENT = "tiny"
 NOTEBOOK = "tiny.ipynb"
 SECRET = "red-team-course-secret-0042"
@@ -44,7 +44,7 @@ def make_course(root: Path, repo: Path) -> Path:
     """An nbgrader course folder holding the tiny assignment, its release and gradebook."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(repo / "notebooks/nbgrader_config.py", root)
-    build(HERE / "tiny.py", root)
+    build(REPO / "tests" / "fixtures" / "tiny.py", root)
     grading.generate_release(root, ASSIGNMENT)
     return root
 

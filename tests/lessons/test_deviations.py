@@ -2,11 +2,11 @@
 every difference."""
 
 import pytest
-from test_claims import GUIDE, GUIDE_NUMBERS
 
 from lorakit.config.recipes import RECIPES
 from lorakit.lessons.deviations import DROPOUT_BANDS, TOPICS, deviations, deviations_table
 from lorakit.training.schedules import LR_RANGES
+from tests.helpers import GUIDE, GUIDE_NUMBERS
 
 
 def test_quotes_are_the_guides_own():

@@ -1,12 +1,8 @@
 """The verbatim audit: every quote is the guide's own text, every number of the guide is covered, the verdicts follow
 from computed or measured values (none hard-coded), and the guide's self-contradictions are named."""
 
-import json
-import os
-from pathlib import Path
 
 import pytest
-from conftest import REPO
 
 from lorakit.lessons.guide_audit import (
     NUMBER,
@@ -20,10 +16,7 @@ from lorakit.lessons.guide_audit import (
     verdict,
 )
 from lorakit.lessons.guide_measurements import measure_shared_base, nf4_bits_per_weight
-
-GUIDE_NUMBERS = json.loads((Path(__file__).parent / "data" / "guide_numbers.json").read_text())["lines"]
-# the guide sits in ../shared/guide beside the checkout (the steering side's copy); LORAKIT_GUIDE overrides
-GUIDE = Path(os.environ.get("LORAKIT_GUIDE", REPO.parent / "shared" / "guide" / "training-guide.md"))
+from tests.helpers import GUIDE, GUIDE_NUMBERS
 
 
 @pytest.fixture(scope="module")

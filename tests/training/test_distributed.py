@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 CONFIGS = REPO / "configs" / "accelerate"
 DISTRIBUTED_TYPES = {"ddp": "MULTI_GPU", "fsdp_qlora": "FSDP", "deepspeed_zero2": "DEEPSPEED",
                      "deepspeed_zero3": "DEEPSPEED"}
