@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from lorakit.memory.estimator import estimate, saved_activation_bytes  # noqa: E402
+from lorakit.memory.estimator import estimate, optimizer_state_bytes, saved_activation_bytes  # noqa: E402
 from lorakit.models.hardware import DTYPES  # noqa: E402
 from lorakit.models.shapes import LLAMA2_7B, ModelShape  # noqa: E402
 
@@ -82,15 +82,6 @@ def _lora(model, gc: bool, r: int):
     return model
 
 
-def _state_bytes(opt) -> int:
-    seen: dict[int, int] = {}
-    for state in opt.state.values():
-        for value in state.values():
-            if torch.is_tensor(value) and value.numel() > 1:
-                seen.setdefault(value.untyped_storage().data_ptr(), value.untyped_storage().nbytes())
-    return sum(seen.values())
-
-
 def run_one(shape, precision, quantization, gc, optimizer, seq, batch, r, device, cache, timed=False):
     est = estimate(shape, precision=precision, quantization=quantization, optimizer=optimizer,
                    gradient_checkpointing=gc, batch=batch, seq_len=seq, r=r, targets="all-linear")
@@ -121,7 +112,7 @@ def run_one(shape, precision, quantization, gc, optimizer, seq, batch, r, device
             if qs is not None:
                 weights[id(qs)] = qs.absmax.nbytes + (qs.state2.absmax.nbytes if qs.nested else 0)
         grads = sum(p.grad.nbytes for p in params if p.grad is not None)
-        measured = sum(weights.values()) + grads + _state_bytes(opt) + saved_activation_bytes(model, ids)
+        measured = sum(weights.values()) + grads + optimizer_state_bytes(opt) + saved_activation_bytes(model, ids)
         expected = est.total - est.overhead
     del model, opt
     if device == "cuda":

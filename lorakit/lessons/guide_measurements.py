@@ -68,6 +68,7 @@ def measure_optimizer_state_bytes() -> dict[str, int]:
     from peft import LoraConfig
 
     from ..compat.versions import get_peft_model
+    from ..memory.estimator import optimizer_state_bytes
 
     out = {}
     for name, make in (("adamw", torch.optim.AdamW), ("adamw_8bit", bnb.optim.AdamW8bit)):
@@ -77,12 +78,7 @@ def measure_optimizer_state_bytes() -> dict[str, int]:
         ids = torch.randint(0, 512, (1, 16), generator=torch.Generator().manual_seed(0))
         model(input_ids=ids, labels=ids).loss.backward()
         opt.step()
-        seen: dict[int, int] = {}
-        for state in opt.state.values():
-            for value in state.values():
-                if torch.is_tensor(value) and value.numel() > 1:
-                    seen.setdefault(value.untyped_storage().data_ptr(), value.untyped_storage().nbytes())
-        out[name] = sum(seen.values())
+        out[name] = optimizer_state_bytes(opt)
         out[f"{name}_params"] = sum(p.numel() for p in params)
     return out
 

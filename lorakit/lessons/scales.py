@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..models.load import hub_offline
+
 SCALE_ENV = "LORAKIT_SCALE"
 SCALE_NAMES = ("cpu", "gpu", "auto")
 ROLES = ("quick", "real")
@@ -64,11 +66,6 @@ SCALES = {
 }
 
 
-def _hub_offline() -> bool:
-    return any(os.environ.get(flag, "").upper() in ("1", "ON", "YES", "TRUE")
-               for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
 def course_scale(name: str | None = None) -> Scale:
     """The Scale for `name` ('cpu', 'gpu', 'auto'); None reads $LORAKIT_SCALE (default 'auto')."""
     import torch
@@ -78,7 +75,7 @@ def course_scale(name: str | None = None) -> Scale:
         raise ValueError(f"scale ({SCALE_ENV} or the argument) must be one of {list(SCALE_NAMES)}, got {chosen!r}")
     cuda = torch.cuda.is_available()
     if chosen == "auto":
-        chosen = "gpu" if cuda and not _hub_offline() else "cpu"
+        chosen = "gpu" if cuda and not hub_offline() else "cpu"
     if chosen == "gpu" and not cuda:
         raise ValueError(f"scale 'gpu' needs a CUDA GPU and none is visible: set {SCALE_ENV}=cpu (or auto), "
                          "or run on a GPU kernel")

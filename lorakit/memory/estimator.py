@@ -212,3 +212,16 @@ def saved_activation_bytes(model, input_ids) -> int:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         model(input_ids=input_ids, labels=input_ids, use_cache=False)
     return sum(seen.values())
+
+
+def optimizer_state_bytes(optimizer) -> int:
+    """Measure: bytes of an optimizer's state tensors (moments, quantisation maps), each storage counted once;
+    one-value tensors (step counters) left out."""
+    import torch
+
+    seen: dict[int, int] = {}
+    for state in optimizer.state.values():
+        for value in state.values():
+            if torch.is_tensor(value) and value.numel() > 1:
+                seen.setdefault(value.untyped_storage().data_ptr(), value.untyped_storage().nbytes())
+    return sum(seen.values())

@@ -52,7 +52,8 @@ def _offline_error(name: str, err: Exception) -> OSError:
     )
 
 
-def _offline_mode() -> bool:
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE asks for no hub requests (1/ON/YES/TRUE)."""
     from huggingface_hub import constants
 
     flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
@@ -71,7 +72,7 @@ def _check_hub(name: str, local_only: bool) -> None:
     Without this, an offline machine without HF_HUB_OFFLINE=1 spends ~50 s in download retries before failing. One
     metadata request (no retries) tells unreachable, missing and fine apart. Cached models skip the request.
     """
-    if local_only or _offline_mode():
+    if local_only or hub_offline():
         return  # local folder, or transformers itself fails fast from the cache
     from huggingface_hub import try_to_load_from_cache
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError

@@ -25,6 +25,7 @@ def test_auto_with_cuda_is_gpu_online_and_cpu_offline(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)  # read from the environment at import
     gpu = course_scale("auto")
     assert gpu.name == "gpu" and gpu.model_for("real") == GPU_REAL_MODEL and gpu.real_quantization == "nf4"
     assert gpu.model_for("quick") == "tiny"  # chapters 1-5's sweeps and pitfalls are the built-in model's
