@@ -21,3 +21,17 @@ if _bin not in os.environ.get("PATH", "").split(os.pathsep):
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_base():
+    """The built-in tiny model and its tokenizer, loaded once: for tests that only read them (never train them)."""
+    from lorakit.models.load import load_base
+
+    model, tokenizer = load_base("tiny")
+    return model.eval(), tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_base):
+    return tiny_base[1]

@@ -15,10 +15,10 @@ from tests.helpers import REPO
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    model, tokenizer = lorakit.load_base("tiny")
+def tiny(tiny_base):
+    model, tokenizer = tiny_base
     data = lorakit.load_dataset("instruction", tokenizer, n_train=8, n_eval=1, seed=3)
-    return model.eval(), tokenizer, data
+    return model, tokenizer, data
 
 
 def _loss(model, batch):

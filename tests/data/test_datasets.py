@@ -1,12 +1,11 @@
 import pytest
 
 from lorakit.data.datasets import DATASETS, INTENTS, load_dataset, make_rows
-from lorakit.models.load import load_tokenizer
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer("tiny")
+@pytest.fixture
+def tokenizer(tiny_tokenizer):
+    return tiny_tokenizer
 
 
 @pytest.mark.parametrize("name", DATASETS)

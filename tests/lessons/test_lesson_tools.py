@@ -2,7 +2,6 @@
 
 import pytest
 
-import lorakit
 from lorakit.data.datasets import make_rows
 from lorakit.evaluation import answers_and_match, exact_match, generate_answers
 from lorakit.evaluation.generation import before_after_table
@@ -10,21 +9,16 @@ from lorakit.memory.peak import release_memory, trim_heap
 from lorakit.training import logged_values
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return lorakit.load_base("tiny")
-
-
-def test_answers_and_match_agrees_with_exact_match(tiny):
-    model, tokenizer = tiny
+def test_answers_and_match_agrees_with_exact_match(tiny_base):
+    model, tokenizer = tiny_base
     _, rows = make_rows("instruction", 1, 6, seed=3)
     answers, rate = answers_and_match(model, tokenizer, rows, max_new_tokens=6)
     assert answers == generate_answers(model, tokenizer, [r["prompt"] for r in rows], 6)
     assert rate == exact_match(model, tokenizer, rows, max_new_tokens=6)
 
 
-def test_answers_and_match_counts_right_answers(tiny):
-    model, tokenizer = tiny
+def test_answers_and_match_counts_right_answers(tiny_base):
+    model, tokenizer = tiny_base
     _, rows = make_rows("instruction", 1, 4, seed=3)
     answers = generate_answers(model, tokenizer, [r["prompt"] for r in rows], 6)
     rigged = [{**r, "response": a if i % 2 == 0 else a + " no"} for i, (r, a) in enumerate(zip(rows, answers))]

@@ -13,11 +13,6 @@ from lorakit.models import load as base  # noqa: E402
 from lorakit.models.load import TINY_DIR, load_base, load_tokenizer  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return load_base("tiny")
-
-
 def test_shipped_files_are_small_and_described():
     weights = TINY_DIR / "model.safetensors"
     assert weights.stat().st_size < 10 * 2**20
@@ -25,8 +20,8 @@ def test_shipped_files_are_small_and_described():
     assert 2e6 < info["params"] < 8e6
 
 
-def test_loads_offline_in_fp32_on_cpu(tiny):
-    model, tokenizer = tiny
+def test_loads_offline_in_fp32_on_cpu(tiny_base):
+    model, tokenizer = tiny_base
     assert model.dtype == torch.float32 and model.device.type == "cpu"
     assert model.config.num_key_value_heads < model.config.num_attention_heads  # GQA: k/v smaller than q
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
@@ -48,8 +43,8 @@ def test_chat_template_format():
         assert tokenizer.convert_tokens_to_ids(token) in ids
 
 
-def test_special_tokens_and_generation_config(tiny):
-    model, tokenizer = tiny
+def test_special_tokens_and_generation_config(tiny_base):
+    model, tokenizer = tiny_base
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|pad|>", "<|user|>", "<|assistant|>",
                                                            "<|end|>")}
     assert len(set(ids.values())) == 5 and len(tokenizer) == model.config.vocab_size
@@ -68,10 +63,10 @@ def _heldout_perplexity(model, tokenizer, n_docs=4, seq=256):
     return math.exp(sum(losses) / len(losses))
 
 
-def test_pretrained_far_below_random_init(tiny):
+def test_pretrained_far_below_random_init(tiny_base):
     from transformers import AutoModelForCausalLM
 
-    model, tokenizer = tiny
+    model, tokenizer = tiny_base
     torch.manual_seed(0)
     random_model = AutoModelForCausalLM.from_config(model.config)
     trained, random_ppl = _heldout_perplexity(model, tokenizer), _heldout_perplexity(random_model, tokenizer)
