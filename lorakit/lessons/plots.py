@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,17 @@ def plot_losses(log_history: list[dict[str, float]], path: str | Path | None = N
     return ax
 
 
-def compare_train_losses(curves: dict[str, list[tuple[float, float]]]) -> Any:
-    """One pyplot axes with a train-loss line per labelled run ({label: TrainResult.train_losses}); returns it."""
+def compare_train_losses(curves: dict[str, list[tuple[float, float]]],
+                         baselines: dict[str, float] | None = None) -> Any:
+    """One pyplot axes with a train-loss line per labelled run ({label: TrainResult.train_losses}) and a grey
+    horizontal line per baseline ({label: loss}, e.g. uniform guessing ln V, the base model's eval loss); returns it."""
     import matplotlib.pyplot as plt
 
     _, ax = plt.subplots(figsize=(7, 3.5))
     for label, losses in curves.items():
         ax.plot(*zip(*losses), label=label)
+    for (label, loss), style in zip((baselines or {}).items(), itertools.cycle((":", "--", "-."))):
+        ax.axhline(loss, linestyle=style, color="0.4", label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("train loss")
     ax.legend()
