@@ -1,7 +1,7 @@
 """`lorakit.train`: a recipe, a model and data in; a trained adapter, its logs and its costs out.
 
 One run path with stages around Hugging Face `Trainer` + peft: the SFT stage here (causal LM or classification),
-and for `task="dpo"` the SFT stage, its adapter merged, then `lorakit.training.dpo`'s DPO stage (TRL). Every stage
+and for `task="dpo"` the SFT stage, then `lorakit.training.dpo`'s DPO stage (TRL) on its adapter. Every stage
 shares `lorakit.training.stage`'s set-up, fallbacks, resume and result. Added to the Trainer: eval perplexity in the logs,
 per-epoch adapter checkpoints, honest fallbacks, a result object with the log history, the best epoch and the peak
 memory.
@@ -169,9 +169,9 @@ def sft_stage(recipe: Recipe, model: Any = None, data: Any = None, tokenizer: An
 def train_sft_then_dpo(recipe: Recipe, model: Any = None, data: Any = None, tokenizer: Any = None,
                        output_dir: str | os.PathLike | None = None, callbacks: list[TrainerCallback] | None = None,
                        resume_from_checkpoint: bool | None = None, progress: bool = True) -> TrainResult:
-    """The SFT stage on `recipe.sft_dataset` (in `output_dir/sft`), its adapter merged into the base, then the DPO
-    stage on `recipe.dataset` (in `output_dir/dpo`). Returns the DPO stage's TrainResult (its time and notes include
-    the SFT stage's).
+    """The SFT stage on `recipe.sft_dataset` (in `output_dir/sft`), then the DPO stage on `recipe.dataset` (in
+    `output_dir/dpo`), which trains the SFT adapter further against a frozen copy of it. Returns the DPO stage's
+    TrainResult (its time and notes include the SFT stage's).
 
     resume_from_checkpoint=True continues each stage from its newest complete checkpoint (a DPO stage that had not
     started yet starts afresh); a checkpoint folder can't name a stage, so only True is accepted.

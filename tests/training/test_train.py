@@ -94,26 +94,6 @@ def test_dpo_stage_evaluates_at_the_training_batch_size(tmp_path):
 
 
 @pytest.mark.slow
-def test_dpo_on_a_qlora_sft_stage_merges_into_the_4bit_base(tmp_path):
-    """Chapter 6 at GPU scale: the instruction run is QLoRA (NF4 base), so the DPO stage merges that adapter into
-    4-bit layers before training its own; the policy starts equal to that merged reference (first margin 0)."""
-    from pathlib import Path
-
-    from lorakit.training.dpo import dpo_stage
-
-    model, tokenizer = lorakit.load_base("tiny", quantization="nf4")
-    sft = lorakit.train("instruction", model=model, tokenizer=tokenizer, max_steps=2, n_train=16, n_eval=4,
-                        save_strategy="no", eval_strategy="no", output_dir=tmp_path / "sft", progress=False)
-    recipe = lorakit.get_recipe("dpo", max_steps=2, per_device_train_batch_size=2, gradient_accumulation_steps=2,
-                                n_train=8, n_eval=4, logging_steps=1, save_strategy="no")
-    dpo = dpo_stage(recipe, sft, output_dir=Path(tmp_path), progress=False)
-    margins = [h["rewards/margins"] for h in dpo.log_history if "rewards/margins" in h]
-    assert getattr(dpo.model.get_base_model(), "is_loaded_in_4bit", False)
-    assert len(margins) == 2 and margins[0] == 0.0 and math.isfinite(dpo.final_eval_loss)
-    assert (dpo.adapter_dir / "adapter_config.json").exists()
-
-
-@pytest.mark.slow
 def test_lora_visibly_improves_eval_loss_and_accuracy(tmp_path):
     """The instruction data is learnable: at the guide's LR the answer loss falls far below the base model's; at the
     LR the tiny model prefers (1e-3, chapter 3's sweep) exact-match accuracy rises well above the base's 0%."""
