@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup lab course test venvs venv-pinned venv-min test-fast test-fast-pinned test-fast-min test-latest bench notebooks
+.PHONY: setup lab course test venvs venv-pinned venv-min test-fast test-fast-pinned test-fast-min test-latest bench notebooks executed
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ test-latest: setup
 notebooks: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m lorakit.authoring.build $(EXECUTE)
 	rm -f notebooks/gradebook.db
+
+# notebooks/executed: every chapter run top to bottom with its outputs and figures, for reading without running
+# (solutions and hidden checks cut; tests/course/test_executed.py fails when a chapter changed since)
+executed: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m lorakit.authoring.executed
 
 bench: setup
 	$(BIN)/python benchmarks/quickstart.py
