@@ -1,6 +1,10 @@
-"""The GPU check: one script, about 10 minutes on one H100/H200, that measures what the course claims about GPUs.
+"""The GPU check: one script that proves the GPU half in one short run (default deadline 6 minutes).
 
-Sections (each one's result, or its error, is saved as soon as it is done, so a run cut short keeps what it had):
+Sections, in order; each one's result, or its error, is saved in the JSON as soon as it is done, the memory and
+throughput sections after every point, so a run cut short or killed keeps what it measured. A global deadline
+(--deadline-s) interrupts the running section and skips the rest, each marked "deadline" in the JSON:
+  preflight   the versions, lorakit's floors (pyproject.toml), whether transformers has `activation_checkpointing_enable`,
+              the imports the sections need, and an NF4 round trip (bitsandbytes, double quantisation) on the device.
   memory      lorakit.estimate vs torch.cuda.max_memory_allocated: bf16 LoRA and NF4 QLoRA × gradient checkpointing
               on/off × sequence 512/2048, on a 1.1B (TinyLlama-shaped) and a 7B (Llama-2-shaped) randomly initialised
               Llama (no downloads): lorakit.memory.measurement writes each shape's random bf16 checkpoint once, shard by
@@ -8,19 +12,19 @@ Sections (each one's result, or its error, is saved as soon as it is done, so a 
               dropout 0, torch AdamW, batch 1; four optimizer steps per point, timed over the last two. Error per
               point = (estimate − measured) / measured; target |error| ≤ 10%. prepare_model_for_kbit_training is not
               applied (it up-casts norms and embeddings to fp32, which the estimate does not model).
-  throughput  benchmarks/throughput.py on a ≥1B random Llama in NF4 with checkpointing (the course's QLoRA recipe):
-              lorakit.train vs the plain guide-style script vs TRL's SFTTrainer (defaults, padding-free, packing);
-              tokens/s, peak memory, eval loss, MFU and the lorakit / TRL ratios.
   slowdown    from the memory section's step times: QLoRA vs bf16 LoRA and checkpointing on vs off, per shape and
               sequence length, against the Training Guide's "~10% slower training" and "~20% slower".
-  chapter6    course/06_recipes.py built and executed top to bottom with nbclient, LORAKIT_SCALE=gpu (the dry run's
-              test executes a small fixture chapter instead: nbval already runs chapter 6 at CPU scale).
+  throughput  benchmarks/throughput.py on a ≥1B random Llama in NF4 with checkpointing (the course's QLoRA recipe):
+              lorakit.train vs the plain guide-style script vs TRL's SFTTrainer (defaults, padding-free, packing),
+              one variant at a time; tokens/s, peak memory, eval loss, MFU and the lorakit / TRL ratios.
+  chapter6    course/06_recipes.py built and executed top to bottom with nbclient, LORAKIT_SCALE=gpu, in what is left
+              of the deadline (skipped where the hub model is out of reach, as on a lent machine).
 
 Usage:
-  python benchmarks/gpu_check.py [OUT.json]            # on the GPU (default $OUT/gpu_check.json or ./gpu_check.json)
-  python benchmarks/gpu_check.py --device cpu --tiny    # every code path on tiny shapes on CPU (~1-2 minutes);
-                                                        # memory is the process's peak RSS there (no target)
-  bash benchmarks/gpu_run.sh prepare|run                # the wheels to carry, and the command on the lent machine
+  python benchmarks/gpu_check.py [OUT.json] [--deadline-s 360]   # on the GPU (default $OUT/gpu_check.json)
+  python benchmarks/gpu_check.py --dry-run                         # every code path on tiny shapes on CPU
+  bash benchmarks/gpu_run.sh prepare|run                           # the wheels to carry, and the lent machine's command
+docs/gpu.md explains the JSON.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -48,7 +53,8 @@ import torch  # noqa: E402
 import lorakit  # noqa: E402
 from lorakit.memory.measurement import add_lora, load_checkpoint, measure_loaded, random_checkpoint, release  # noqa: E402
 
-SECTIONS = ("memory", "throughput", "slowdown", "chapter6")
+SECTIONS = ("preflight", "memory", "slowdown", "throughput", "chapter6")
+DEFAULT_DEADLINE_S = 360
 TARGET_ERROR_PCT = 10.0
 GUIDE_CLAIMS = {  # the Training Guide's "Technique Comparison" table, Speed Impact column, quoted exactly
     "qlora_vs_lora": "~10% slower training",
@@ -57,6 +63,16 @@ GUIDE_CLAIMS = {  # the Training Guide's "Technique Comparison" table, Speed Imp
 SCALE_SWITCH = "LORAKIT_SCALE"
 TINYLLAMA_1B = lorakit.ModelShape(32000, 2048, 5632, 22, 32, 4, name="1.1b")
 PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "datasets", "nbclient")
+IMPORTS = ("lorakit.training.pipeline", "lorakit.training.dpo", "lorakit.memory.measurement", "peft", "trl",
+           "bitsandbytes", "datasets", "nbclient", "throughput")
+NF4_MAX_RELATIVE_ERROR = 0.2  # NF4's mean round-trip error on normal weights is about a tenth of their mean size
+
+Record = Callable[..., None]  # record(key, item, name=None): add item to the running section's `key` list (or dict)
+
+
+class DeadlineExceeded(BaseException):
+    """The run's global deadline passed; raised in the main thread by SIGALRM, wherever it is (a BaseException, so
+    no `except Exception` of the code it interrupts takes it for an ordinary failure)."""
 
 
 @dataclass(frozen=True)
@@ -95,10 +111,72 @@ def scratch_folder(needed_bytes: int) -> Path:
     return Path(tempfile.mkdtemp(prefix="gpu-check-", dir=shm if roomy else None))
 
 
-def memory_section(scale: Scale, device: str) -> dict[str, Any]:
+def versions() -> dict[str, str]:
+    """Each package's version, or why it is unavailable."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.import_module(name).__version__
+        except Exception as err:  # a missing or broken package is reported, not fatal
+            found[name] = f"unavailable: {type(err).__name__}: {err}"
+    return found
+
+
+def below_floors(found: dict[str, str]) -> dict[str, str]:
+    """The installed packages older than pyproject.toml's floors, as {name: "have < floor"}."""
+    import tomllib
+    from packaging.requirements import Requirement
+
+    below = {}
+    for line in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        requirement = Requirement(line)
+        have = found.get(requirement.name)
+        if have and have[0].isdigit() and not requirement.specifier.contains(have, prereleases=True):
+            below[requirement.name] = f"{have} not {requirement.specifier}"
+    return below
+
+
+def nf4_round_trip(device: str) -> dict[str, Any]:
+    """Quantise a normal 256×256 matrix to NF4 (double quantisation) on `device` and back."""
+    import bitsandbytes.functional as bnb
+
+    weights = torch.randn(256, 256, device=device, dtype=torch.bfloat16)
+    packed, state = bnb.quantize_4bit(weights, quant_type="nf4", compress_statistics=True)
+    restored = bnb.dequantize_4bit(packed, state)
+    error = float((weights - restored).abs().float().mean() / weights.abs().float().mean())
+    return dict(device=str(restored.device), bytes_per_weight=packed.numel() * packed.element_size() / weights.numel(),
+                relative_mean_abs_error=error, ok=error < NF4_MAX_RELATIVE_ERROR)
+
+
+def preflight_section(device: str) -> dict[str, Any]:
+    """What the other sections need, checked in seconds: versions, floors, the checkpointing API, imports, NF4."""
+    import transformers
+
+    found = versions()
+    imports = {}
+    for name in IMPORTS:
+        try:
+            importlib.import_module(name)
+            imports[name] = "ok"
+        except Exception as err:  # each failing import is reported
+            imports[name] = f"{type(err).__name__}: {err}"
+    try:
+        nf4 = nf4_round_trip(device)
+    except Exception as err:  # bitsandbytes without this device's library
+        nf4 = dict(ok=False, message=f"{type(err).__name__}: {err}")
+    has_api = hasattr(transformers.PreTrainedModel, "activation_checkpointing_enable")
+    floors = below_floors(found)
+    problems = ([f"below floor: {name} {why}" for name, why in floors.items()]
+                + ([] if has_api else ["transformers has no activation_checkpointing_enable (needs >= 5.23)"])
+                + [f"import {name}: {why}" for name, why in imports.items() if why != "ok"]
+                + ([] if nf4["ok"] else ["NF4 round trip failed"]))
+    return dict(packages=found, below_floors=floors, activation_checkpointing_enable=has_api, imports=imports,
+                nf4_round_trip=nf4, problems=problems, ready=not problems)
+
+
+def memory_section(scale: Scale, device: str, record: Record) -> dict[str, Any]:
     """The estimate-vs-measured grid; each shape's random checkpoint is written once, then loaded in bf16 and in
-    NF4, each model serving all the points of its (shape, quantization)."""
-    points = []
+    NF4, each model serving all the points of its (shape, quantization). Each point is recorded as it is measured."""
     for shape in scale.shapes:
         folder = scratch_folder(2 * lorakit.count_base_params(shape))
         try:
@@ -110,29 +188,39 @@ def memory_section(scale: Scale, device: str) -> dict[str, Any]:
                         point = measure_loaded(model, shape, quantization, checkpointing, seq, scale.batch,
                                                scale.steps, scale.r, device)
                         within = abs(point.error_pct) <= TARGET_ERROR_PCT if device == "cuda" else None
-                        points.append(asdict(point) | dict(within_target=within))
-                        print(json.dumps(points[-1]), flush=True)
+                        record("points", asdict(point) | dict(within_target=within))
                 del model
                 release(device)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-    errors = [abs(p["error_pct"]) for p in points]
-    return dict(points=points, target_pct=TARGET_ERROR_PCT, worst_abs_error_pct=max(errors),
-                all_within_target=all(p["within_target"] for p in points) if device == "cuda" else None,
-                optimizer="torch AdamW", lora=f"r={scale.r}, alpha={2 * scale.r}, all-linear, dropout 0")
+    return dict(target_pct=TARGET_ERROR_PCT, optimizer="torch AdamW",
+                lora=f"r={scale.r}, alpha={2 * scale.r}, all-linear, dropout 0")
+
+
+def memory_summary(points: list[dict[str, Any]], device: str) -> dict[str, Any]:
+    """The worst error over the points measured, and whether all are within the target (None on CPU)."""
+    if not points:
+        return {}
+    return dict(worst_abs_error_pct=max(abs(p["error_pct"]) for p in points),
+                all_within_target=all(p["within_target"] for p in points) if device == "cuda" else None)
 
 
 def slowdown_section(memory: dict[str, Any]) -> dict[str, Any]:
-    """QLoRA vs bf16 LoRA (same checkpointing) and checkpointing on vs off (same quantization), from step times."""
-    times = {(p["shape"], p["quantization"], p["checkpointing"], p["seq"]): p["step_seconds"] for p in memory["points"]}
+    """QLoRA vs bf16 LoRA (same checkpointing) and checkpointing on vs off (same quantization), from step times of
+    the points the memory section measured (a pair with a point missing is left out)."""
+    times = {(p["shape"], p["quantization"], p["checkpointing"], p["seq"]): p["step_seconds"]
+             for p in memory.get("points", [])}
     qlora, checkpointing = [], []
     for (shape, quantization, ckpt, seq), seconds in times.items():
-        if quantization == "nf4":
-            qlora.append(dict(shape=shape, seq=seq, checkpointing=ckpt,
-                              slowdown_pct=100 * (seconds / times[(shape, "none", ckpt, seq)] - 1)))
-        if ckpt:
+        plain = times.get((shape, "none", ckpt, seq))
+        if quantization == "nf4" and plain:
+            qlora.append(dict(shape=shape, seq=seq, checkpointing=ckpt, slowdown_pct=100 * (seconds / plain - 1)))
+        without = times.get((shape, quantization, False, seq))
+        if ckpt and without:
             checkpointing.append(dict(shape=shape, seq=seq, quantization=quantization,
-                                      slowdown_pct=100 * (seconds / times[(shape, quantization, False, seq)] - 1)))
+                                      slowdown_pct=100 * (seconds / without - 1)))
+    if not (qlora and checkpointing):
+        raise RuntimeError(f"the memory section measured {len(times)} points: no matching pairs to compare")
     return dict(
         qlora_vs_lora=dict(guide=GUIDE_CLAIMS["qlora_vs_lora"], points=qlora,
                            median_pct=statistics.median(p["slowdown_pct"] for p in qlora)),
@@ -141,23 +229,28 @@ def slowdown_section(memory: dict[str, Any]) -> dict[str, Any]:
         measured_as="mean optimizer-step time (forward + backward + AdamW) of the memory section's last steps")
 
 
-def throughput_section(scale: Scale) -> dict[str, Any]:
-    """benchmarks/throughput.py's variants: fresh processes on the GPU, in this process for the tiny CPU run."""
+def throughput_section(scale: Scale, record: Record) -> dict[str, Any]:
+    """benchmarks/throughput.py's variants one at a time (a fresh process each on the GPU, this process for the tiny
+    CPU run), each recorded as it finishes; a failed variant is recorded and the next one runs."""
     import throughput
 
     argv = [*scale.throughput_args, "--variants", ",".join(scale.variants)]
-    args = throughput.parser().parse_args(argv)
-    if scale.throughput_subprocesses:
+    reports = {}
+    for variant in scale.variants:
         try:
-            results = throughput.run_all(args)
-        except SystemExit as err:  # a failed variant exits throughput.py; here it fails this section only
-            raise RuntimeError(str(err)) from None
-    else:
-        reports = {}
-        for variant in scale.variants:
-            reports[variant] = throughput.run_variant(throughput.parser().parse_args([*argv, "--variant", variant]))
-        results = dict(variants=reports, ratios=throughput.compare(reports))
-    return dict(command=f"python benchmarks/throughput.py {' '.join(argv)}", **results)
+            if scale.throughput_subprocesses:
+                args = throughput.parser().parse_args([*scale.throughput_args, "--variants", variant])
+                report = throughput.run_all(args)["variants"][variant]
+            else:
+                report = throughput.run_variant(throughput.parser().parse_args([*argv, "--variant", variant]))
+        except (Exception, SystemExit) as err:  # throughput.py exits on a failed variant
+            record("failed", dict(variant=variant, message=f"{type(err).__name__}: {str(err)[-2000:]}"))
+            continue
+        reports[variant] = report
+        record("variants", report, name=variant)
+    if not reports:
+        raise RuntimeError("every throughput variant failed")
+    return dict(command=f"python benchmarks/throughput.py {' '.join(argv)}", ratios=throughput.compare(reports))
 
 
 def real_model_missing(scale_name: str) -> str | None:
@@ -198,32 +291,58 @@ def chapter_section(scale: Scale, timeout: int, source: Path = ROOT / "course" /
     return dict(chapter=source.stem, scale=scale.chapter_scale, seconds=seconds, code_cells_executed=code_cells)
 
 
-def environment(device: str) -> dict[str, Any]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.import_module(name).__version__
-        except Exception as err:  # a missing or broken package is reported, not fatal
-            versions[name] = f"unavailable: {type(err).__name__}: {err}"
-    gpu = torch.cuda.get_device_name(0) if device == "cuda" else None
-    return dict(device=device, gpu=gpu, python=platform.python_version(), packages=versions,
-                started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+class Runner:
+    """The run's results, saved to `out` after every section and every recorded point, under a global deadline."""
 
+    def __init__(self, out: Path, deadline_s: float, meta: dict[str, Any]) -> None:
+        self.out, self.results = out, dict(meta=meta | dict(deadline_s=deadline_s))
+        self.end = time.monotonic() + deadline_s
+        self.expired = False
 
-def run_section(name: str, results: dict[str, Any], out: Path, work: Callable[[], dict[str, Any]]) -> None:
-    """Run one section, record its result or its error, and save everything so far."""
-    start = time.perf_counter()
-    print(f"== {name}", flush=True)
-    try:
-        result = work()
-        result.setdefault("status", "ok")
-    except Exception as err:  # one failing section must not lose the others
-        result = dict(status="error", message=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-3000:])
-    result["section_seconds"] = time.perf_counter() - start
-    results[name] = result
-    out.write_text(json.dumps(results, indent=1, default=str))
-    print(json.dumps({k: v for k, v in result.items() if k not in ("points", "variants", "traceback")}, default=str),
-          flush=True)
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def save(self) -> None:
+        self.out.write_text(json.dumps(self.results, indent=1, default=str))
+
+    def section(self, name: str, work: Callable[[Record], dict[str, Any]]) -> None:
+        """Run one section (or mark it "deadline" when no time is left), record its result or its error, save."""
+        start = time.perf_counter()
+        partial: dict[str, Any] = dict(status="running")
+        self.results[name] = partial
+        print(f"== {name}", flush=True)
+
+        def record(key: str, item: Any, name: str | None = None) -> None:
+            if name is None:
+                partial.setdefault(key, []).append(item)
+            else:
+                partial.setdefault(key, {})[name] = item
+            self.save()
+            print(json.dumps(item, default=str), flush=True)
+
+        if self.expired or self.left() <= 0:
+            self.expired = True
+            partial.update(status="deadline", message="not started: the run's deadline had passed")
+        else:
+            def alarm(signum: int, frame: Any) -> None:
+                raise DeadlineExceeded(f"the run's deadline of {self.results['meta']['deadline_s']} s passed")
+
+            signal.signal(signal.SIGALRM, alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.left())
+            try:
+                partial.update({"status": "ok", **work(record)})
+            except DeadlineExceeded as err:
+                self.expired = True
+                partial.update(status="deadline", message=f"cut short: {err}")
+            except Exception as err:  # one failing section must not lose the others
+                partial.update(status="error", message=f"{type(err).__name__}: {err}",
+                               traceback=traceback.format_exc()[-3000:])
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        partial["section_seconds"] = time.perf_counter() - start
+        self.save()
+        print(json.dumps({k: v for k, v in partial.items() if not isinstance(v, (list, dict)) or k == "problems"},
+                         default=str), flush=True)
 
 
 def default_out() -> Path:
@@ -237,7 +356,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tiny", action="store_true", help="tiny shapes (the CPU dry run)")
     parser.add_argument("--dry-run", action="store_true", help="same as --device cpu --tiny")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
-    parser.add_argument("--budget-s", type=int, default=570, help="chapter 6 gets what is left of this")
+    parser.add_argument("--deadline-s", type=float, default=DEFAULT_DEADLINE_S,
+                        help="the whole run's limit: the running section is cut short, the rest skipped")
     args = parser.parse_args(argv)
     if args.dry_run:
         args.device, args.tiny = "cpu", True
@@ -250,18 +370,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = args.out or default_out()
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    results: dict[str, Any] = dict(meta=environment(args.device) | dict(tiny=args.tiny, guide_claims=GUIDE_CLAIMS))
+    gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else None
+    runner = Runner(out, args.deadline_s, dict(
+        device=args.device, gpu=gpu, python=platform.python_version(), tiny=args.tiny, guide_claims=GUIDE_CLAIMS,
+        started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+    results = runner.results
+    if "preflight" in args.only:
+        runner.section("preflight", lambda record: preflight_section(args.device))
     if "memory" in args.only or "slowdown" in args.only:
-        run_section("memory", results, out, lambda: memory_section(scale, args.device))
+        runner.section("memory", lambda record: memory_section(scale, args.device, record))
+        results["memory"].update(memory_summary(results["memory"].get("points", []), args.device))
     if "slowdown" in args.only:
-        run_section("slowdown", results, out, lambda: slowdown_section(results["memory"]))
+        runner.section("slowdown", lambda record: slowdown_section(results["memory"]))
     if "throughput" in args.only:
-        run_section("throughput", results, out, lambda: throughput_section(scale))
+        runner.section("throughput", lambda record: throughput_section(scale, record))
     if "chapter6" in args.only:
-        left = max(30, int(args.budget_s - (time.perf_counter() - start)))
-        run_section("chapter6", results, out, lambda: chapter_section(scale, left))
+        runner.section("chapter6", lambda record: chapter_section(scale, max(1, int(runner.left()))))
     results["meta"]["total_seconds"] = time.perf_counter() - start
-    out.write_text(json.dumps(results, indent=1, default=str))
+    runner.save()
     print(f"saved {out}")
     return results
 

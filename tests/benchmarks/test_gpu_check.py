@@ -1,4 +1,5 @@
-"""benchmarks/gpu_check.py: its CPU dry run exercises every section on tiny shapes and writes the GPU run's JSON."""
+"""benchmarks/gpu_check.py: its CPU dry run exercises every section on tiny shapes and writes the GPU run's JSON, within
+its deadline; the runner saves every point, records a failed section and goes on, and stops at the deadline."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -37,6 +39,74 @@ def test_slowdown_compares_matching_points():
     assert result["checkpointing_on_vs_off"]["guide"] == "~20% slower"
 
 
+def test_runner_records_each_point_cuts_a_section_at_the_deadline_and_skips_the_rest(tmp_path):
+    """A section's points are in the JSON as soon as they are recorded; an error is recorded and the next section
+    runs; the deadline interrupts the running section (keeping its points) and marks the rest not started."""
+    gpu_check = load_gpu_check()
+    out = tmp_path / "gpu_check.json"
+    runner = gpu_check.Runner(out, 1.5, dict(device="cpu"))
+
+    def failing(record):
+        record("points", 1)
+        raise ValueError("broken section")
+
+    def slow(record):
+        for i in range(100):
+            record("points", i)
+            assert json.loads(out.read_text())["slow"]["points"] == list(range(i + 1))  # saved, as a kill would find it
+            time.sleep(0.1)
+        return dict(finished=True)
+
+    start = time.monotonic()
+    runner.section("failing", failing)
+    runner.section("slow", slow)
+    runner.section("after", lambda record: dict(ran=True))
+    assert time.monotonic() - start < 3
+    results = json.loads(out.read_text())
+    assert results["failing"]["status"] == "error" and "ValueError: broken section" in results["failing"]["message"]
+    assert results["failing"]["points"] == [1]
+    assert results["slow"]["status"] == "deadline" and "finished" not in results["slow"]
+    assert 5 <= len(results["slow"]["points"]) < 100
+    assert results["after"] == dict(status="deadline", message="not started: the run's deadline had passed",
+                                    section_seconds=results["after"]["section_seconds"])
+
+
+def test_a_deadline_is_not_taken_for_a_failed_throughput_variant(monkeypatch):
+    gpu_check = load_gpu_check()
+    import throughput
+
+    def too_late(args):
+        raise gpu_check.DeadlineExceeded("deadline")
+
+    monkeypatch.setattr(throughput, "run_variant", too_late)
+    with pytest.raises(gpu_check.DeadlineExceeded):
+        gpu_check.throughput_section(gpu_check.TINY_SCALE, lambda *args, **kwargs: None)
+
+
+def test_preflight_checks_versions_floors_imports_and_an_nf4_round_trip_here():
+    gpu_check = load_gpu_check()
+    result = gpu_check.preflight_section("cpu")
+    assert result["ready"] is True and result["problems"] == [] and result["below_floors"] == {}
+    assert result["activation_checkpointing_enable"] is True
+    assert set(result["imports"]) == set(gpu_check.IMPORTS) and set(result["imports"].values()) == {"ok"}
+    nf4 = result["nf4_round_trip"]
+    assert nf4["ok"] and nf4["device"] == "cpu" and nf4["bytes_per_weight"] == 0.5
+    assert 0.01 < nf4["relative_mean_abs_error"] < gpu_check.NF4_MAX_RELATIVE_ERROR
+    assert result["packages"]["transformers"][0].isdigit()
+
+
+def test_preflight_names_what_an_old_box_lacks(monkeypatch):
+    """A lent machine has had transformers 5.17: below lorakit's floor, without activation_checkpointing_enable."""
+    import transformers
+
+    gpu_check = load_gpu_check()
+    monkeypatch.setattr(gpu_check, "versions", lambda: {"transformers": "5.17.0", "torch": "2.11.0"})
+    monkeypatch.delattr(transformers.PreTrainedModel, "activation_checkpointing_enable")
+    result = gpu_check.preflight_section("cpu")
+    assert result["ready"] is False and result["below_floors"] == {"transformers": "5.17.0 not >=5.23"}
+    assert result["activation_checkpointing_enable"] is False and len(result["problems"]) == 2
+
+
 def test_cuda_run_without_a_gpu_is_refused(capsys):
     gpu_check = load_gpu_check()
     if gpu_check.torch.cuda.is_available():
@@ -46,15 +116,38 @@ def test_cuda_run_without_a_gpu_is_refused(capsys):
     assert "no CUDA GPU here" in capsys.readouterr().err
 
 
+def test_dry_run_ends_within_its_deadline_and_keeps_what_it_measured(tmp_path):
+    """The fast tier's dry run: given 30 s, the script stops within them (after its imports), with the preflight done
+    and every section either finished or marked at the deadline, the ones after it not started."""
+    gpu_check = load_gpu_check()
+    out, deadline = tmp_path / "gpu_check.json", 30
+    start = time.monotonic()
+    subprocess.run([sys.executable, str(SCRIPT), "--dry-run", str(out), "--deadline-s", str(deadline)],
+                   check=True, capture_output=True, text=True, timeout=deadline + 120, cwd=tmp_path)
+    wall = time.monotonic() - start
+    results = json.loads(out.read_text())
+    assert results["meta"]["deadline_s"] == deadline and results["meta"]["total_seconds"] <= deadline + 10
+    assert wall <= results["meta"]["total_seconds"] + 60  # the rest is starting Python and importing torch
+    assert results["preflight"]["status"] == "ok" and results["preflight"]["ready"] is True
+    statuses = [results[name]["status"] for name in gpu_check.SECTIONS]
+    assert set(statuses) <= {"ok", "deadline", "skipped"}, statuses
+    if "deadline" in statuses:
+        cut = statuses.index("deadline")
+        assert all(status == "deadline" for status in statuses[cut:])
+        assert all(results[name]["message"].startswith("not started") for name in gpu_check.SECTIONS[cut + 1:])
+    assert results["memory"].get("points"), "the memory section had time for at least one point"
+
+
 @pytest.mark.slow
 def test_dry_run_fills_every_section(tmp_path):
     out = tmp_path / "gpu_check.json"
-    subprocess.run([sys.executable, str(SCRIPT), "--dry-run", str(out), "--only", "memory", "slowdown", "throughput"],
+    subprocess.run([sys.executable, str(SCRIPT), "--dry-run", str(out), "--deadline-s", "900",
+                    "--only", "preflight", "memory", "slowdown", "throughput"],
                    check=True, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     results = json.loads(out.read_text())
     gpu_check = load_gpu_check()
     assert results["meta"]["device"] == "cpu" and results["meta"]["tiny"] is True
-    assert results["meta"]["packages"]["torch"][0].isdigit()
+    assert results["preflight"]["packages"]["torch"][0].isdigit() and results["preflight"]["ready"] is True
 
     memory = results["memory"]
     assert memory["status"] == "ok"
