@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 from nbconvert import HTMLExporter
-from test_browser import page  # noqa: F401 - the headless Chromium fixture (skips this module without chromium)
-from test_untrusted_input import hostile_executed
 
 from lorakit.grading.feedback import feedback_notebook, write_html
+from tests.course.test_browser import page  # noqa: F401 - the headless Chromium fixture (skips this module without chromium)
+from tests.grading.test_untrusted_input import hostile_executed
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
