@@ -85,7 +85,10 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         return 1
     width = max((len(g.student) for g in grades), default=0)
     for g in grades:
-        print(f"{g.student:{width}s}  {g.score:g}/{g.max_score:g}  {g.status}" + (f"  {g.detail}" if g.detail else ""))
+        late = f"  late {g.seconds_late:g} s, penalty {g.late_penalty:g}" if g.seconds_late else ""
+        print(f"{g.student:{width}s}  {g.score:g}/{g.max_score:g}  {g.status}{late}"
+              + (f"  {g.detail}" if g.detail else ""))
+    print(f"formgrader: graded notebooks in {course / 'autograded'}/<student>/{args.assignment}/")
     if args.feedback:
         print(f"feedback: HTML in {course / 'feedback'}/<student>/{args.assignment}/")
     print(f"{len(grades)} submission(s) graded: {csv_path}")

@@ -1,6 +1,7 @@
 """nbgrader configuration of the lorakit course (course root: this folder)."""
 
 from lorakit.grading.feedback import feedback_preprocessors
+from lorakit.grading.plain_nbgrader import refusing_exporter
 
 c = get_config()  # noqa: F821  (provided by nbgrader)
 
@@ -16,3 +17,4 @@ c.ClearOutput.enabled = True
 c.ClearHiddenTests.enabled = True
 c.ClearMarkScheme.enabled = True
 c.GenerateFeedback.preprocessors = feedback_preprocessors()  # nbgrader 0.9's feedback would show hidden tests
+c.Autograde.exporter_class = refusing_exporter()  # plain `nbgrader autograde` refuses, naming `lorakit grade`

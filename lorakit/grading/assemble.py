@@ -1,9 +1,11 @@
 """Build the notebook the grader runs: the instructor's source with the student's answers put in.
 
 Every cell of the source is kept in order, except demo cells marked `grading=skip` (dropped). Solution cells come
-from the student (by grade_id; a deleted one is the release's stub again). Every other cell (test cells, setup code,
-markdown) comes from the source, whatever the student did to it. The student's own extra cells are kept after the
-cell they followed, stripped of any grading metadata. The student's edits to locked cells are reported as tampering.
+from the student (by grade_id; a deleted one is the release's stub again), written answers (manually graded
+markdown cells) too, so the instructor's model answer is never run, shown or handed back. Every other cell (test
+cells, setup code, markdown) comes from the source, whatever the student did to it. The student's own extra cells
+are kept after the cell they followed, stripped of any grading metadata. The student's edits to locked cells are
+reported as tampering.
 A notebook is empty when no solution cell differs from the release's stub and no extra cell holds code.
 """
 
@@ -42,12 +44,14 @@ def is_graded(cell: Any) -> bool:
 
 @dataclass
 class Assembled:
-    """The notebook to run; test cell grade_id → its index; what the student changed in locked cells; emptiness."""
+    """The notebook to run; test cell grade_id → its index; what the student changed in locked cells; emptiness;
+    the indices of the cells whose source is the student's (answers and extra cells)."""
 
     notebook: Any
     test_cells: dict[str, int] = field(default_factory=dict)
     tampering: list[str] = field(default_factory=list)
     empty: bool = False
+    from_student: set[int] = field(default_factory=set)
 
 
 def tampering(student_cells: list[Any], release_cells: list[Any]) -> list[str]:
@@ -89,21 +93,25 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
     out = nbformat.v4.new_notebook(metadata={"kernelspec": source.metadata.get("kernelspec", {}),
                                              "language_info": {"name": "python"}})
     cells = list(extras.get(None, []))
-    result = Assembled(out)
+    result = Assembled(out, from_student=set(range(len(cells))))
     for cell in source.cells:
         gid = grade_id(cell)
         if not is_skipped(cell):
-            if gid and is_solution(cell) and not is_graded(cell):
+            if gid and is_solution(cell):  # an answer: code, or a written (manually graded) answer
                 chosen = answers.get(gid, stubs.get(gid, cell))
                 trusted = nbformat.from_dict(cell)
                 trusted.source = source_text(chosen)
-                trusted.outputs = []
+                if trusted.cell_type == "code":
+                    trusted.outputs = []
+                result.from_student.add(len(cells))
                 cells.append(trusted)
             else:
                 cells.append(nbformat.from_dict(cell))
-            if gid and is_graded(cell):
+            if gid and is_graded(cell) and not is_solution(cell):
                 result.test_cells[gid] = len(cells) - 1
-        cells += extras.get(gid, []) + (extras.get(cell.get("id"), []) if cell.get("id") != gid else [])
+        following = extras.get(gid, []) + (extras.get(cell.get("id"), []) if cell.get("id") != gid else [])
+        result.from_student.update(range(len(cells), len(cells) + len(following)))
+        cells += following
     for index, cell in enumerate(cells):
         cell["id"] = f"cell-{index:03d}"
         if cell.cell_type == "code":

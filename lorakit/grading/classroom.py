@@ -13,10 +13,11 @@ import nbformat
 
 from . import collector, gradebook, sandbox
 from .assemble import assemble, is_graded
+from .autograded import autograded_folder, autograded_notebook, reset, write_stamps
 from .feedback import feedback_notebook, write_html
 from .report import Grade
 from .runner import run_notebook
-from .submissions import find_notebook, read_notebook
+from .submissions import Stamp, find_notebook, read_notebook, read_stamp
 from .untrusted import id_problem, printable
 from .verdicts import Verdict, decide, parse_results
 
@@ -36,6 +37,7 @@ class Course:
     releases: dict[str, Any] = field(default_factory=dict)
     points: dict[str, dict[str, float]] = field(default_factory=dict)
     references: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    config: Any = None
 
     @property
     def max_score(self) -> float:
@@ -82,21 +84,24 @@ def run_problems(executed: Any, test_cells: dict[str, int], timeout: int) -> tup
     return timeouts, deaths
 
 
-def grade_notebook(course: Course, name: str, path: Path, feedback_dir: Path | None
+def grade_notebook(course: Course, name: str, path: Path, feedback_dir: Path | None, autograded_dir: Path
                    ) -> tuple[dict[str, float | None], list[str], set[str]]:
-    """(grade_id → score, details, problem kinds) for one notebook of one student."""
+    """(grade_id → score, details, problem kinds) for one notebook of one student; formgrader's copy of the graded
+    notebook goes to `autograded_dir`."""
     points = course.points[name]
     student, problem = read_notebook(path)
     if student is None:
         return dict.fromkeys(points), [problem], {"error"}
     built = assemble(course.sources[name], course.releases[name], student)
     if built.empty:  # nothing run; the feedback still says so per exercise
+        nbformat.write(autograded_notebook(built, None), autograded_dir / name)
         if feedback_dir is not None:
             unanswered = {cell: Verdict(cell, cases=0, matched=0, points=points[cell]) for cell in points}
             write_html(feedback_notebook(built.notebook, built.test_cells, unanswered),
                        feedback_dir / f"{Path(name).stem}.html")
         return {cell: 0.0 for cell in points}, [f"{name} has no code in any solution cell"], {"empty"}
     run = run_notebook(built.notebook, course.timeout, course.seed, course.mode, course.limits)
+    nbformat.write(autograded_notebook(built, run.executed), autograded_dir / name)
     reference = course.references[name]
     verdicts = decide(run.results, reference, points)
     kinds, details = set(), list(built.tampering)
@@ -123,8 +128,11 @@ def grade_student(course: Course, student: str, folder: Path, feedback: bool, re
     `student` must be a valid id (untrusted.id_problem); a `refusal` (e.g. a linked folder) fails every notebook."""
     feedback_dir = course.root / "feedback" / student / course.assignment
     shutil.rmtree(feedback_dir, ignore_errors=True)  # stale feedback never outlives a re-grade
+    stamp = Stamp() if refusal else read_stamp(folder, course.assignment)
+    autograded_dir = autograded_folder(course.config, student, course.assignment)
+    reset(autograded_dir, stamp)
     scores: dict[str, dict[str, float | None]] = {}
-    details: list[str] = []
+    details: list[str] = [stamp.problem] if stamp.problem else []
     kinds: set[str] = set()
     for name, points in course.points.items():
         path, problem = (None, refusal) if refusal else find_notebook(folder, name, course.assignment)
@@ -133,15 +141,20 @@ def grade_student(course: Course, student: str, folder: Path, feedback: bool, re
             details.append(problem)
             continue
         try:
-            scores[name], found, more = grade_notebook(course, name, path, feedback_dir if feedback else None)
+            scores[name], found, more = grade_notebook(course, name, path, feedback_dir if feedback else None,
+                                                       autograded_dir)
         except Exception as err:  # noqa: BLE001
             scores[name], found, more = dict.fromkeys(points), [f"grading failed: {type(err).__name__}: {err}"], {"error"}
         details, kinds = details + found, kinds | more
-    gradebook.record(course.db_url, course.assignment, student, {Path(n).stem: s for n, s in scores.items()})
+    if feedback_dir.is_dir():  # feedback was written: release_feedback needs the stamps beside it
+        write_stamps(feedback_dir, stamp)
+    late, penalty = gradebook.record(course.db_url, course.assignment, student,
+                                     {Path(n).stem: s for n, s in scores.items()}, stamp.timestamp, course.config)
     flat = {cell: score for cells in scores.values() for cell, score in cells.items()}
     status = next((kind for kind in STATUS_ORDER if kind in kinds), "ok")
     return Grade(student, course.assignment, round(sum(s or 0.0 for s in flat.values()), 6), course.max_score, status,
-                 printable("; ".join(dict.fromkeys(details)))[:1500], flat)
+                 printable("; ".join(dict.fromkeys(details)))[:1500], flat,
+                 stamp.timestamp.isoformat() if stamp.timestamp else "", late, penalty)
 
 
 def refused(course: Course, name: str) -> Grade:

@@ -76,7 +76,7 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
     sources, releases = classroom.load_notebooks(course_root, assignment)
     course = classroom.Course(course_root, assignment, db_url, settings.seed(secret_value, assignment), timeout,
                               sandbox_mode, limits or sandbox.Limits(), sources, releases,
-                              classroom.graded_points(db_url, assignment, sources))
+                              classroom.graded_points(db_url, assignment, sources), config=config)
     course.references = {name: classroom.reference_results(course, name) for name in sources}
     grades = [classroom.refused(course, name) if untrusted.id_problem(name) else
               classroom.grade_student(course, name, folder, feedback, problem)

@@ -19,7 +19,9 @@ class Grade:
     "error": either nothing was graded (a missing, unreadable or linked notebook or folder, a folder name that is no
     student id: every exercise None) or the run failed part way (a dead kernel, a stopped runner: the exercises
     decided before the failure keep their points, the rest score 0); "needs-manual-grade" (some points are not
-    decided automatically). `exercises`: grade_id → score (None: not decided).
+    decided automatically). `exercises`: grade_id → score (None: not decided). `timestamp`: when it was submitted
+    (timestamp.txt, UTC, ISO; '' when unknown); `seconds_late` and `late_penalty` as nbgrader computed them from the
+    assignment's duedate and the course's LateSubmissionPlugin (`score` is before the penalty: nbgrader export's raw_score).
     """
 
     student: str
@@ -29,6 +31,9 @@ class Grade:
     status: str
     detail: str = ""
     exercises: dict[str, float | None] = field(default_factory=dict)
+    timestamp: str = ""
+    seconds_late: float = 0.0
+    late_penalty: float = 0.0
 
 
 def cell(value: object) -> str:
@@ -39,13 +44,13 @@ def cell(value: object) -> str:
 
 
 def write_csv(path: str | Path, grades: list[Grade], exercise_ids: list[str]) -> None:
-    """CSV: student, assignment, score, max_score, status, detail, then one column per exercise; every cell
-    neutralised (`cell`)."""
+    """CSV: student, assignment, score, max_score, status, detail, timestamp, seconds_late, late_penalty, then one
+    column per exercise; every cell neutralised (`cell`)."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([cell(v) for v in ["student", "assignment", "score", "max_score", "status", "detail",
-                                           *exercise_ids]])
+                                           "timestamp", "seconds_late", "late_penalty", *exercise_ids]])
         for g in grades:
-            row = [g.student, g.assignment, g.score, g.max_score, g.status, g.detail,
-                   *map(g.exercises.get, exercise_ids)]
+            row = [g.student, g.assignment, g.score, g.max_score, g.status, g.detail, g.timestamp, g.seconds_late,
+                   g.late_penalty, *map(g.exercises.get, exercise_ids)]
             writer.writerow(map(cell, row))

@@ -7,6 +7,9 @@ the instructor's source); folders whose name starts with "." (.ipynb_checkpoints
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,9 @@ import nbformat
 from .runner import MAX_NOTEBOOK_BYTES, read_untrusted
 
 LINK = "is a symbolic link; links are not graded"
+MAX_STAMP_BYTES = 256
+TIMESTAMP_TEXT = re.compile(r"[0-9A-Za-z :.,+-]{1,64}")  # no '/': dateutil would read a named time-zone file
+SECRET_TEXT = re.compile(r"[0-9a-f]{1,256}")
 
 
 def student_folders(root: Path, assignment: str, submissions: Path | None) -> dict[str, tuple[Path, str]]:
@@ -71,3 +77,53 @@ def read_notebook(path: Path) -> tuple[Any, str]:
         return nbformat.reads(raw.decode("utf-8"), as_version=4), ""
     except Exception as err:  # noqa: BLE001 - a broken file is the student's; the batch goes on
         return None, f"unreadable notebook {path.name}: {type(err).__name__}"
+
+
+@dataclass
+class Stamp:
+    """What nbgrader's collect leaves beside a submission: its time (naive UTC, as the gradebook stores it) and the
+    file's text, the exchange's submission secret (release_feedback needs it), and what was wrong with them."""
+
+    timestamp: datetime | None = None
+    text: str = ""
+    secret: str = ""
+    problem: str = ""
+
+
+def stamp_text(folder: Path, assignment: str, name: str) -> tuple[str | None, str]:
+    """(the stripped ASCII text of `name` beside the notebooks, or None if there is none; why it can't be read)."""
+    nested = folder / assignment
+    for path in (folder / name, *([nested / name] if nested.is_dir() and not nested.is_symlink() else [])):
+        if os.path.lexists(path):
+            raw = read_untrusted(path, MAX_STAMP_BYTES)
+            try:
+                return (raw.decode("ascii").strip(), "") if raw is not None else \
+                    (None, f"{name} is not a regular file of at most {MAX_STAMP_BYTES} bytes")
+            except UnicodeDecodeError:
+                return None, f"{name} is not ASCII text"
+    return None, ""
+
+
+def read_stamp(folder: Path, assignment: str) -> Stamp:
+    """timestamp.txt and submission_secret.txt of a student's folder, read as hostile input (capped, no link, a
+    strict pattern); a bad one is a problem named in the detail (then the submission counts as on time)."""
+    from nbgrader.utils import parse_utc
+
+    found = Stamp()
+    text, problem = stamp_text(folder, assignment, "timestamp.txt")
+    if text == "":
+        problem = "timestamp.txt is empty"
+    elif text is not None and not TIMESTAMP_TEXT.fullmatch(text):
+        problem = "timestamp.txt holds no timestamp (expected e.g. '2026-12-06 20:37:22.123456 UTC')"
+    elif text is not None:
+        try:
+            found.timestamp, found.text = parse_utc(text), text
+        except (ValueError, OverflowError):
+            problem = "timestamp.txt holds no valid date and time (expected e.g. '2026-12-06 20:37:22.123456 UTC')"
+    secret, secret_problem = stamp_text(folder, assignment, "submission_secret.txt")
+    if secret is not None and not SECRET_TEXT.fullmatch(secret):
+        secret_problem = "submission_secret.txt is not nbgrader's hexadecimal secret"
+    found.secret = secret if secret is not None and not secret_problem else ""
+    problems = ([f"{problem}; lateness not computed"] if problem else []) + ([secret_problem] if secret_problem else [])
+    found.problem = "; ".join(problems)
+    return found

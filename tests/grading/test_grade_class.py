@@ -221,6 +221,7 @@ def test_every_student_gets_a_row_with_per_exercise_scores(graded_class):
     course, rows, _ = graded_class
     assert sorted(rows) == sorted(p.name for p in (course / "submitted").iterdir())
     assert list(next(iter(rows.values()))) == ["student", "assignment", "score", "max_score", "status", "detail",
+                                               "timestamp", "seconds_late", "late_penalty",
                                                "tiny-scale-tests", "tiny-count-tests", "tiny-targets-tests"]
     for student in ("solver", "nested"):
         assert _outcome(rows[student]) == (5.0, MAX_SCORE, "ok"), rows[student]
@@ -273,7 +274,8 @@ def test_edited_or_deleted_test_cells_run_as_the_instructor_wrote_them(graded_cl
 def test_feedback_shows_the_graded_notebook_without_hidden_checks(graded_class):
     course, rows, _ = graded_class
     pages = {p.parts[-3]: p for p in (course / "feedback").rglob("*.html")}
-    assert "renamed" not in pages and "not_json" not in pages and "blank" not in pages and "solver" in pages
+    assert "renamed" not in pages and "not_json" not in pages and "solver" in pages and "blank" in pages
+    assert "not run, no answer found (0 of 2 points)" in readable_text(pages["blank"])
     for page in pages.values():
         text = readable_text(page)
         assert "collect(" not in text and "HIDDEN TESTS" not in text

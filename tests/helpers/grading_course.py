@@ -69,3 +69,22 @@ def student_notebook(root: Path, answers: dict[str, str] | None = None, extra: t
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under `folder`, byte for byte."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+WRITTEN_ID = "tiny-why"
+MODEL_ANSWER = "MODEL ANSWER: doubling alpha doubles the update, so lower the learning rate."
+
+
+def add_written_answer(root: Path) -> None:
+    """Put a manually graded written answer (nbgrader's markdown solution cell with points) after exercise 1 of the
+    course's source, with the instructor's model answer in it, and release again."""
+    path = root / "source" / ASSIGNMENT / NOTEBOOK
+    notebook = nbformat.read(path, as_version=4)
+    cell = nbformat.v4.new_markdown_cell(f"**Why** lower the learning rate when alpha doubles?\n\n{MODEL_ANSWER}")
+    cell.metadata["nbgrader"] = {"grade": True, "solution": True, "locked": False, "points": 1.0,
+                                 "grade_id": WRITTEN_ID, "schema_version": 3, "task": False}
+    where = next(i for i, c in enumerate(notebook.cells)
+                 if c.metadata.get("nbgrader", {}).get("grade_id") == "tiny-scale-tests")
+    notebook.cells.insert(where + 1, cell)
+    nbformat.write(notebook, path)
+    grading.generate_release(root, ASSIGNMENT)
