@@ -215,7 +215,8 @@ passed("Exercise 5.1")
 # Part 1 (graded). You tried several learning rates and kept each run's train losses. Write `pick_lr(trials)` for a
 # list of `(learning_rate, train_losses)` pairs: return the smallest learning rate (a float) whose losses are all
 # finite and whose last loss is below 70% of its first; `None` if no trial qualifies. (The smallest one that learns
-# is the safest: chapter 3 showed that higher rates get noisy on real models.)
+# is the safest: in chapter 3's sweep the loss got worse again past the best rate, and the guide warns that high
+# rates spike on large models, which this course did not train.)
 #
 # Part 2 (your own check, not graded). Choose a `fixed_lr` that turns the flat run into a learning one. The cell after
 # the solution trains the quickstart recipe with it (`n_train=480, max_steps=60`) and checks the same two things:
