@@ -4,6 +4,7 @@ release_feedback work, plain `nbgrader autograde` refuses, and a written answer 
 answer never reaches the student."""
 
 import csv
+import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -218,11 +219,26 @@ def test_generate_and_release_feedback_work_and_hide_checks_and_model_answer(gra
     assert len(list((tmp_path / "exchange/lorakit/feedback").glob("*.html"))) == 2
 
 
-def test_plain_nbgrader_autograde_refuses_in_one_line(tmp_path):
-    course = make_course(tmp_path / "course", REPO)
+def _submitted_course(tmp_path):
+    """A course folder with the course config and one submitted notebook: all plain autograde needs to start."""
+    course = tmp_path / "course"
     folder = course / "submitted" / "alice" / ASSIGNMENT
     folder.mkdir(parents=True)
-    nbformat.write(student_notebook(course, RIGHT), folder / NOTEBOOK)
+    shutil.copy(REPO / "notebooks/nbgrader_config.py", course)
+    nbformat.write(nbformat.v4.new_notebook(), folder / NOTEBOOK)
+    return course
+
+
+def test_formgraders_autograde_button_gets_the_refusal(tmp_path):
+    course = _submitted_course(tmp_path)
+    result = _api(course, tmp_path).autograde(ASSIGNMENT, "alice")
+    assert not result["success"] and result["error"].strip().splitlines()[-1] == f"SystemExit: {REFUSAL}"
+    assert not (course / "autograded").exists()
+
+
+@pytest.mark.slow
+def test_plain_nbgrader_autograde_refuses_in_one_line(tmp_path):
+    course = _submitted_course(tmp_path)
     done = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force"], cwd=course,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == REFUSAL, done.stderr[-2000:]
