@@ -45,13 +45,15 @@ def is_graded(cell: Any) -> bool:
 @dataclass
 class Assembled:
     """The notebook to run; test cell grade_id → its index; what the student changed in locked cells; emptiness;
-    the indices of the cells whose source is the student's (answers and extra cells)."""
+    the indices of the cells whose source is the student's (answers and extra cells); the answer cells left as
+    released (formgrader's "No response.")."""
 
     notebook: Any
     test_cells: dict[str, int] = field(default_factory=dict)
     tampering: list[str] = field(default_factory=list)
     empty: bool = False
     from_student: set[int] = field(default_factory=set)
+    unanswered: list[str] = field(default_factory=list)
 
 
 def tampering(student_cells: list[Any], release_cells: list[Any]) -> list[str]:
@@ -123,4 +125,5 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
     extra_code = [cell for cells in extras.values() for cell in cells
                   if cell.cell_type == "code" and cell.source.strip()]
     result.empty = not written and not extra_code
+    result.unanswered = [gid for gid, stub in stubs.items() if is_solution(stub) and gid not in written]
     return result

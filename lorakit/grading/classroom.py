@@ -84,15 +84,16 @@ def run_problems(executed: Any, test_cells: dict[str, int], timeout: int) -> tup
     return timeouts, deaths
 
 
-def grade_notebook(course: Course, name: str, path: Path, feedback_dir: Path | None, autograded_dir: Path
-                   ) -> tuple[dict[str, float | None], list[str], set[str]]:
+def grade_notebook(course: Course, name: str, path: Path, feedback_dir: Path | None, autograded_dir: Path,
+                   unanswered: list[str]) -> tuple[dict[str, float | None], list[str], set[str]]:
     """(grade_id → score, details, problem kinds) for one notebook of one student; formgrader's copy of the graded
-    notebook goes to `autograded_dir`."""
+    notebook goes to `autograded_dir`; the answer cells the student left as released are added to `unanswered`."""
     points = course.points[name]
     student, problem = read_notebook(path)
     if student is None:
         return dict.fromkeys(points), [problem], {"error"}
     built = assemble(course.sources[name], course.releases[name], student)
+    unanswered += built.unanswered
     if built.empty:  # nothing run; the feedback still says so per exercise
         nbformat.write(autograded_notebook(built, None), autograded_dir / name)
         if feedback_dir is not None:
@@ -132,6 +133,7 @@ def grade_student(course: Course, student: str, folder: Path, feedback: bool, re
     autograded_dir = autograded_folder(course.config, student, course.assignment)
     reset(autograded_dir, stamp)
     scores: dict[str, dict[str, float | None]] = {}
+    unanswered: dict[str, list[str]] = {}
     details: list[str] = [stamp.problem] if stamp.problem else []
     kinds: set[str] = set()
     for name, points in course.points.items():
@@ -142,14 +144,15 @@ def grade_student(course: Course, student: str, folder: Path, feedback: bool, re
             continue
         try:
             scores[name], found, more = grade_notebook(course, name, path, feedback_dir if feedback else None,
-                                                       autograded_dir)
+                                                       autograded_dir, unanswered.setdefault(Path(name).stem, []))
         except Exception as err:  # noqa: BLE001
             scores[name], found, more = dict.fromkeys(points), [f"grading failed: {type(err).__name__}: {err}"], {"error"}
         details, kinds = details + found, kinds | more
     if feedback_dir.is_dir():  # feedback was written: release_feedback needs the stamps beside it
         write_stamps(feedback_dir, stamp)
     late, penalty = gradebook.record(course.db_url, course.assignment, student,
-                                     {Path(n).stem: s for n, s in scores.items()}, stamp.timestamp, course.config)
+                                     {Path(n).stem: s for n, s in scores.items()}, stamp.timestamp, course.config,
+                                     unanswered)
     flat = {cell: score for cells in scores.values() for cell, score in cells.items()}
     status = next((kind for kind in STATUS_ORDER if kind in kinds), "ok")
     return Grade(student, course.assignment, round(sum(s or 0.0 for s in flat.values()), 6), course.max_score, status,

@@ -9,10 +9,13 @@ from nbgrader.api import Gradebook
 
 
 def record(db_url: str, assignment: str, student: str, scores: dict[str, dict[str, float | None]],
-           timestamp: datetime | None = None, config: Any = None) -> tuple[float, float]:
-    """Set each grade cell's auto_score (notebook name → grade_id → score; None = not decided: a failed run) and the
-    submission's timestamp, then let nbgrader's AssignLatePenalties (the course's LateSubmissionPlugin, the
-    assignment's duedate) set each notebook's late penalty. Returns (seconds late, total late penalty).
+           timestamp: datetime | None = None, config: Any = None,
+           unanswered: dict[str, list[str]] | None = None) -> tuple[float, float]:
+    """Set each grade cell's auto_score (notebook name → grade_id → score; None = not decided: a failed run), the
+    submission's timestamp and, as nbgrader's autograde does, the auto comment "No response." on each answer cell
+    left as released (`unanswered`: notebook name → grade_ids; every other answer's auto comment is cleared); then
+    let nbgrader's AssignLatePenalties (the course's LateSubmissionPlugin, the assignment's duedate) set each
+    notebook's late penalty. Returns (seconds late, total late penalty).
 
     A None clears a stale score from an earlier grading and flags the cell for manual grading, so a failed
     re-grade never leaves the old score standing.
@@ -26,6 +29,8 @@ def record(db_url: str, assignment: str, student: str, scores: dict[str, dict[st
                 grade.auto_score = score
                 grade.manual_score = None
                 grade.needs_manual_grade = score is None
+            for comment in gradebook.find_submission_notebook(notebook, assignment, student).comments:
+                comment.auto_comment = "No response." if comment.name in (unanswered or {}).get(notebook, []) else None
         gradebook.db.commit()
     late_penalties(db_url, assignment, student, list(scores), config)
     with Gradebook(db_url) as gradebook:

@@ -165,6 +165,9 @@ def test_timestamps_and_late_penalties_in_gradebook_csv_and_export(graded, tmp_p
         assert ontime.total_seconds_late == 0 and ontime.late_submission_penalty == 0.0
         assert gradebook.find_submission(ASSIGNMENT, "nostamp").timestamp is None
         assert gradebook.find_grade(WRITTEN_ID, "tiny", ASSIGNMENT, "ontime").needs_manual_grade
+        for student, comment in (("blank", "No response."), ("ontime", None)):  # as nbgrader's autograde leaves them
+            assert {gradebook.find_comment(cell, "tiny", ASSIGNMENT, student).auto_comment
+                    for cell in ("tiny-scale", "tiny-count", "tiny-targets", WRITTEN_ID)} == {comment}
     assert list(rows["late"])[:9] == ["student", "assignment", "score", "max_score", "status", "detail", "timestamp",
                                       "seconds_late", "late_penalty"]
     assert (rows["late"]["timestamp"], rows["late"]["seconds_late"], rows["late"]["late_penalty"]) == (
