@@ -112,18 +112,19 @@ assert misses.count("count") >= len(misses) / 2
 # ## SFT → DPO
 #
 # Direct Preference Optimisation starts from a model that already follows instructions, so the SFT stage here is the
-# instruction run above (`lorakit.train("dpo")` runs both stages in one call). Its adapter is merged into the base
-# weights, and a fresh adapter is trained with TRL's `DPOTrainer` on pairs from the same tasks: the *chosen* answer is
-# the task's right answer, the *rejected* one a plausible wrong one (the other parity or sign, a neighbouring count,
-# another word of the prompt, another type). The reference is the merged SFT model, so at the first step the policy
-# equals the reference: every reward margin (β × the log-probability gain of chosen minus that of rejected) is 0 and
-# the DPO loss is ln 2 = 0.693. As the policy learns to prefer the right answers the margin rises above 0 and the loss
-# falls below ln 2. With 12 steps of 4 pairs this run uses LR 5e-4, not the recipe's 5e-5. Each step accumulates four
-# micro-batches of 1 pair (chapter 4's trade of time for memory): the same update as 4 pairs at once, with a quarter
-# of the activations, so the run stays under Binder's 2 GB without gradient checkpointing and its recomputation. At
-# GPU scale the SFT stage is QLoRA, so its adapter is merged into 4-bit weights: peft warns that the merged weights
-# are rounded back to NF4. The reference is then that rounded model, and the policy still starts equal to it (margin 0
-# at the first step).
+# instruction run above (`lorakit.train("dpo")` runs both stages in one call). TRL's `DPOTrainer` trains its adapter
+# further on pairs from the same tasks: the *chosen* answer is the task's right answer, the *rejected* one a plausible
+# wrong one (the other parity or sign, a neighbouring count, another word of the prompt, another type). The reference
+# is a frozen copy of the SFT adapter on the same base weights, so at the first step the policy equals the reference
+# and both equal the SFT model: every reward margin (β × the log-probability gain of chosen minus that of rejected) is
+# 0 and the DPO loss is ln 2 = 0.693. As the policy learns to prefer the right answers the margin rises above 0 and
+# the loss falls below ln 2. With 12 steps of 4 pairs this run uses LR 5e-4, not the recipe's 5e-5. Each step
+# accumulates four micro-batches of 1 pair (chapter 4's trade of time for memory): the same update as 4 pairs at once,
+# with a quarter of the activations, so the run stays under Binder's 2 GB without gradient checkpointing and its
+# recomputation. At GPU scale the SFT stage is QLoRA, and the DPO stage keeps its 4-bit base as it is: merging the
+# adapter into NF4 weights instead would round the merged weights back to 4 bits, and on the built-in model that
+# undoes most of what SFT learnt. The DPO stage trains the model the SFT stage returns, so its recipe's
+# `quantization` is not used here.
 
 # %% grading=skip
 from lorakit import dpo_stage
