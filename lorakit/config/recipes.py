@@ -144,8 +144,6 @@ class Recipe:
         fields that depend on each other."""
         for f in dataclasses.fields(self):
             check_field(f, getattr(self, f.name))
-        if self.task == "dpo" and self.quantization is not None:
-            raise ValueError("quantization must be None for task='dpo' (the DPO stage needs a trainable reference copy)")
         if self.load_best_model_at_end and (self.eval_strategy, self.save_strategy) != ("epoch", "epoch"):
             raise ValueError("load_best_model_at_end=True needs eval_strategy and save_strategy 'epoch' (a checkpoint "
                              f"per evaluation), got {self.eval_strategy!r} and {self.save_strategy!r}")

@@ -54,7 +54,6 @@ CASES = [
     case(lorakit.get_recipe, "quickstart", field="modules_to_save", modules_to_save=[""]),
     case(lorakit.get_recipe, "quickstart", field="precision", precision="fp8"),
     case(lorakit.get_recipe, "quickstart", field="quantization", quantization="nf2"),
-    case(lorakit.get_recipe, "dpo", field="quantization", quantization="nf4"),
     case(lorakit.get_recipe, "quickstart", field="optim", optim="lion"),
     case(lorakit.get_recipe, "quickstart", field="gradient_checkpointing", gradient_checkpointing="yes"),
     case(lorakit.get_recipe, "quickstart", field="per_device_train_batch_size", per_device_train_batch_size=0),

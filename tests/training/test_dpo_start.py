@@ -56,3 +56,12 @@ def test_dpo_starts_at_the_sft_model_on_an_nf4_base(tmp_path):
     assert getattr(dpo.model.get_base_model(), "is_loaded_in_4bit", False)
     assert list(dpo.model.peft_config) == ["default"]
     assert not (dpo.adapter_dir / REFERENCE_ADAPTER).exists()
+
+
+@pytest.mark.slow
+def test_sft_then_dpo_on_an_nf4_base(tmp_path):
+    """`lorakit.train("dpo", quantization="nf4")`: QLoRA SFT, then DPO on the same 4-bit base."""
+    result = lorakit.train("dpo", quantization="nf4", output_dir=tmp_path, max_steps=2, n_train=8, n_eval=4,
+                           per_device_train_batch_size=2, logging_steps=1, save_strategy="no", progress=False)
+    assert getattr(result.model.get_base_model(), "is_loaded_in_4bit", False)
+    assert any("rewards/margins" in h for h in result.log_history) and math.isfinite(result.final_eval_loss)
