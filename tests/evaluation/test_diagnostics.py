@@ -38,7 +38,8 @@ def test_flat_loss(tmp_path):
     assert flat.severity == "warning" and "learning_rate 1e-06" in flat.evidence
     assert flat.fixes[0].startswith("raise the learning rate")  # the recipe points at the LR first
     losses = [loss for _, loss in result.train_losses]
-    assert losses[-1] > 0.9 * losses[0]
+    fifth = max(1, len(losses) // 5)  # single logged batches vary by ±10% on this model: compare fifths' means
+    assert sum(losses[-fifth:]) / fifth > 0.9 * sum(losses[:fifth]) / fifth
 
 
 @pytest.mark.slow
@@ -51,6 +52,7 @@ def test_overfitting(tmp_path):
     assert evals[-1] > 1.05 * min(evals)
 
 
+@pytest.mark.slow  # trains until the loss goes NaN
 def test_nan_is_caught_and_training_stopped(tmp_path):
     result = reproduce("nan", str(tmp_path))
     findings = diagnose(result)

@@ -63,6 +63,7 @@ def test_perplexity_and_forgetting(trained):
         perplexity(trained.model, trained.tokenizer, [])
 
 
+@pytest.mark.slow  # generates answers for every eval row, twice
 def test_exact_match_and_ab_table(trained, tmp_path):
     rows = load_dataset("instruction", trained.tokenizer, n_train=4, n_eval=12).raw_eval
     base, tokenizer = lorakit.load_base("tiny")
@@ -112,6 +113,7 @@ def test_perplexity_on_a_tokenised_dataset(trained):
     assert math.isfinite(answer_ppl) and math.isfinite(full_ppl) and answer_ppl != full_ppl
 
 
+@pytest.mark.slow  # trains a classification run
 def test_classification_accuracy_on_a_trained_head(tmp_path):
     result = lorakit.train("classification", learning_rate=1e-3, max_steps=40, save_strategy="no",
                            output_dir=tmp_path, n_train=320, n_eval=60, gradient_checkpointing=False)

@@ -139,6 +139,7 @@ def test_torchrun_two_cpu_processes_train_one_adapter(torchrun_run):
     assert len(list((output_dir / "runs").rglob("events.out.tfevents*"))) == 1  # TensorBoard from rank 0 only
 
 
+@pytest.mark.slow  # a training run in a fresh process
 def test_single_process_run_still_saves_its_adapter(tmp_path):
     """Without a launcher: world size 1, every batch on one process, the adapter saved by model.save_pretrained."""
     from lorakit import train

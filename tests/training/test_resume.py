@@ -19,6 +19,7 @@ class StopAfterFirstEpoch(TrainerCallback):
             control.should_training_stop = True
 
 
+@pytest.mark.slow  # three training runs
 def test_resume_from_an_interrupted_checkpoint_reaches_the_same_loss(tmp_path):
     settings = dict(num_train_epochs=2, n_train=32, n_eval=8, gradient_checkpointing=False, logging_steps=1,
                     save_strategy="epoch", eval_strategy="no")

@@ -13,7 +13,8 @@ from lorakit.models.shapes import ModelShape, count_lora_params
 FAST = dict(max_steps=3, n_train=24, n_eval=8, logging_steps=1, gradient_checkpointing=True)
 
 
-@pytest.mark.parametrize("name", ["quickstart", "instruction", "code", "domain", "classification"])
+@pytest.mark.parametrize("name", ["quickstart", "instruction", pytest.param("code", marks=pytest.mark.slow), "domain",
+                                  "classification"])  # code: the longest rows
 def test_recipe_trains_through_the_real_path(name, tmp_path):
     result = lorakit.train(name, output_dir=tmp_path, **FAST)
     recipe = RECIPES[name]

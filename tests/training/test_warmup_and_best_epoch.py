@@ -60,6 +60,7 @@ class ResetLaterEpochs(TrainerCallback):
                         param.zero_()
 
 
+@pytest.mark.slow  # several epochs with an eval each
 def test_load_best_model_at_end_keeps_the_best_epoch_not_the_last(tmp_path):
     model, tokenizer = lorakit.load_base()
     data = load_dataset("instruction", tokenizer, n_train=8, n_eval=8, seed=42)
