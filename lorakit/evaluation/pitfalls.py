@@ -18,7 +18,7 @@ def reproduce(pitfall: str, output_dir: str = "runs/pitfalls", seed: int = 42) -
     | pitfall | settings (everything else: the quickstart recipe) |
     |---|---|
     | flat | learning_rate 1e-6 (200× too low), 60 steps |
-    | overfit | 8 training rows, 60 epochs, constant LR 5e-3 (a decaying one hides the rise), no dropout, no warmup |
+    | overfit | the classification recipe on 16 rows, 16 epochs, constant LR 2e-3, no dropout, no warmup |
     | nan | fp16 weights, LR 1, no gradient clipping, with `NanGuardCallback` |
     | forgetting | the domain recipe (r=64) at LR 3e-3 for 60 steps |
     | unmasked | instruction data with `mask_prompt=False`, LR 1e-3, 150 steps |
@@ -29,9 +29,9 @@ def reproduce(pitfall: str, output_dir: str = "runs/pitfalls", seed: int = 42) -
     common = dict(gradient_checkpointing=False, save_strategy="no", seed=seed, output_dir=f"{output_dir}/{pitfall}")
     if pitfall == "flat":  # a learning rate 200× too low
         return train("quickstart", learning_rate=1e-6, max_steps=60, n_train=480, n_eval=32, logging_steps=4, **common)
-    if pitfall == "overfit":  # 8 examples, 60 epochs, a high constant LR, no dropout
-        return train("quickstart", learning_rate=5e-3, lr_scheduler_type="constant", lora_dropout=0.0, n_train=8,
-                     n_eval=32, num_train_epochs=60, warmup_ratio=0.0, logging_steps=2, **common)
+    if pitfall == "overfit":  # 16 rows of 6 intents, 16 epochs, a constant LR, no dropout: memorised, not learnt
+        return train("classification", learning_rate=2e-3, lr_scheduler_type="constant", lora_dropout=0.0,
+                     n_train=16, n_eval=32, num_train_epochs=16, warmup_ratio=0.0, logging_steps=2, **common)
     if pitfall == "nan":  # a learning rate of 1 without clipping, on fp16 weights
         from ..models.load import load_base
 
