@@ -160,5 +160,5 @@ def test_no_absolute_path_of_a_machine_in_the_project():
         if not path.is_file() or path.suffix in {".safetensors", ".db", ".png", ".gguf"}:
             continue
         text = path.read_bytes().decode("utf-8", errors="ignore")
-        found += [(name, hit) for hit in MACHINE_PATH.findall(text) + [str(REPO)] * (str(REPO) in text)]
+        found += [(name, hit) for hit in MACHINE_PATH.findall(text) + [f"{REPO}/"] * (f"{REPO}/" in text)]
     assert found == []

@@ -37,6 +37,7 @@ HOLDS_WITHIN = 0.25
 CLAIM_BATCH, CLAIM_SEQ = 1, 512  # the batch and sequence length the memory claims are audited at
 VERDICTS = ("holds", "wrong", "impossible", "not measurable here")
 NUMBER = re.compile(r"(?<![A-Za-z_\d.])\d+(?:\.\d+)?(?:e-\d+)?")
+HTML_TAG = re.compile(r"</?[A-Za-z!]")  # an HTML tag or comment (a "<1K" comparison is prose)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def guide_number_lines(text: str) -> list[str]:
             part = line[line.index("#"):] if "#" in line else (line if "│" in line else "")
         else:
             following = lines[index + 1] if index + 1 < len(lines) else ""
-            if line.startswith("#") or "](" in line or "<" in line or following.startswith("|--"):
+            if line.startswith("#") or "](" in line or HTML_TAG.search(line) or following.startswith("|--"):
                 continue
             part = re.sub(r"^\d+\. ", "", line)
         if NUMBER.search(part):
