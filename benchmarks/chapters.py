@@ -9,7 +9,11 @@ memory of the kernel (with any processes it starts), each with its ratio to the 
 The peak is sampled from outside every 50 ms (psutil), because lorakit resets the kernel's own high-water mark before
 each training run to report per-run peaks.
 
-Usage: python benchmarks/chapters.py [--only 03_learning_rate ...] [--timeout 900]
+With `--release` it runs the student versions (notebooks/release) instead, untouched, as a learner's first "Run
+All" before answering anything: every chapter must finish, each unanswered exercise showing as one line ("○ ...";
+lorakit.lessons.self_checks). A chapter that stops prints the cell and its error instead of timings.
+
+Usage: python benchmarks/chapters.py [--release] [--only 03_learning_rate ...] [--timeout 900]
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ from pathlib import Path
 import nbformat
 import psutil
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 BUDGET_S = 180.0
 COURSE_BUDGET_S = 1200.0
 MEMORY_BUDGET_BYTES = 2 * 2**30
 SAMPLE_EVERY_S = 0.05
-SOURCE = Path(__file__).resolve().parents[1] / "notebooks" / "source"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 class PeakChildMemory:
@@ -63,9 +68,9 @@ class PeakChildMemory:
         self._thread.join()
 
 
-def run_chapter(folder: Path, timeout: int) -> tuple[float, float, int, int, list[int]]:
+def run_chapter(folder: Path, timeout: int) -> tuple[float, float, int, int, list[int], int]:
     """(wall seconds, slowest cell seconds, slowest cell index, kernel peak RSS bytes, indices of the cells that
-    showed stderr) for the chapter's notebook."""
+    showed stderr, number of one-line notes of an unanswered exercise) for the chapter's notebook."""
     notebook_path = next(folder.glob("*.ipynb"))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / folder.name
@@ -87,24 +92,34 @@ def run_chapter(folder: Path, timeout: int) -> tuple[float, float, int, int, lis
                 slowest, index = seconds, i
     noisy = [i for i, cell in enumerate(notebook.cells)
              if any(out.get("name") == "stderr" for out in cell.get("outputs", []))]
-    return wall, slowest, index, memory.peak_bytes, noisy
+    unanswered = sum(out.get("text", "").count("○ ") for cell in notebook.cells for out in cell.get("outputs", []))
+    return wall, slowest, index, memory.peak_bytes, noisy, unanswered
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--release", action="store_true", help="run the untouched student versions")
     parser.add_argument("--only", nargs="*", help="chapter folder names (default: all)")
     parser.add_argument("--timeout", type=int, default=900, help="per-cell timeout in seconds")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    folders = sorted(p for p in SOURCE.iterdir() if p.is_dir() and (not args.only or p.name in args.only))
-    worst, total, worst_memory = 0.0, 0.0, 0
+    notebooks = NOTEBOOKS / ("release" if args.release else "source")
+    folders = sorted(p for p in notebooks.iterdir() if p.is_dir() and (not args.only or p.name in args.only))
+    worst, total, worst_memory, stopped = 0.0, 0.0, 0, []
     for folder in folders:
-        wall, slowest, index, peak, noisy = run_chapter(folder, args.timeout)
+        try:
+            wall, slowest, index, peak, noisy, unanswered = run_chapter(folder, args.timeout)
+        except CellExecutionError as error:
+            stopped.append(folder.name)
+            print(f"{folder.name:22s} STOPPED: {str(error).strip().splitlines()[-1]}", flush=True)
+            continue
         worst, total, worst_memory = max(worst, wall), total + wall, max(worst_memory, peak)
         print(f"{folder.name:22s} {wall:6.1f} s  ratio {wall / BUDGET_S:.2f}  slowest cell #{index}: {slowest:.1f} s  "
               f"kernel peak {peak / 2**20:,.0f} MiB (ratio {peak / MEMORY_BUDGET_BYTES:.2f})  "
-              f"cells with stderr: {noisy or 'none'}", flush=True)
+              f"cells with stderr: {noisy or 'none'}  unanswered-exercise lines: {unanswered}", flush=True)
+    print(f"{len(folders) - len(stopped)} of {len(folders)} chapters ran top to bottom"
+          + (f"; stopped: {stopped}" if stopped else ""))
     print(f"slowest chapter {worst:.1f} s, budget {BUDGET_S:.0f} s ({'within' if worst <= BUDGET_S else 'OVER'}); "
           f"all chapters {total:.1f} s, budget {COURSE_BUDGET_S:.0f} s (ratio {total / COURSE_BUDGET_S:.2f}); "
           f"largest kernel {worst_memory / 2**20:,.0f} MiB, budget {MEMORY_BUDGET_BYTES / 2**20:,.0f} MiB "

@@ -138,16 +138,16 @@ def machines(rng):
 
 collect("ch0-weights-tests", weights_plan, cases=machines, rel=1e-9)
 ### END HIDDEN TESTS
-from lorakit.lessons import check_close, check_equal, passed
+from lorakit.lessons import check_close, check_equal, self_check
 from lorakit import Hardware
 
-t4 = Hardware(device="cuda", name="Tesla T4", bf16=False, fp16=True, total_memory_bytes=15 * 2**30, bitsandbytes=True)
-plan = weights_plan(t4, 7_000_000_000)
-check_equal(sorted(plan), ["precision", "weights_gib"], "the keys of weights_plan's dict")
-check_equal(plan["precision"], "fp16", "the precision on a T4", hint="a T4 has fast fp16 but no native bf16.")
-check_close(plan["weights_gib"], 7e9 * 2 / 2**30, "7B weights on a T4, in GiB", rel=1e-9,
-            hint="fp16 stores 2 bytes per parameter; a GiB is 2**30 bytes.")
-passed("Exercise 0.1")
+with self_check("Exercise 0.1"):
+    t4 = Hardware(device="cuda", name="Tesla T4", bf16=False, fp16=True, total_memory_bytes=15 * 2**30, bitsandbytes=True)
+    plan = weights_plan(t4, 7_000_000_000)
+    check_equal(sorted(plan), ["precision", "weights_gib"], "the keys of weights_plan's dict")
+    check_equal(plan["precision"], "fp16", "the precision on a T4", hint="a T4 has fast fp16 but no native bf16.")
+    check_close(plan["weights_gib"], 7e9 * 2 / 2**30, "7B weights on a T4, in GiB", rel=1e-9,
+                hint="fp16 stores 2 bytes per parameter; a GiB is 2**30 bytes.")
 
 # %% [markdown]
 # ## Check yourself

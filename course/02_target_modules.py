@@ -48,7 +48,7 @@ def lora_params(shape: ModelShape, r: int, modules: list[str]) -> int:
     return shape.num_layers * sum(r * (dims[m][0] + dims[m][1]) for m in modules)
     ### END SOLUTION
 
-# %% [tests] id=ch2-count-tests points=2
+# %% [tests] id=ch2-count-tests points=2 forbid=count_lora_params,lora_table,get_nb_trainable_parameters,print_trainable_parameters
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import random_shape
 from lorakit.grading import collect
@@ -60,15 +60,15 @@ collect("ch2-count-tests", lora_params,
         cases=lambda rng: [(random_shape(rng), rng.choice([1, 4, 8, 16, 64]), rng.sample(MODULES, rng.randint(1, 7)))
                            for _ in range(5)])
 ### END HIDDEN TESTS
-from lorakit.lessons import check_equal, passed
+from lorakit.lessons import check_equal, self_check
 from lorakit import LLAMA2_7B, count_lora_params
 
-check_equal(lora_params(shape, 16, ["q_proj", "v_proj"]), count_lora_params(shape, 16, "q,v"),
-            "LoRA r=16 on q,v of the tiny model", hint="per layer r·(in+out) for q and for v, times the layers.")
-check_equal(lora_params(shape, 4, ["down_proj"]), count_lora_params(shape, 4, ["down_proj"]),
-            "LoRA r=4 on down_proj of the tiny model", hint="down_proj goes from the MLP width back to hidden.")
-check_equal(lora_params(LLAMA2_7B, 8, ["q_proj", "v_proj"]), 4_194_304, "LLaMA-2-7B, r=8 on q,v")
-passed("Exercise 2.1")
+with self_check("Exercise 2.1"):
+    check_equal(lora_params(shape, 16, ["q_proj", "v_proj"]), count_lora_params(shape, 16, "q,v"),
+                "LoRA r=16 on q,v of the tiny model", hint="per layer r·(in+out) for q and for v, times the layers.")
+    check_equal(lora_params(shape, 4, ["down_proj"]), count_lora_params(shape, 4, ["down_proj"]),
+                "LoRA r=4 on down_proj of the tiny model", hint="down_proj goes from the MLP width back to hidden.")
+    check_equal(lora_params(LLAMA2_7B, 8, ["q_proj", "v_proj"]), 4_194_304, "LLaMA-2-7B, r=8 on q,v")
 
 # %% [markdown]
 # ## The same number from peft
@@ -136,6 +136,33 @@ top_half = lorakit.get_recipe("quickstart", target_modules=["q_proj", "v_proj"],
 print(top_half.lora_config().layers_to_transform)
 
 # %% [markdown]
+# ### Top half or bottom half?
+#
+# The guide's example adapts only the last 16 of 32 layers, reasoning that later layers are more task-specific and
+# earlier ones more general. Test it at equal cost: all seven modules of the top two layers of the tiny model
+# against the bottom two, same steps and data, two seeds.
+
+# %% grading=skip
+every_module = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+halves = {}
+for seed in (42, 0):
+    for half, layers in (("bottom", [0, 1]), ("top", [2, 3])):
+        run = lorakit.train("quickstart", target_modules=every_module, layers_to_transform=layers, seed=seed,
+                            max_steps=40, n_train=320, n_eval=64, gradient_checkpointing=False, save_strategy="no",
+                            output_dir=f"runs/ch2-{half}-{seed}", progress=False)
+        halves[half, seed] = run.final_eval_loss
+        print(f"seed {seed:2d}, {half:6s} layers {layers}: trainable {run.trainable_params:,}, "
+              f"final eval loss {run.final_eval_loss:.3f}")
+assert all(halves["bottom", seed] < halves["top", seed] for seed in (42, 0))
+
+# %% [markdown]
+# **What you see.** At the same parameter count the bottom half learned more, for both seeds. An adapter in an
+# early layer changes the input of every layer above it; one in the last layers can only adjust what reaches
+# them. "Later layers are more task-specific" may describe what layers represent, but it does not make the top
+# half the better place to spend a small budget, at least on this model. If you restrict layers on your own
+# model, compare both halves as here rather than assuming.
+
+# %% [markdown]
 # ### Exercise 2.2 — a parameter budget (2 points)
 #
 # You may train at most `budget` LoRA parameters on a model of shape `shape`. Write `budget_plan(shape, budget)`
@@ -176,18 +203,18 @@ def budgets(rng):
 
 collect("ch2-budget-tests", budget_plan, cases=budgets)
 ### END HIDDEN TESTS
-from lorakit.lessons import check_equal, passed
+from lorakit.lessons import check_equal, self_check
 from lorakit import LLAMA2_7B
 
-plan = budget_plan(LLAMA2_7B, 10_000_000)
-check_equal(sorted(plan), ["max_rank", "top_layers_r16"], "the keys of budget_plan's dict")
-check_equal(plan["max_rank"], 4, "max_rank for LLaMA-2-7B within 10M",
-            hint="all-linear on 7B costs 2,498,560 parameters per unit of rank.")
-check_equal(plan["top_layers_r16"], 8, "top_layers_r16 for LLaMA-2-7B within 10M",
-            hint="r=16 all-linear costs 1,249,280 parameters per layer.")
-check_equal(budget_plan(LLAMA2_7B, 10**12)["top_layers_r16"], 32, "top_layers_r16 with a huge budget",
-            hint="a model has only shape.num_layers layers.")
-passed("Exercise 2.2")
+with self_check("Exercise 2.2"):
+    plan = budget_plan(LLAMA2_7B, 10_000_000)
+    check_equal(sorted(plan), ["max_rank", "top_layers_r16"], "the keys of budget_plan's dict")
+    check_equal(plan["max_rank"], 4, "max_rank for LLaMA-2-7B within 10M",
+                hint="all-linear on 7B costs 2,498,560 parameters per unit of rank.")
+    check_equal(plan["top_layers_r16"], 8, "top_layers_r16 for LLaMA-2-7B within 10M",
+                hint="r=16 all-linear costs 1,249,280 parameters per layer.")
+    check_equal(budget_plan(LLAMA2_7B, 10**12)["top_layers_r16"], 32, "top_layers_r16 with a huge budget",
+                hint="a model has only shape.num_layers layers.")
 
 # %% [markdown]
 # ## LoRA from scratch
@@ -245,23 +272,23 @@ class LoRALinear(nn.Module):
         return self.base.weight + self.scaling * self.lora_B @ self.lora_A
         ### END SOLUTION
 
-# %% [tests] id=ch2-scratch-tests points=3
-from lorakit.lessons import check_equal, passed
+# %% [tests] id=ch2-scratch-tests points=3 forbid=get_peft_model,LoraConfig,LoraLayer,merge_and_unload
+from lorakit.lessons import check_equal, self_check
 
-torch.manual_seed(0)
-layer = LoRALinear(nn.Linear(6, 4), r=2, alpha=4)
-check_equal(tuple(layer.lora_A.shape), (2, 6), "lora_A.shape", hint="A maps the input down to r: (r, in_features).")
-check_equal(tuple(layer.lora_B.shape), (4, 2), "lora_B.shape", hint="B maps r back up: (out_features, r).")
-check_equal([p.requires_grad for p in layer.base.parameters()], [False, False], "base weight and bias frozen")
-check_equal(layer.scaling, 2.0, "scaling for r=2, alpha=4", hint="scaling = alpha / r.")
-x = torch.randn(3, 6)
-check_equal(torch.allclose(layer(x), layer.base(x)), True, "at init the output equals the base layer's",
-            hint="B starts at zero, so the low-rank path adds nothing.")
-with torch.no_grad():
-    layer.lora_B.normal_()
-    check_equal(torch.allclose(layer(x), x @ layer.merged_weight().T + layer.base.bias, atol=1e-5), True,
-                "forward(x) equals the merged layer's output", hint="merged weight = W + scaling · B @ A.")
-passed("Exercise 2.3")
+with self_check("Exercise 2.3"):
+    torch.manual_seed(0)
+    layer = LoRALinear(nn.Linear(6, 4), r=2, alpha=4)
+    check_equal(tuple(layer.lora_A.shape), (2, 6), "lora_A.shape", hint="A maps the input down to r: (r, in_features).")
+    check_equal(tuple(layer.lora_B.shape), (4, 2), "lora_B.shape", hint="B maps r back up: (out_features, r).")
+    check_equal([p.requires_grad for p in layer.base.parameters()], [False, False], "base weight and bias frozen")
+    check_equal(layer.scaling, 2.0, "scaling for r=2, alpha=4", hint="scaling = alpha / r.")
+    x = torch.randn(3, 6)
+    check_equal(torch.allclose(layer(x), layer.base(x)), True, "at init the output equals the base layer's",
+                hint="B starts at zero, so the low-rank path adds nothing.")
+    with torch.no_grad():
+        layer.lora_B.normal_()
+        check_equal(torch.allclose(layer(x), x @ layer.merged_weight().T + layer.base.bias, atol=1e-5), True,
+                    "forward(x) equals the merged layer's output", hint="merged weight = W + scaling · B @ A.")
 ### BEGIN HIDDEN TESTS
 import torch
 from torch import nn
@@ -304,23 +331,27 @@ collect("ch2-scratch-tests", scratch_case, cases=scratch_cases, rel=1e-6)
 # prove nothing; both layers get the same random `B`, your layer takes peft's random `A`, and both see one input.
 
 # %%
+from lorakit.lessons import uses_answer
+
 torch.manual_seed(0)
 one_layer, _ = lorakit.load_base("tiny")
 peft_one = get_peft_model(one_layer, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj"],
                                                  layers_to_transform=[0]))
 peft_q = peft_one.base_model.model.model.layers[0].self_attn.q_proj
-mine = LoRALinear(copy.deepcopy(peft_q.base_layer), r=8, alpha=16)
-with torch.no_grad():
-    peft_q.lora_B["default"].weight.normal_(std=0.05)
-    mine.lora_A.copy_(peft_q.lora_A["default"].weight)
-    mine.lora_B.copy_(peft_q.lora_B["default"].weight)
-    x = torch.randn(2, 5, mine.base.in_features)
-    lora_part = (peft_q(x) - peft_q.base_layer(x)).abs().max().item()
-    gap = (mine(x) - peft_q(x)).abs().max().item()
-print(f"scaling: peft {peft_q.scaling['default']}, yours {mine.scaling}")
-print(f"largest LoRA contribution to an output: {lora_part:.4f}; largest gap between the two layers: {gap:.1e}")
-assert peft_q.scaling["default"] == mine.scaling
-assert lora_part > 0.01 and gap < 1e-5 * lora_part, (lora_part, gap)
+with uses_answer("Exercise 2.3"):
+    mine = LoRALinear(copy.deepcopy(peft_q.base_layer), r=8, alpha=16)
+    with torch.no_grad():
+        peft_q.lora_B["default"].weight.normal_(std=0.05)
+        mine.lora_A.copy_(peft_q.lora_A["default"].weight)
+        mine.lora_B.copy_(peft_q.lora_B["default"].weight)
+        x = torch.randn(2, 5, mine.base.in_features)
+        lora_part = (peft_q(x) - peft_q.base_layer(x)).abs().max().item()
+        gap = (mine(x) - peft_q(x)).abs().max().item()
+    print(f"scaling: peft {peft_q.scaling['default']}, yours {mine.scaling}")
+    print(f"largest LoRA contribution to an output: {lora_part:.4f}; "
+          f"largest gap between the two layers: {gap:.1e}")
+    assert peft_q.scaling["default"] == mine.scaling
+    assert lora_part > 0.01 and gap < 1e-5 * lora_part, (lora_part, gap)
 
 # %% [markdown]
 # The LoRA path changes the outputs visibly (the first number), and the two implementations agree to float
@@ -332,11 +363,16 @@ assert lora_part > 0.01 and gap < 1e-5 * lora_part, (lora_part, gap)
 # adapter left. peft's `merge_and_unload` does that and hands back plain `nn.Linear` layers; yours is `merged_weight()`.
 
 # %%
-by_hand = mine.merged_weight().detach()
-merged_q = peft_one.merge_and_unload().model.layers[0].self_attn.q_proj
-merge_gap = (merged_q.weight - by_hand).abs().max().item()
-print(f"after merge_and_unload: {type(merged_q).__name__}; largest weight difference from yours {merge_gap:.1e}")
-assert type(merged_q) is nn.Linear and merge_gap < 1e-6, merge_gap
+with uses_answer("Exercise 2.3"):
+    by_hand = LoRALinear(copy.deepcopy(peft_q.base_layer), r=8, alpha=16)  # yours again, with peft's A and B
+    with torch.no_grad():
+        by_hand.lora_A.copy_(peft_q.lora_A["default"].weight)
+        by_hand.lora_B.copy_(peft_q.lora_B["default"].weight)
+    merged_by_hand = by_hand.merged_weight().detach()
+    merged_q = peft_one.merge_and_unload().model.layers[0].self_attn.q_proj
+    merge_gap = (merged_q.weight - merged_by_hand).abs().max().item()
+    print(f"after merge_and_unload: {type(merged_q).__name__}; largest weight difference from yours {merge_gap:.1e}")
+    assert type(merged_q) is nn.Linear and merge_gap < 1e-6, merge_gap
 
 # %% [markdown]
 # ## Check yourself

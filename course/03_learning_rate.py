@@ -91,7 +91,7 @@ def cosine_with_warmup(step: int, total_steps: int, warmup: int, peak_lr: float)
     return peak_lr * max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
     ### END SOLUTION
 
-# %% [tests] id=ch3-cosine-tests points=2
+# %% [tests] id=ch3-cosine-tests points=2 forbid=lr_curve,get_cosine_schedule_with_warmup,get_scheduler,LambdaLR,CosineAnnealingLR
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 
@@ -117,17 +117,17 @@ def schedule_points(rng):
 
 collect("ch3-cosine-tests", cosine_with_warmup, cases=schedule_points, rel=1e-9)
 ### END HIDDEN TESTS
-from lorakit.lessons import check_close, passed
+from lorakit.lessons import check_close, self_check
 from lorakit import lr_curve
 
-reference = lr_curve("cosine", 100, peak_lr=2e-4, warmup_ratio=0.1)
-check_close(cosine_with_warmup(0, 100, 10, 2e-4), reference[0], "LR at step 0", rel=1e-9, hint="warmup starts at 0.")
-check_close(cosine_with_warmup(5, 100, 10, 2e-4), reference[5], "LR at step 5", rel=1e-9,
-            hint="during warmup the LR grows linearly: peak × step / warmup.")
-check_close(cosine_with_warmup(55, 100, 10, 2e-4), reference[55], "LR at step 55", rel=1e-9,
-            hint="after warmup, progress = (step - warmup) / (total - warmup) "
-                 "and LR = peak × ½(1 + cos(π·progress)).")
-passed("Exercise 3.1")
+with self_check("Exercise 3.1"):
+    reference = lr_curve("cosine", 100, peak_lr=2e-4, warmup_ratio=0.1)
+    check_close(cosine_with_warmup(0, 100, 10, 2e-4), reference[0], "LR at step 0", rel=1e-9, hint="warmup starts at 0.")
+    check_close(cosine_with_warmup(5, 100, 10, 2e-4), reference[5], "LR at step 5", rel=1e-9,
+                hint="during warmup the LR grows linearly: peak × step / warmup.")
+    check_close(cosine_with_warmup(55, 100, 10, 2e-4), reference[55], "LR at step 55", rel=1e-9,
+                hint="after warmup, progress = (step - warmup) / (total - warmup) "
+                     "and LR = peak × ½(1 + cos(π·progress)).")
 
 # %% [markdown]
 # ### Exercise 3.2 — warmup steps from the data (1 point)
@@ -143,7 +143,7 @@ def warmup_for(n_examples: int, batch_size: int, epochs: int, ratio: float) -> i
     return math.ceil(total_steps * ratio)
     ### END SOLUTION
 
-# %% [tests] id=ch3-warmup-tests points=1
+# %% [tests] id=ch3-warmup-tests points=1 forbid=warmup_steps,lr_curve
 ### BEGIN HIDDEN TESTS
 import math
 from fractions import Fraction
@@ -164,13 +164,13 @@ def runs(rng):
 
 collect("ch3-warmup-tests", warmup_for, cases=runs)
 ### END HIDDEN TESTS
-from lorakit.lessons import check_equal, passed
+from lorakit.lessons import check_equal, self_check
 
-check_equal(warmup_for(2000, 8, 3, 0.03), 23, "warmup_for(2000, 8, 3, 0.03)",
-            hint="2000 / 8 = 250 steps per epoch, 750 steps in all; 750 × 0.03 = 22.5, rounded up.")
-check_equal(warmup_for(1001, 8, 1, 0.1), 13, "warmup_for(1001, 8, 1, 0.1)",
-            hint="1001 examples make 126 batches (the last one has a single example).")
-passed("Exercise 3.2")
+with self_check("Exercise 3.2"):
+    check_equal(warmup_for(2000, 8, 3, 0.03), 23, "warmup_for(2000, 8, 3, 0.03)",
+                hint="2000 / 8 = 250 steps per epoch, 750 steps in all; 750 × 0.03 = 22.5, rounded up.")
+    check_equal(warmup_for(1001, 8, 1, 0.1), 13, "warmup_for(1001, 8, 1, 0.1)",
+                hint="1001 examples make 126 batches (the last one has a single example).")
 
 # %% [markdown]
 # ## The learning rate on a real model

@@ -236,13 +236,13 @@ collect("ch6-steps-tests", optimizer_steps,
         cases=lambda rng: [(rng.randint(1, 100_000), rng.choice([1, 2, 4, 8, 16, 32]), rng.choice([1, 2, 3, 4, 8, 16]),
                             rng.randint(1, 10)) for _ in range(5)] + [(rng.randint(1, 7), 8, 1, rng.randint(1, 3))])
 ### END HIDDEN TESTS
-from lorakit.lessons import check_equal, passed
+from lorakit.lessons import check_equal, self_check
 
-check_equal(optimizer_steps(1000, 8, 1, 1), 125, "optimizer_steps(1000, 8, 1, 1)")
-check_equal(optimizer_steps(1000, 8, 4, 3), 96, "optimizer_steps(1000, 8, 4, 3)",
-            hint="125 batches per epoch, one step per 4 batches → 32 steps per epoch (the last group is partial).")
-check_equal(optimizer_steps(7, 8, 1, 2), 2, "optimizer_steps(7, 8, 1, 2)", hint="a partial batch is still a batch.")
-passed("Exercise 6.1")
+with self_check("Exercise 6.1"):
+    check_equal(optimizer_steps(1000, 8, 1, 1), 125, "optimizer_steps(1000, 8, 1, 1)")
+    check_equal(optimizer_steps(1000, 8, 4, 3), 96, "optimizer_steps(1000, 8, 4, 3)",
+                hint="125 batches per epoch, one step per 4 batches → 32 steps per epoch (the last group is partial).")
+    check_equal(optimizer_steps(7, 8, 1, 2), 2, "optimizer_steps(7, 8, 1, 2)", hint="a partial batch is still a batch.")
 
 # %% [markdown]
 # ### Exercise 6.2 — plan a recipe's run (2 points)
@@ -288,19 +288,19 @@ def plans(rng):
 
 collect("ch6-plan-tests", training_plan, cases=plans)
 ### END HIDDEN TESTS
-from lorakit.lessons import check_equal, passed
+from lorakit.lessons import check_equal, self_check
 from lorakit import RECIPES
 
-plan = training_plan(RECIPES["instruction"], 10_000)
-check_equal(sorted(plan), ["effective_batch", "steps", "warmup_steps"], "the keys of training_plan's dict")
-check_equal(plan["effective_batch"], 8, "effective batch of the instruction recipe", hint="batch × accumulation.")
-check_equal(plan["steps"], 3750, "steps of the instruction recipe on 10,000 examples",
-            hint="3 epochs × ceil(10,000 / 8) steps.")
-check_equal(plan["warmup_steps"], 113, "warmup steps of the instruction recipe on 10,000 examples",
-            hint="ceil(3750 × 0.03) = ceil(112.5).")
-check_equal(training_plan(RECIPES["instruction"].replace(gradient_accumulation_steps=4), 10_000)["steps"], 939,
-            "steps with 4 accumulation steps", hint="1250 batches per epoch make ceil(1250 / 4) = 313 steps.")
-passed("Exercise 6.2")
+with self_check("Exercise 6.2"):
+    plan = training_plan(RECIPES["instruction"], 10_000)
+    check_equal(sorted(plan), ["effective_batch", "steps", "warmup_steps"], "the keys of training_plan's dict")
+    check_equal(plan["effective_batch"], 8, "effective batch of the instruction recipe", hint="batch × accumulation.")
+    check_equal(plan["steps"], 3750, "steps of the instruction recipe on 10,000 examples",
+                hint="3 epochs × ceil(10,000 / 8) steps.")
+    check_equal(plan["warmup_steps"], 113, "warmup steps of the instruction recipe on 10,000 examples",
+                hint="ceil(3750 × 0.03) = ceil(112.5).")
+    check_equal(training_plan(RECIPES["instruction"].replace(gradient_accumulation_steps=4), 10_000)["steps"], 939,
+                "steps with 4 accumulation steps", hint="1250 batches per epoch make ceil(1250 / 4) = 313 steps.")
 
 # %% [markdown]
 # ## Check yourself

@@ -57,10 +57,19 @@ print({k: v for k, v in runs["A"].log_history[-2].items() if k in ("eval_loss", 
 
 # %% grading=skip
 rows = data.raw_eval
-for name, run in runs.items():
-    print(f"adapter {name}: exact match {exact_match(run.model, tokenizer, rows):.0%}, answer perplexity "
-          f"{perplexity(run.model, tokenizer, data.eval):.2f}")
-print(f"base: exact match {exact_match(model, tokenizer, rows):.0%}")
+task_scores = {name: (exact_match(run.model, tokenizer, rows), perplexity(run.model, tokenizer, data.eval))
+               for name, run in runs.items()}
+for name, (match, ppl) in task_scores.items():
+    print(f"adapter {name}: exact match {match:.0%}, answer perplexity {ppl:.2f}")
+base_match = exact_match(model, tokenizer, rows)
+print(f"base: exact match {base_match:.0%}")
+assert task_scores["A"][0] > task_scores["B"][0] > base_match  # A learned the task best in 150 steps
+assert task_scores["A"][1] < task_scores["B"][1]  # and its answers are also the more likely ones
+
+# %% [markdown]
+# **What you see.** Both adapters learned something (the base model answers none exactly), and the higher learning
+# rate learned far more in 150 steps, on both measures. At 2e-4 the guide's rate is simply too slow for a run this
+# short on a model this small (chapter 3 measured the same). The next sections ask what that speed cost.
 
 # %% [markdown]
 # ## A/B on one base
@@ -83,11 +92,22 @@ for row in table:
 # perplexity with the adapter switched off and on: a ratio well above 1 means forgetting.
 
 # %% grading=skip
+from lorakit.evaluation import FORGETTING_RATIO
+
 base_texts = [t[:1500] for t in pretraining_texts("heldout")[:6]]
+ratios = {}
 for name, run in runs.items():
     f = forgetting(run.model, tokenizer, base_texts)
+    ratios[name] = f["ratio"]
     print(f"adapter {name}: base-corpus perplexity {f['base_perplexity']:.1f} → {f['adapted_perplexity']:.1f} "
           f"(ratio {f['ratio']:.3f})")
+assert ratios["A"] > ratios["B"] >= 1.0  # the faster learner also moved further from what the base knew
+assert max(ratios.values()) <= FORGETTING_RATIO  # both under diagnose's forgetting threshold
+
+# %% [markdown]
+# **What you see.** The price of A's speed: its base-corpus perplexity rose much more than B's. Both stay under the
+# forgetting threshold of 3 that `diagnose` uses, so here A's gain on the task is worth it; Exercise 7.2 turns this
+# into a rule. The next section shows forgetting that is not worth it, on a real model.
 
 # %% [markdown]
 # ## The guide's harness, offline, on a real model
@@ -132,7 +152,24 @@ print(report(diagnose(narrow, forgetting=real_forgetting)))
 assert real_forgetting["ratio"] > FORGETTING_RATIO
 assert "forgetting" in {finding.pitfall for finding in diagnose(narrow, forgetting=real_forgetting)}
 narrow_adapter = narrow.adapter_dir
-del narrow, real_model, real_tokenizer, elements
+
+# %% [markdown]
+# SmolLM2 uses one token, `<|im_end|>`, as both its pad and its end-of-turn (eos) token. That is a classic cause of
+# answers that never stop, but only when the collator masks labels by token id (transformers'
+# `DataCollatorForLanguageModeling` sets every label equal to the pad id to -100, eos included). lorakit pads
+# labels with -100 by position, so each answer keeps its final eos as a label. `diagnose(..., data=...)` checks the
+# labels rather than the tokenizer alone.
+
+# %%
+chat_rows = load_dataset("instruction", real_tokenizer, n_train=32, n_eval=4, max_length=128)
+ends_with_eos = sum(real_tokenizer.eos_token_id in row["labels"] for row in chat_rows.train)
+print(f"pad {real_tokenizer.pad_token!r} == eos {real_tokenizer.eos_token!r}: "
+      f"{real_tokenizer.pad_token_id == real_tokenizer.eos_token_id}; training rows whose labels keep eos: "
+      f"{ends_with_eos} of {len(chat_rows.train)}")
+assert real_tokenizer.pad_token_id == real_tokenizer.eos_token_id and ends_with_eos == len(chat_rows.train)
+assert "poor generation" not in {f.pitfall for f in diagnose(narrow.log_history, tokenizer=real_tokenizer,
+                                                                   data=chat_rows)}
+del narrow, real_model, real_tokenizer, elements, chat_rows
 release_memory()
 
 # %% [markdown]
@@ -180,7 +217,7 @@ def perplexity_from(losses: list[float], token_counts: list[int]) -> float:
     return math.exp(sum(losses) / sum(token_counts))
     ### END SOLUTION
 
-# %% [tests] id=ch7-ppl-tests points=2
+# %% [tests] id=ch7-ppl-tests points=2 forbid=perplexity,eval_loss
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 
@@ -197,14 +234,14 @@ collect("ch7-ppl-tests", perplexity_from, cases=batches, rel=1e-9)
 ### END HIDDEN TESTS
 import math
 
-from lorakit.lessons import check_close, passed
+from lorakit.lessons import check_close, self_check
 
-check_close(perplexity_from([math.log(4) * 10], [10]), 4.0, "one batch of 10 tokens with loss log 4 each", rel=1e-9)
-check_close(perplexity_from([10.0, 30.0], [10, 10]), math.exp(2.0), "two batches", rel=1e-9,
-            hint="sum the losses, divide by all tokens, then exponentiate.")
-check_close(perplexity_from([2.0, 40.0], [1, 20]), math.exp(42 / 21), "unequal batch sizes", rel=1e-9,
-            hint="weight by tokens: a mean of per-batch perplexities is wrong.")
-passed("Exercise 7.1")
+with self_check("Exercise 7.1"):
+    check_close(perplexity_from([math.log(4) * 10], [10]), 4.0, "one batch of 10 tokens with loss log 4 each", rel=1e-9)
+    check_close(perplexity_from([10.0, 30.0], [10, 10]), math.exp(2.0), "two batches", rel=1e-9,
+                hint="sum the losses, divide by all tokens, then exponentiate.")
+    check_close(perplexity_from([2.0, 40.0], [1, 20]), math.exp(42 / 21), "unequal batch sizes", rel=1e-9,
+                hint="weight by tokens: a mean of per-batch perplexities is wrong.")
 
 # %% [markdown]
 # ### Exercise 7.2 — pick the adapter to ship (2 points)
@@ -244,23 +281,23 @@ def adapter_results(rng):
 
 collect("ch7-ship-tests", pick_adapter, cases=adapter_results)
 ### END HIDDEN TESTS
-from lorakit.lessons import check_equal, passed
+from lorakit.lessons import check_equal, self_check
 
-check_equal(pick_adapter({"A": {"exact_match": 0.5, "perplexity": 3.0, "forgetting_ratio": 1.2},
-                          "B": {"exact_match": 0.6, "perplexity": 4.0, "forgetting_ratio": 1.1}}), "B",
-            "higher exact match wins")
-check_equal(pick_adapter({"A": {"exact_match": 0.5, "perplexity": 3.0, "forgetting_ratio": 1.2},
-                          "B": {"exact_match": 0.5, "perplexity": 4.0, "forgetting_ratio": 1.1}}), "A",
-            "a tie on exact match", hint="break a tie by the lower perplexity.")
-check_equal(pick_adapter({"A": {"exact_match": 0.9, "perplexity": 2.0, "forgetting_ratio": 8.3},
-                          "B": {"exact_match": 0.5, "perplexity": 4.0, "forgetting_ratio": 1.1}}), "B",
-            "the best adapter forgot", hint="an adapter whose forgetting ratio is above 3 is never shipped.")
-check_equal(pick_adapter({"A": {"exact_match": 0.9, "perplexity": 2.0, "forgetting_ratio": 8.3}}), None,
-            "every adapter forgot", hint="the answer is None when no adapter qualifies.")
-passed("Exercise 7.2")
+with self_check("Exercise 7.2"):
+    check_equal(pick_adapter({"A": {"exact_match": 0.5, "perplexity": 3.0, "forgetting_ratio": 1.2},
+                              "B": {"exact_match": 0.6, "perplexity": 4.0, "forgetting_ratio": 1.1}}), "B",
+                "higher exact match wins")
+    check_equal(pick_adapter({"A": {"exact_match": 0.5, "perplexity": 3.0, "forgetting_ratio": 1.2},
+                              "B": {"exact_match": 0.5, "perplexity": 4.0, "forgetting_ratio": 1.1}}), "A",
+                "a tie on exact match", hint="break a tie by the lower perplexity.")
+    check_equal(pick_adapter({"A": {"exact_match": 0.9, "perplexity": 2.0, "forgetting_ratio": 8.3},
+                              "B": {"exact_match": 0.5, "perplexity": 4.0, "forgetting_ratio": 1.1}}), "B",
+                "the best adapter forgot", hint="an adapter whose forgetting ratio is above 3 is never shipped.")
+    check_equal(pick_adapter({"A": {"exact_match": 0.9, "perplexity": 2.0, "forgetting_ratio": 8.3}}), None,
+                "every adapter forgot", hint="the answer is None when no adapter qualifies.")
 
 # %% grading=skip
-from lorakit.lessons import check_equal
+from lorakit.lessons import check_equal, uses_answer
 from lorakit.evaluation import FORGETTING_RATIO
 
 measured = {name: {"exact_match": exact_match(run.model, tokenizer, rows),
@@ -269,10 +306,11 @@ measured = {name: {"exact_match": exact_match(run.model, tokenizer, rows),
             for name, run in runs.items()}
 for name, m in measured.items():
     print(f"adapter {name}: " + ", ".join(f"{k} {v:.3g}" for k, v in m.items()))
-shipped = pick_adapter(measured)
-print(f"ship: {shipped} (refused: forgetting ratio above {FORGETTING_RATIO:g})")
-check_equal(shipped is None or measured[shipped]["forgetting_ratio"] <= FORGETTING_RATIO, True,
-            "the shipped adapter stays under the forgetting threshold", hint="never ship a ratio above 3.")
+with uses_answer("Exercise 7.2"):
+    shipped = pick_adapter(measured)
+    print(f"ship: {shipped} (refused: forgetting ratio above {FORGETTING_RATIO:g})")
+    check_equal(shipped is None or measured[shipped]["forgetting_ratio"] <= FORGETTING_RATIO, True,
+                "the shipped adapter stays under the forgetting threshold", hint="never ship a ratio above 3.")
 
 # %% [markdown]
 # ## TensorBoard

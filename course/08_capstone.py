@@ -14,7 +14,7 @@
 # |---|---|---|
 # | rank `r` | 16 (8 classification, 32 code, 64 domain: guide) | underfitting → higher (guide; ch. 1 below) |
 # | `lora_alpha` | 2 × r | fixed alpha shrinks the update as r grows (ch. 1) |
-# | dropout | 0.05; 0.1 under 10k examples, 0.2 under 1k (guide, ch. 1) | overfitting → more |
+# | dropout | 0.05; 0.1 under 10k examples, 0.2 under 1k (guide, ch. 1) | overfitting → best epoch, more data (ch. 5) |
 # | targets | all-linear (q,v for classification) | memory-bound → fewer; r=16 all-linear on 7B = 39.98M params (ch. 2) |
 # | learning rate | 2e-4 LoRA/QLoRA, 1e-4 code, 5e-5 domain and DPO (guide) | short run, small model → sweep ×10 (ch. 3) |
 # | schedule | cosine, 3% warmup | constant-with-warmup to compare run lengths |
@@ -93,14 +93,14 @@ def random_task(rng):
 
 collect("ch8-choose-tests", choose_recipe, cases=lambda rng: [(random_task(rng),) for _ in range(6)])
 ### END HIDDEN TESTS
-from lorakit.lessons import check_equal, passed
+from lorakit.lessons import check_equal, self_check
 
-check_equal(choose_recipe(capstone_task), "classification", "the recipe for the review task",
-            hint="a fixed label set calls for a classification head, not text generation.")
-check_equal(choose_recipe({**capstone_task, "labels": None, "pairs": True}), "dpo", "a task given as answer pairs")
-check_equal(choose_recipe({**capstone_task, "labels": None, "output": "code", "new_knowledge": True}), "code",
-            "code output with new knowledge", hint="code output comes before new knowledge in the order.")
-passed("Exercise 8.1")
+with self_check("Exercise 8.1"):
+    check_equal(choose_recipe(capstone_task), "classification", "the recipe for the review task",
+                hint="a fixed label set calls for a classification head, not text generation.")
+    check_equal(choose_recipe({**capstone_task, "labels": None, "pairs": True}), "dpo", "a task given as answer pairs")
+    check_equal(choose_recipe({**capstone_task, "labels": None, "output": "code", "new_knowledge": True}), "code",
+                "code output with new knowledge", hint="code output comes before new knowledge in the order.")
 
 # %% [markdown]
 # ### Exercise 8.2 — plan the run, then reach the target (3 points)
@@ -117,8 +117,9 @@ passed("Exercise 8.1")
 #   `gradient_accumulation_steps` (an int).
 #
 # Part 2 (your own check, not graded: an accuracy measured in your notebook can't decide a grade). Train with your
-# plan on the reviews, choosing `capstone_steps` and `capstone_lr` (the run uses batches of 4 so that a real model
-# trains in about a minute on a CPU: how many steps and how high a rate does such a short run need?), and reach
+# plan on the reviews: write `capstone_budget()` to return `(steps, learning_rate)` (the run uses batches of 4 so
+# that a real model trains in about a minute on a CPU: how many steps and how high a rate does such a short run
+# need?), and reach
 # **at least 85% held-out accuracy**. The cell after the test loads the real model with a classification head,
 # does the training and checks the target.
 
@@ -143,9 +144,11 @@ def capstone_plan(task: dict, hw: Hardware) -> dict:
     ### END SOLUTION
 
 
-### BEGIN SOLUTION
-capstone_steps, capstone_lr = 40, 2e-3
-### END SOLUTION
+def capstone_budget() -> tuple[int, float]:
+    """Part 2: (training steps, learning rate) for the capstone run."""
+    ### BEGIN SOLUTION
+    return 40, 2e-3
+    ### END SOLUTION
 
 # %% [tests] id=ch8-plan-tests points=3
 ### BEGIN HIDDEN TESTS
@@ -168,42 +171,42 @@ def random_machine(rng):
 
 collect("ch8-plan-tests", capstone_plan, cases=lambda rng: [(random_task(rng), random_machine(rng)) for _ in range(5)])
 ### END HIDDEN TESTS
-from lorakit.lessons import check_equal, passed
+from lorakit.lessons import check_equal, self_check
 from lorakit import Hardware
 
-cpu = Hardware("cpu", "CPU", False, False, None, True)
-plan = capstone_plan(capstone_task, cpu)
-check_equal(sorted(plan), sorted(["recipe", "r", "lora_alpha", "lora_dropout", "precision", "gradient_checkpointing",
-                                  "steps_per_epoch"]), "the keys of capstone_plan's dict")
-check_equal([plan["recipe"], plan["r"], plan["lora_alpha"]], ["classification", 8, 16], "recipe, r and alpha")
-check_equal(plan["lora_dropout"], 0.2, "dropout for 900 reviews", hint="fewer than 1,000 examples.")
-check_equal([plan["precision"], plan["gradient_checkpointing"]], ["fp32", False],
-            "precision and checkpointing on a CPU")
-check_equal(plan["steps_per_epoch"], 113, "steps per epoch on 900 reviews", hint="ceil(900 / 8) batches of 8.")
-passed("Exercise 8.2, part 1")
+with self_check("Exercise 8.2, part 1"):
+    cpu = Hardware("cpu", "CPU", False, False, None, True)
+    plan = capstone_plan(capstone_task, cpu)
+    check_equal(sorted(plan), sorted(["recipe", "r", "lora_alpha", "lora_dropout", "precision", "gradient_checkpointing",
+                                      "steps_per_epoch"]), "the keys of capstone_plan's dict")
+    check_equal([plan["recipe"], plan["r"], plan["lora_alpha"]], ["classification", 8, 16], "recipe, r and alpha")
+    check_equal(plan["lora_dropout"], 0.2, "dropout for 900 reviews", hint="fewer than 1,000 examples.")
+    check_equal([plan["precision"], plan["gradient_checkpointing"]], ["fp32", False],
+                "precision and checkpointing on a CPU")
+    check_equal(plan["steps_per_epoch"], 113, "steps per epoch on 900 reviews", hint="ceil(900 / 8) batches of 8.")
 
 # %% grading=skip
-from lorakit.lessons import check_equal
-from lorakit.lessons import course_scale
+from lorakit.lessons import check_equal, course_scale, uses_answer
 
 scale = course_scale()
 print(scale.describe())
 real_model, real_tokenizer = lorakit.load_base(scale.model_for("real"), quantization=scale.real_quantization,
                                                task="seq_cls", num_labels=len(reviews.label_names))
 real_reviews = load_dataset("sentiment", real_tokenizer, max_length=64)
-plan = capstone_plan(capstone_task, lorakit.detect())
-capstone = lorakit.train(plan["recipe"], model=real_model, tokenizer=real_tokenizer, data=real_reviews, r=plan["r"],
-                         lora_alpha=plan["lora_alpha"], lora_dropout=plan["lora_dropout"],
-                         gradient_checkpointing=plan["gradient_checkpointing"], quantization=scale.real_quantization,
-                         max_steps=scale.steps(capstone_steps), per_device_train_batch_size=4, max_length=64,
-                         learning_rate=capstone_lr, save_strategy="no", output_dir="runs/ch8-capstone",
-                         progress=False)
-accuracy = classification_accuracy(capstone.model, real_tokenizer, real_reviews.raw_eval)
-print(f"held-out accuracy: {accuracy:.1%} (chance {1 / len(reviews.label_names):.1%}) after "
-      f"{capstone.train_seconds:.0f} s of training; peak memory {capstone.peak_memory_bytes / 2**20:,.0f} MiB")
-check_equal(accuracy >= 0.85, True, "at least 85% held-out accuracy",
-            hint="train longer (capstone_steps) or raise the learning rate a little; look at the loss curve with "
-                 "lorakit.lessons.plot_losses(capstone.log_history).")
+with uses_answer("Exercise 8.2"):
+    plan, (capstone_steps, capstone_lr) = capstone_plan(capstone_task, lorakit.detect()), capstone_budget()
+    capstone = lorakit.train(plan["recipe"], model=real_model, tokenizer=real_tokenizer, data=real_reviews,
+                             r=plan["r"], lora_alpha=plan["lora_alpha"], lora_dropout=plan["lora_dropout"],
+                             gradient_checkpointing=plan["gradient_checkpointing"],
+                             quantization=scale.real_quantization, max_steps=scale.steps(capstone_steps),
+                             per_device_train_batch_size=4, max_length=64, learning_rate=capstone_lr,
+                             save_strategy="no", output_dir="runs/ch8-capstone", progress=False)
+    accuracy = classification_accuracy(capstone.model, real_tokenizer, real_reviews.raw_eval)
+    print(f"held-out accuracy: {accuracy:.1%} (chance {1 / len(reviews.label_names):.1%}) after "
+          f"{capstone.train_seconds:.0f} s of training; peak memory {capstone.peak_memory_bytes / 2**20:,.0f} MiB")
+    check_equal(accuracy >= 0.85, True, "at least 85% held-out accuracy",
+                hint="train longer (more steps in capstone_budget) or raise the learning rate a little; look at the "
+                     "loss curve with lorakit.lessons.plot_losses(capstone.log_history).")
 
 # %% [markdown]
 # ## Check yourself

@@ -17,6 +17,20 @@ if _bin not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = _bin + os.pathsep + os.environ.get("PATH", "")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` skip without CUDA, with the reason; LORAKIT_REQUIRE_GPU makes that a failure instead."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    if os.environ.get("LORAKIT_REQUIRE_GPU"):
+        raise pytest.UsageError(f"LORAKIT_REQUIRE_GPU is set but no CUDA GPU is visible ({len(gpu_tests)} gpu tests)")
+    for item in gpu_tests:
+        item.add_marker(pytest.mark.skip(reason="no CUDA GPU here (marker gpu)"))
+
 
 @pytest.fixture
 def repo() -> Path:

@@ -5,6 +5,9 @@ A chapter is written as a Python file in which `# %%` starts a code cell and `# 
 
     # %% [solution] id=ch1-scale           -> an autograded answer cell (### BEGIN/END SOLUTION inside)
     # %% [tests] id=ch1-scale-tests points=2   -> a locked, graded test cell (### BEGIN/END HIDDEN TESTS inside)
+    # %% [tests] id=ch2-count-tests forbid=count_lora_params,lora_table
+                                               -> ... whose answers may not use these names (lorakit.grading.forbidden;
+                                                  the list is added under the exercise's statement)
     # %% grading=skip                          -> a long demo cell the grader skips (learners and nbval run it)
 
 Every notebook gets a kernelspec, Colab/Binder badges and the guarded Colab install cell at its top.
@@ -134,7 +137,27 @@ def _cell(kind: str | None, attrs: dict[str, str], lines: list[str], where: str)
         raise ValueError(f"{where}: grading={attrs['grading']!r} is not allowed (only grading=skip)")
     if kind in ("solution", "tests"):
         cell.metadata.update(_grading_metadata(kind, attrs, where))
+    if "forbid" in attrs:
+        if kind != "tests":
+            raise ValueError(f"{where}: forbid=... belongs on the exercise's [tests] cell")
+        cell.metadata.setdefault("lorakit", {})["forbid"] = [name for name in attrs["forbid"].split(",") if name]
     return cell
+
+
+def forbidden_note(names: list[str]) -> str:
+    """The line added under an exercise's statement for the names its answers may not use."""
+    listed = ", ".join(f"`{name}`" for name in names)
+    return (f"*Not allowed in your answer:* {listed}. The point is to write it yourself: the grader gives 0 for this "
+            "exercise when your cells use one of them.")
+
+
+def _note_forbidden_calls(cells: list[nbformat.NotebookNode]) -> None:
+    """Append `forbidden_note` to the last markdown cell before each exercise that forbids calls."""
+    for index, cell in enumerate(cells):
+        names = cell.get("metadata", {}).get("lorakit", {}).get("forbid")
+        if names:
+            statement = next(c for c in reversed(cells[:index]) if c.cell_type == "markdown")
+            statement.source += "\n\n" + forbidden_note(names)
 
 
 def parse(source: str, name: str = "<source>") -> list[nbformat.NotebookNode]:
@@ -155,6 +178,7 @@ def parse(source: str, name: str = "<source>") -> list[nbformat.NotebookNode]:
             lines.append(line)
     if started and any(x.strip() for x in lines):
         cells.append(_cell(kind, attrs, lines, f"{name}:end"))
+    _note_forbidden_calls(cells)
     return cells
 
 

@@ -10,7 +10,7 @@ task's loss scale, the model size or the seed):
 | divergence | a NaN/Inf loss or grad norm, or a final loss above the first | any, or last > first × 1.2 |
 | grad-norm spikes | a grad norm (after clipping) far above the median of the 10 logs before it | > 10 × median |
 | forgetting | base-corpus perplexity with the adapter vs without | more than tripled (ratio > 3) |
-| poor generation | empty, runaway, repetitive or identical answers; pad == eos | > 20% / 30% repeated / > 50% same |
+| poor generation | empty, runaway, repetitive or identical answers; pad == eos with no eos label | > 20% / 30% repeated / > 50% same |
 
 Why these numbers: a LoRA run at a sensible learning rate lowers the train loss by far more than 10% between its
 first and last fifth (the clean quickstart runs lower it by more than half), while a run 100× too slow moves it by a
@@ -89,6 +89,7 @@ DIVERGED_RISE = 1.20
 OVERFIT_EVAL_RISE = 1.05
 SPIKE_FACTOR = 10.0
 SPIKE_WINDOW = 10
+CHAT_DATASETS = ("instruction", "code", "preference")  # datasets whose answers end with eos
 FORGETTING_RATIO = 3.0
 EMPTY_RATE, RUNAWAY_RATE, REPETITION_RATE, SAME_ANSWER_RATE = 0.2, 0.2, 0.3, 0.5
 
@@ -229,10 +230,30 @@ def _check_labels(data: Any) -> tuple[list[Finding], list[str]]:
     if learned == 0:
         return [_finding("loss not decreasing", f"every label of {len(rows)} training rows is -100: nothing to learn",
                          "critical", first=[3])], []
-    chat = getattr(data, "name", None) in ("instruction", "code", "preference")
+    chat = getattr(data, "name", None) in CHAT_DATASETS
     if chat and real and learned >= real:
         return [], [f"labels cover all {learned} tokens of {len(rows)} rows, prompts included (mask_prompt=False)"]
     return [], []
+
+
+def _pad_is_eos(tokenizer: Any) -> bool:
+    pad = getattr(tokenizer, "pad_token_id", None)
+    return pad is not None and pad == tokenizer.eos_token_id
+
+
+def _eos_is_learned(data: Any, eos_id: int) -> bool:
+    """Whether eos appears among the labels of the first 64 training rows of a chat dataset (or of plain rows).
+
+    pad == eos only hurts when the labels lose eos with the padding: lorakit's collators pad labels with -100 by
+    position, so eos stays a label; transformers' DataCollatorForLanguageModeling masks by id and drops it. Text
+    continuation (domain) and classification rows never needed to learn to stop: they count as learned.
+    """
+    if getattr(data, "name", "instruction") not in CHAT_DATASETS:
+        return True
+    rows = data.train if hasattr(data, "train") else data
+    rows = [rows[i] for i in range(min(len(rows), 64))] if rows is not None else []
+    labelled = [r["labels"] for r in rows if "labels" in r]
+    return not labelled or any(label == eos_id for labels in labelled for label in labels)
 
 
 def diagnose(run: Any, forgetting: dict[str, float] | None = None, answers: Sequence[str] | None = None,
@@ -243,8 +264,9 @@ def diagnose(run: Any, forgetting: dict[str, float] | None = None, answers: Sequ
     forgetting: the dict from `lorakit.evaluation.metrics.forgetting` (base-corpus perplexity without/with the adapter).
     answers: generated answers (`lorakit.evaluation.metrics.generate_answers`); `finished`: for each, whether it ended at the
     end-of-turn token (`generate_answers(..., return_finished=True)`); unfinished ones count as runaway.
-    tokenizer: checked for pad == eos (taken from `run.tokenizer` when not given). data: the `TaskData` trained on,
-    to check its labels.
+    tokenizer: taken from `run.tokenizer` when not given. data: the `TaskData` (or tokenised rows) trained on, to
+    check its labels: none left to learn, prompts not masked, or pad == eos with no eos label left (without `data`
+    pad == eos is not flagged: it only hurts when the collator masked eos with the padding).
     """
 
     found = _check_losses(history_of(run), getattr(run, "recipe", None))
@@ -270,8 +292,9 @@ def diagnose(run: Any, forgetting: dict[str, float] | None = None, answers: Sequ
             common = Counter(answers).most_common(1)[0][0]
             problems.append(f"{stats['same_answer_rate']:.0%} of answers are the same ({common!r}): the model collapsed")
     tokenizer = tokenizer or getattr(run, "tokenizer", None)
-    if tokenizer is not None and tokenizer.pad_token_id is not None and tokenizer.pad_token_id == tokenizer.eos_token_id:
-        problems.append("pad token == eos token (eos gets masked with the padding, so the model never learns to stop)")
+    if data is not None and _pad_is_eos(tokenizer) and not _eos_is_learned(data, tokenizer.eos_token_id):
+        problems.append("pad token == eos token and no label is eos (a collator that masks the padding by token id "
+                        "masked every eos too), so the model never learns to stop")
     if problems:
         first = [0] if any("mask_prompt" in p for p in problems) else [1] if "pad token" in problems[-1] else []
         found.append(_finding("poor generation", "; ".join(problems), first=first))

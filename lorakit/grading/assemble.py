@@ -6,6 +6,9 @@ markdown cells) too, so the instructor's model answer is never run, shown or han
 cells, setup code, markdown) comes from the source, whatever the student did to it. The student's own extra cells
 are kept after the cell they followed, stripped of any grading metadata. The student's edits to locked cells are
 reported as tampering.
+A student cell is one of the course's own when its id or, failing that, its text is a source or release cell's:
+a notebook saved by a tool that regenerates cell ids (or by nbformat < 4.5, which has none) loses no answer and
+gains no "extra" copy of the lesson.
 A notebook is empty when no solution cell differs from the release's stub and no extra cell holds code.
 """
 
@@ -32,14 +35,6 @@ def source_text(cell: Any) -> str:
 def is_skipped(cell: Any) -> bool:
     meta = cell.get("metadata", {}).get("lorakit")
     return isinstance(meta, dict) and meta.get("grading") == "skip"
-
-
-def is_solution(cell: Any) -> bool:
-    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
-
-
-def is_graded(cell: Any) -> bool:
-    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("grade"))
 
 
 @dataclass
@@ -74,8 +69,12 @@ def tampering(student_cells: list[Any], release_cells: list[Any]) -> list[str]:
 
 def assemble(source: Any, release: Any, student: Any) -> Assembled:
     """The run notebook for `student` (a NotebookNode) from the trusted `source` and its `release`."""
+    from nbgrader.utils import is_grade, is_solution  # on trusted cells only: a student's metadata may be anything
+
     stubs = {grade_id(cell): cell for cell in release.cells if grade_id(cell)}
     known_ids = {cell.get("id") for cell in [*source.cells, *release.cells]} - {None}
+    known_texts = {source_text(cell).strip(): cell.get("id") for cell in [*release.cells, *source.cells]
+                   if cell.get("id") and source_text(cell).strip()}
     known_grade_ids = {grade_id(cell) for cell in source.cells} - {None}
     answers: dict[str, Any] = {}
     extras: dict[str | None, list[Any]] = {}
@@ -88,6 +87,8 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
             anchor = gid
         elif cell.get("id") in known_ids:
             anchor = cell.get("id")
+        elif source_text(cell).strip() in known_texts:  # the course's own cell under a regenerated (or no) id
+            anchor = known_texts[source_text(cell).strip()]
         elif cell.get("cell_type") in ("code", "markdown"):
             extra = nbformat.v4.new_code_cell(source_text(cell)) if cell.get("cell_type") == "code" \
                 else nbformat.v4.new_markdown_cell(source_text(cell))
@@ -109,7 +110,7 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
                 cells.append(trusted)
             else:
                 cells.append(nbformat.from_dict(cell))
-            if gid and is_graded(cell) and not is_solution(cell):
+            if gid and is_grade(cell) and not is_solution(cell):
                 result.test_cells[gid] = len(cells) - 1
         following = extras.get(gid, []) + (extras.get(cell.get("id"), []) if cell.get("id") != gid else [])
         result.from_student.update(range(len(cells), len(cells) + len(following)))

@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from nbgrader.utils import is_grade
 
 from . import collector, gradebook, sandbox
-from .assemble import assemble, is_graded
+from .assemble import assemble
 from .autograded import autograded_folder, autograded_notebook, reset, write_stamps
 from .feedback import feedback_notebook, write_html
+from .forbidden import violations
 from .report import Grade
 from .runner import run_notebook
 from .submissions import Stamp, find_notebook, read_notebook, read_stamp
@@ -106,6 +108,11 @@ def grade_notebook(course: Course, name: str, path: Path, feedback_dir: Path | N
     reference = course.references[name]
     verdicts = decide(run.results, reference, points)
     kinds, details = set(), list(built.tampering)
+    forbidden = violations(course.sources[name], built.notebook, built.test_cells, built.from_student)
+    for exercise, names in forbidden.items():
+        if exercise in verdicts:
+            verdicts[exercise] = replace(verdicts[exercise], forbidden_used=tuple(names))
+        details.append(f"{exercise}: the answer uses {', '.join(names)}, which the exercise forbids (0 points)")
     kinds |= {"tampered"} if built.tampering else set()
     timeouts, deaths = run_problems(run.executed, built.test_cells, course.timeout)
     kinds |= ({"timeout"} if timeouts else set()) | ({"error"} if deaths or run.problem else set())
@@ -176,6 +183,6 @@ def load_notebooks(root: Path, assignment: str) -> tuple[dict[str, Any], dict[st
 def graded_points(db_url: str, assignment: str, sources: dict[str, Any]) -> dict[str, dict[str, float]]:
     """notebook → grade_id → points, from the gradebook (what formgrader shows), in the notebook's cell order."""
     points = gradebook.cells_and_points(db_url, assignment)
-    order = {name: [c.metadata.nbgrader["grade_id"] for c in nb.cells if is_graded(c)] for name, nb in sources.items()}
+    order = {name: [c.metadata.nbgrader["grade_id"] for c in nb.cells if is_grade(c)] for name, nb in sources.items()}
     return {name: {cell: points[Path(name).stem][cell] for cell in order[name]} for name in sources}
 

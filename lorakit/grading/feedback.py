@@ -88,6 +88,20 @@ def clean_outputs(outputs: Any, secrets: list[str]) -> list[Any]:
     return kept
 
 
+def hidden_check_line(exercise: str, verdict: Verdict | None) -> str:
+    """The feedback's one line on an exercise's hidden check."""
+    head = f"**Hidden check `{exercise}`**:"
+    if verdict is None:
+        return f"{head} not graded automatically."
+    if verdict.forbidden_used:
+        return (f"{head} your answer uses {', '.join(verdict.forbidden_used)}, which this exercise forbids "
+                f"(0 of {verdict.points:g} points).")
+    if verdict.cases:
+        return (f"{head} checked {verdict.cases} secret cases, {verdict.matched} matched ({verdict.score:g} of "
+                f"{verdict.points:g} points).")
+    return f"{head} not run, no answer found (0 of {verdict.points:g} points)."
+
+
 def feedback_notebook(executed: Any, test_cells: dict[str, int], verdicts: dict[str, Verdict]) -> Any:
     """The executed notebook made safe to hand back, with a hidden-check summary under each exercise."""
     given = executed.get("cells") if isinstance(executed.get("cells"), list) else []
@@ -102,11 +116,7 @@ def feedback_notebook(executed: Any, test_cells: dict[str, int], verdicts: dict[
             cells.append(nbformat.v4.new_markdown_cell(source))
         for exercise, where in test_cells.items():
             if where == index:
-                verdict = verdicts.get(exercise)
-                summary = (f"**Hidden check `{exercise}`**: checked {verdict.cases} secret cases, {verdict.matched} "
-                           f"matched ({verdict.score:g} of {verdict.points:g} points)." if verdict and verdict.cases else
-                           f"**Hidden check `{exercise}`**: not run, no answer found (0 of {verdict.points:g} points)."
-                           if verdict else f"**Hidden check `{exercise}`**: not graded automatically.")
+                summary = hidden_check_line(exercise, verdicts.get(exercise))
                 cells.append(nbformat.v4.new_markdown_cell(summary))
     return nbformat.v4.new_notebook(cells=cells, metadata={"language_info": {"name": "python"}})
 

@@ -15,15 +15,19 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Verdict:
-    """One exercise: how many secret cases were checked and matched, and the points that earns."""
+    """One exercise: how many secret cases were checked and matched, and the points that earns (none when its
+    answer uses a name the exercise forbids, see `lorakit.grading.forbidden`)."""
 
     exercise: str
     cases: int
     matched: int
     points: float
+    forbidden_used: tuple[str, ...] = ()
 
     @property
     def score(self) -> float:
+        if self.forbidden_used:
+            return 0.0
         return round(self.points * self.matched / self.cases, 6) if self.cases else 0.0
 
 

@@ -90,3 +90,30 @@ def png_output(fig: Any) -> dict:
     fig.savefig(png, format="png", dpi=80)
     return {"output_type": "display_data", "metadata": {},
             "data": {"image/png": base64.b64encode(png.getvalue()).decode(), "text/plain": "<loss curves>"}}
+
+
+def plot_memory_breakdown(breakdowns: dict[str, Any], stated_gb: dict[str, float] | None = None) -> Any:
+    """A stacked horizontal bar per configuration: each `MemoryBreakdown` component in GB (10^9 bytes), with a
+    marker at a stated figure (e.g. the guide's) where given. Returns the Axes."""
+    from dataclasses import fields
+
+    import matplotlib.pyplot as plt
+
+    labels = list(breakdowns)
+    components = [f.name for f in fields(next(iter(breakdowns.values())))]
+    _, ax = plt.subplots(figsize=(8, 0.6 * len(labels) + 1.5))
+    left = [0.0] * len(labels)
+    for component in components:
+        widths = [getattr(breakdowns[label], component) / 1e9 for label in labels]
+        name = "transient" if component == "overhead" else component.replace("_", " ")
+        ax.barh(labels, widths, left=left, label=name)
+        left = [a + b for a, b in zip(left, widths)]
+    if stated_gb:
+        ax.scatter([stated_gb[label] for label in labels], labels, marker="|", s=400, color="black",
+                   label="the guide's figure", zorder=3)
+    ax.invert_yaxis()
+    ax.set_xlabel("GB (10^9 bytes)")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.figure.tight_layout()
+    return ax

@@ -23,7 +23,7 @@ from tests.helpers import REPO
 
 CHAPTERS = sorted(p.stem for p in (REPO / "course").glob("*.py"))
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
-CHECKERS = {"check_close", "check_equal", "passed"}
+CHECKERS = {"check_close", "check_equal", "self_check"}
 
 
 def cells(chapter: str) -> list[Any]:
@@ -225,3 +225,104 @@ def test_a_wrong_answer_collects_different_results(exercise, tmp_path, monkeypat
     assert collected(cell, answers, "course-secret", results, monkeypatch) == reference, "cases must be reproducible"
     mistaken = collected(cell, {**answers, name: wrong}, "course-secret", results, monkeypatch)
     assert len(mistaken) == len(reference) and mistaken != reference
+
+
+# ------------------------------------------------------------------------ a release notebook runs top to bottom
+# nbgrader's stub is `raise NotImplementedError()`: it must only run when an answer is called, and every call of an
+# answer outside its own [solution] cell must sit in `with self_check(...)` or `with uses_answer(...)`, which turn
+# the stub's error into one line (lorakit.lessons.self_checks).
+
+def answer_names(chapter: str) -> set[str]:
+    return set().union(*(top_level_names(c.source) for c in cells(chapter) if kind(c) == "solution"))
+
+
+def guarded_uses(source: str, names: set[str]) -> tuple[set[str], set[str]]:
+    """(answer names loaded inside a `with self_check/uses_answer` block, answer names loaded outside one)."""
+    inside, outside = set(), set()
+
+    def visit(node: ast.AST, guarded: bool) -> None:
+        if isinstance(node, ast.With) and any(isinstance(item.context_expr, ast.Call)
+                                              and getattr(item.context_expr.func, "id", "") in ("self_check",
+                                                                                                 "uses_answer")
+                                              for item in node.items):
+            guarded = True
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in names:
+            (inside if guarded else outside).add(node.id)
+        for child in ast.iter_child_nodes(node):
+            visit(child, guarded)
+
+    visit(ast.parse(source), False)
+    return inside, outside
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_answer_stubs_only_raise_when_called(chapter):
+    """Every solution region sits inside a def or class, so the release's `raise NotImplementedError()` runs only
+    when the answer is used (a top-level stub would stop Run All at the answer cell)."""
+    for cell in (c for c in cells(chapter) if kind(c) == "solution"):
+        markers = [line for line in cell.source.splitlines() if "### BEGIN SOLUTION" in line]
+        assert markers and all(line.startswith(" ") for line in markers), cell.metadata.nbgrader["grade_id"]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_answers_are_used_only_where_a_stub_becomes_one_line(chapter):
+    names = answer_names(chapter)
+    for cell in cells(chapter):
+        if kind(cell) in ("code", "skip"):
+            _, outside = guarded_uses(cell.source, names)
+            assert not outside, f"{chapter}: {sorted(outside)} used outside `with uses_answer(...)`:\n{cell.source}"
+        elif kind(cell) == "tests":
+            _, visible = split_hidden(cell.source)
+            inside, outside = guarded_uses(visible, names)
+            assert inside and not outside, f"{cell.metadata.nbgrader['grade_id']}: checks outside `with self_check`"
+
+
+def guarded_bindings(source: str) -> set[str]:
+    """Names bound inside the `with self_check/uses_answer` blocks of a cell (unbound when the block is skipped)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.With) and any(getattr(getattr(item.context_expr, "func", None), "id", "")
+                                              in ("self_check", "uses_answer") for item in node.items):
+            for statement in node.body:
+                names |= bound_names(statement)
+    return names
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_later_cells_never_need_a_name_a_skipped_block_would_leave_unbound(chapter):
+    unbound_when_skipped: set[str] = set()
+    for cell in (c for c in cells(chapter) if c.cell_type == "code"):
+        tree = ast.parse(cell.source)
+        needed = (loaded_names(tree) & unbound_when_skipped) - bound_names(tree)
+        assert not needed, f"{chapter}: {sorted(needed)} exist only if an earlier exercise was answered"
+        unbound_when_skipped |= guarded_bindings(cell.source)
+
+
+RUNS = ("lorakit.train(", "reproduce(", "SweepPanel(", "train_sft")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_training_run_is_followed_by_an_assert_on_what_it_showed(chapter):
+    """A lesson cell that trains asserts on the outcome, in itself or in the next code cell (nbval and `make
+    executed` run them), so no run is left for the prose alone to interpret. GPU-only cells are exempt."""
+    chapter_cells = [c for c in cells(chapter) if c.cell_type == "code"]
+    for index, cell in enumerate(chapter_cells):
+        if kind(cell) in ("code", "skip") and any(run in cell.source for run in RUNS) \
+                and "torch.cuda.is_available()" not in cell.source:
+            checked = cell.source + "".join(c.source for c in chapter_cells[index + 1:index + 2])
+            assert "assert " in checked or "check_equal(" in checked, f"{chapter}: unchecked run\n{cell.source[:300]}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_reference_solutions_use_nothing_their_exercise_forbids(chapter):
+    from lorakit.grading.forbidden import forbidden_calls, names_used
+
+    chapter_cells = cells(chapter)
+    answers: list[str] = []
+    for cell in chapter_cells:
+        if kind(cell) == "solution":
+            answers.append(cell.source)
+        elif kind(cell) == "tests":
+            used = set().union(*(names_used(source) for source in answers)) if answers else set()
+            assert not used & set(forbidden_calls(cell)), cell.metadata.nbgrader["grade_id"]
+            answers = []

@@ -103,12 +103,16 @@ def test_clean_quickstart_run_raises_no_alarm(seed, tmp_path):
     assert str(findings) == "✓ no pitfall found"
 
 
-def test_pad_equal_to_eos_is_flagged():
+def test_pad_equal_to_eos_is_flagged_only_when_the_labels_lost_eos():
     class Tok:
         pad_token_id = eos_token_id = 7
 
     history = [{"step": s, "loss": 5.0 - 0.1 * s, "grad_norm": 1.0} for s in range(1, 11)]
-    findings = diagnose(history, tokenizer=Tok())
+    kept = [{"input_ids": [1, 2, 3, 7, 7], "labels": [-100, 2, 3, 7, -100]}]  # padded by position: eos is a label
+    masked_by_id = [{"input_ids": [1, 2, 3, 7, 7], "labels": [-100, 2, 3, -100, -100]}]  # eos masked with the padding
+    assert diagnose(history, tokenizer=Tok(), data=kept) == []
+    assert diagnose(history, tokenizer=Tok()) == []  # nothing to look at: no finding
+    findings = diagnose(history, tokenizer=Tok(), data=masked_by_id)
     assert _pitfalls(findings) == {"poor generation"}
     assert "pad token == eos" in findings[0].evidence and "pad token distinct from eos" in findings[0].fixes[0]
 

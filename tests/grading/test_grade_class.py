@@ -168,6 +168,9 @@ def _class_submissions(course):
         "Zoë O'Neil (late)": {NOTEBOOK: student_notebook(course, RIGHT)},
         "loops": {NOTEBOOK: student_notebook(course, {**RIGHT, "tiny-count": "while True:\n    pass"})},
         "kernel_dies": {NOTEBOOK: student_notebook(course, {**RIGHT, "tiny-scale": "import os\nos._exit(1)"})},
+        "borrows": {NOTEBOOK: student_notebook(course, {**RIGHT, "tiny-count": (
+            "import lorakit as lk\ndef lora_params(d_in, d_out, r):\n    helper = lk.count_lora_params\n"
+            "    return r * (d_in + d_out)")})},
     }
 
 
@@ -229,6 +232,10 @@ def test_every_student_gets_a_row_with_per_exercise_scores(graded_class):
     assert _outcome(rows["blank"]) == (0.0, MAX_SCORE, "empty")
     assert (rows["raises"]["tiny-scale-tests"], rows["raises"]["tiny-count-tests"]) == ("0.0", "2.0")
     assert _outcome(rows["raises"]) == (3.0, MAX_SCORE, "ok") and _outcome(rows["syntax_error"])[0] == 0.0
+    # right results, but through a name the exercise forbids: that exercise scores 0, the others stand
+    assert rows["borrows"]["tiny-count-tests"] == "0.0" and _outcome(rows["borrows"]) == (3.0, MAX_SCORE, "ok")
+    assert "tiny-count-tests: the answer uses count_lora_params, which the exercise forbids" in (
+        rows["borrows"]["detail"])
 
 
 @pytest.mark.slow
@@ -281,6 +288,8 @@ def test_feedback_shows_the_graded_notebook_without_hidden_checks(graded_class):
         assert "collect(" not in text and "HIDDEN TESTS" not in text
     assert "checked 4 secret cases, 4 matched" in readable_text(pages["solver"])
     assert "checked 4 secret cases, 0 matched" in readable_text(pages["syntax_error"])
+    assert "your answer uses count_lora_params, which this exercise forbids (0 of 2 points)" in readable_text(
+        pages["borrows"])
 
 
 @pytest.mark.slow

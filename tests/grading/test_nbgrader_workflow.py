@@ -285,3 +285,21 @@ def test_the_course_feedback_preprocessor_redacts_a_hidden_test_cell_with_output
     cell, _ = redact.preprocess_cell(cell, {}, 0)
     assert cell.source == "check(1)" and "collect(" not in nbformat.writes(nbformat.v4.new_notebook(cells=[cell]))
     assert cell.outputs[0]["text"].endswith("[output cut: too long]\n")
+
+
+def test_the_untouched_release_runs_top_to_bottom(tmp_path):
+    """A learner's Run All before answering anything: no cell raises, and each visible-tests cell says in one line
+    that its exercise is not answered yet (the stub's NotImplementedError, turned into a line by self_check)."""
+    from nbclient import NotebookClient
+
+    from lorakit.authoring.build import KERNELSPEC
+
+    course = make_course(tmp_path / "course", REPO)
+    notebook = nbformat.read(course / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    notebook.cells = [cell for cell in notebook.cells if "time.sleep(120)" not in cell.source]  # the fixture's slow demo
+    NotebookClient(notebook, timeout=120, kernel_name=KERNELSPEC["name"],
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()  # raises on any cell error
+    visible = [cell for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("grade")
+               and cell.cell_type == "code"]
+    lines = ["".join(out.get("text", "") for out in cell.outputs).strip() for cell in visible]
+    assert len(lines) == 3 and all(line.count("\n") == 0 and "not answered yet" in line for line in lines), lines

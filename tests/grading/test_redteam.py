@@ -78,13 +78,14 @@ def attacks(course, outside):
             c.to_plain = lambda v, depth=0: v
         '''),), "start", 0.0, "ok"),
         "import_hook_fake_module": (ALL_WRONG, (code('''
-            import sys, types, importlib.abc, importlib.machinery
+            import contextlib, sys, types, importlib.abc, importlib.machinery
             class Fake(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                 def find_spec(self, name, path, target=None):
                     return importlib.machinery.ModuleSpec(name, self) if name.startswith("lorakit") else None
                 def create_module(self, spec):
                     module = types.ModuleType(spec.name); module.__path__ = []
-                    module.collect = module.check_close = module.check_equal = module.passed = lambda *a, **k: None
+                    module.collect = module.check_close = module.check_equal = lambda *a, **k: None
+                    module.self_check = lambda *a, **k: contextlib.nullcontext()
                     return module
                 def exec_module(self, module):
                     pass

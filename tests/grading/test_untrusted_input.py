@@ -152,3 +152,27 @@ def test_a_blank_notebook_is_empty_but_one_written_answer_or_extra_cell_is_not(t
     assert assemble(source, release, student_notebook(course)).empty
     assert not assemble(source, release, student_notebook(course, {"tiny-count": RIGHT["tiny-count"]})).empty
     assert not assemble(source, release, student_notebook(course, extra=("print(1)",))).empty
+
+
+def test_a_notebook_saved_with_new_cell_ids_or_none_keeps_its_answers_and_adds_no_lesson_copy(tmp_path):
+    """Jupyter front ends that regenerate cell ids, or nbformat 4.4 (no ids at all): an honest student's notebook
+    assembles exactly as the one saved with the release's ids (answers found by grade_id, lessons by their text)."""
+    from tests.helpers import REPO
+    from tests.helpers.grading_course import RIGHT, make_course, student_notebook
+
+    course = make_course(tmp_path / "course", REPO)
+    source = nbformat.read(course / "source" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    release = nbformat.read(course / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    saved = student_notebook(course, RIGHT, extra=("print('my own check')",))
+    expected = assemble(source, release, saved)
+    for change in ("regenerated", "none"):
+        student = nbformat.from_dict(saved)
+        for index, cell in enumerate(student.cells):
+            if change == "none":
+                cell.pop("id", None)
+            else:
+                cell["id"] = f"fresh-{index}"
+        assembled = assemble(source, release, student)
+        assert [c.source for c in assembled.notebook.cells] == [c.source for c in expected.notebook.cells], change
+        assert assembled.from_student == expected.from_student and not assembled.empty
+        assert sum("my own check" in c.source for c in assembled.notebook.cells) == 1

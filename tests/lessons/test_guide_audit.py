@@ -95,6 +95,7 @@ def test_measurements(measured):
     assert gc.value > 80 and gc.verdict == "wrong" and gc.source.startswith("measured")
     gc_time = _find(measured, "~20% slower | All models")
     assert gc_time.value > 0 and gc_time.source.startswith("measured")  # recomputation is never free
+    assert gc_time.verdict == "not measurable here"  # a GPU speed claim: a CPU timing is shown, never a verdict
     assert _find(measured, "trades ~20% speed").value == gc_time.value
     eight_bit = _find(measured, "cuts optimizer memory by 75%")
     assert 70 < eight_bit.value < 76 and eight_bit.verdict == "holds"

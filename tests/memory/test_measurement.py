@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 
@@ -95,3 +96,19 @@ def test_measure_without_a_folder_cleans_up_its_checkpoint(tmp_path, monkeypatch
 def test_load_checkpoint_refuses_other_quantizations(checkpoint):
     with pytest.raises(ValueError, match="nf4"):
         memory_measure.load_checkpoint(checkpoint, "int8", "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("quantization", [None, "nf4"])
+def test_on_a_gpu_checkpointing_lowers_the_measured_peak_and_the_estimate_is_near(quantization, tmp_path):
+    """On CUDA (allocator peaks, not RSS): the same point with and without gradient checkpointing, at a length where
+    activations dominate; the estimate within benchmarks/gpu_check.py's target (docs/gpu.md)."""
+    from benchmarks.gpu_check import TARGET_ERROR_PCT
+
+    if quantization and importlib.util.find_spec("bitsandbytes") is None:
+        pytest.skip("bitsandbytes is not installed (the GPU run carries it: benchmarks/gpu_run.sh)")
+    folder = memory_measure.random_checkpoint(TINY, tmp_path, shard_bytes=SHARD_BYTES)
+    points = {gc: memory_measure.measure(TINY, quantization, checkpointing=gc, seq=1024, batch=4, steps=3, r=16,
+                                         folder=folder) for gc in (False, True)}
+    assert points[True].measured_bytes < points[False].measured_bytes
+    assert all(abs(point.error_pct) <= TARGET_ERROR_PCT for point in points.values()), points
