@@ -206,10 +206,31 @@ def _unique_rows(make: Callable[[random.Random], dict], key: str, n: int, rng: r
     return rows
 
 
+def general_passages(n: int, rng: random.Random, chars: int = 300) -> list[dict]:
+    """`n` passages of `chars` characters from the pre-training corpus's train split, at random offsets."""
+    from .corpus import pretraining_texts
+
+    documents = [text for text in pretraining_texts("train") if len(text) > chars]
+    passages = []
+    for _ in range(n):
+        text = rng.choice(documents)
+        start = rng.randrange(len(text) - chars)
+        passages.append({"text": text[start:start + chars], "element": None})
+    return passages
+
+
 def make_rows(name: str, n_train: int | None = None, n_eval: int | None = None,
-              seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """Untokenised (train, eval) rows of dataset `name`; eval never repeats a train prompt/text."""
+              seed: int = 0, general_share: float = 0.0) -> tuple[list[dict], list[dict]]:
+    """Untokenised (train, eval) rows of dataset `name`; eval never repeats a train prompt/text.
+
+    general_share (domain only): the share of the training rows that are general text instead, passages of the
+    tiny model's pre-training corpus (the guide's "mix with general data" against forgetting); eval stays domain.
+    """
     _check_name(name)
+    if not isinstance(general_share, (int, float)) or isinstance(general_share, bool) or not 0 <= general_share < 1:
+        raise ValueError(f"general_share must be a number in [0, 1), got {general_share!r}")
+    if general_share and name != "domain":
+        raise ValueError(f"general_share mixes general text into the domain dataset only, not {name!r}")
     default_train, default_eval = DEFAULT_SIZES[name]
     n_train = default_train if n_train is None else n_train
     n_eval = default_eval if n_eval is None else n_eval
@@ -250,7 +271,11 @@ def make_rows(name: str, n_train: int | None = None, n_eval: int | None = None,
         train = [r for r in texts if _stable_fraction(r["text"]) >= 0.2]
         rng.shuffle(train)
         rng.shuffle(heldout)
-        return [train[i % len(train)] for i in range(n_train)], heldout[:n_eval]
+        n_general = round(n_train * general_share)
+        domain_rows = [train[i % len(train)] for i in range(n_train - n_general)]
+        mixed = domain_rows + general_passages(n_general, rng)
+        rng.shuffle(mixed)
+        return mixed, heldout[:n_eval]
 
     from .corpus import stdlib_functions  # code
 
@@ -323,8 +348,10 @@ def _tokenize(name: str, rows: list[dict], tokenizer: Any, max_length: int,
 
 
 def load_dataset(name: str, tokenizer: Any = None, n_train: int | None = None, n_eval: int | None = None,
-                 seed: int = 0, max_length: int = 256, mask_prompt: bool = True) -> TaskData:
-    """Dataset `name` as TaskData; tokenised when a tokenizer is given (preference stays text: TRL tokenises)."""
+                 seed: int = 0, max_length: int = 256, mask_prompt: bool = True,
+                 general_share: float = 0.0) -> TaskData:
+    """Dataset `name` as TaskData; tokenised when a tokenizer is given (preference stays text: TRL tokenises).
+    general_share: see `make_rows` (domain only)."""
     from datasets import Dataset
 
     _check_name(name)
@@ -335,7 +362,7 @@ def load_dataset(name: str, tokenizer: Any = None, n_train: int | None = None, n
         raise ValueError(f"max_length must be an integer ≥ 16, got {max_length!r}")
     if not isinstance(mask_prompt, bool):
         raise ValueError(f"mask_prompt must be True or False, got {mask_prompt!r}")
-    train_rows, eval_rows = make_rows(name, n_train, n_eval, seed)
+    train_rows, eval_rows = make_rows(name, n_train, n_eval, seed, general_share)
     label_names = list(LABEL_SETS[name]) if name in LABEL_SETS else None
     if tokenizer is None or name == "preference":
         return TaskData(name, Dataset.from_list(train_rows), Dataset.from_list(eval_rows) if eval_rows else None,

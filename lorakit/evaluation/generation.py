@@ -35,12 +35,22 @@ def _stop_ids(tokenizer: Any) -> list[int]:
 
 @torch.no_grad()
 def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 16,
-                     batch_size: int = 16, return_finished: bool = False) -> list[str] | tuple[list[str], list[bool]]:
-    """Greedy answers to chat prompts (left-padded batches, stopping at the end-of-turn token `<|end|>`).
+                     batch_size: int = 16, return_finished: bool = False, temperature: float | None = None,
+                     top_p: float = 1.0, seed: int = 0) -> list[str] | tuple[list[str], list[bool]]:
+    """Answers to chat prompts (left-padded batches, stopping at the end-of-turn token `<|end|>`): greedy, or
+    sampled at `temperature` (> 0) with nucleus `top_p` (0 < top_p ≤ 1) from torch's generator seeded with `seed`.
 
     With `return_finished=True` also returns, per answer, whether it stopped at end-of-turn (False: it ran into
     `max_new_tokens`, a runaway answer).
     """
+    if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"temperature must be None (greedy) or a number > 0, got {temperature!r}")
+    if not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+        raise ValueError(f"top_p must be a number in (0, 1], got {top_p!r}")
+    sampling = dict(do_sample=False) if temperature is None else dict(do_sample=True, temperature=temperature,
+                                                                      top_p=top_p)
+    if temperature is not None:
+        torch.manual_seed(seed)
     was_training, side = model.training, tokenizer.padding_side
     model.eval()
     tokenizer.padding_side = "left"
@@ -51,7 +61,7 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], max_new
             texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                                    add_generation_prompt=True) for p in prompts[start:start + batch_size]]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model_device(model))
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, **sampling,
                                  pad_token_id=tokenizer.pad_token_id, eos_token_id=stop)
             new = out[:, enc["input_ids"].shape[1]:]
             answers += tokenizer.batch_decode(new, skip_special_tokens=True)

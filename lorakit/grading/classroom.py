@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,13 @@ from .feedback import feedback_notebook, write_html
 from .forbidden import violations
 from .report import Grade
 from .runner import run_notebook
+from .settings import fingerprint
 from .submissions import Stamp, find_notebook, read_notebook, read_stamp
 from .untrusted import id_problem, printable
 from .verdicts import Verdict, decide, parse_results
+
+BUDGET_FACTOR = 3.0  # a student's run may take this many times the instructor's (see student_budget)
+BUDGET_SLACK_S = 60.0
 
 
 @dataclass
@@ -39,6 +45,7 @@ class Course:
     releases: dict[str, Any] = field(default_factory=dict)
     points: dict[str, dict[str, float]] = field(default_factory=dict)
     references: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    budgets: dict[str, int] = field(default_factory=dict)
     config: Any = None
 
     @property
@@ -46,24 +53,45 @@ class Course:
         return sum(sum(points.values()) for points in self.points.values())
 
 
-def reference_results(course: Course, name: str) -> dict[str, dict[str, Any]]:
-    """The instructor's solution run on the secret inputs (cached per source hash and seed, in the course folder
-    which no student sandbox sees)."""
+def reference_folder(course: Course) -> Path:
+    return course.root / ".lorakit-grading" / course.assignment
+
+
+def other_fingerprints(course: Course) -> set[str]:
+    """Seed fingerprints of reference results cached for this assignment by gradings with another secret."""
+    stems = {Path(name).stem for name in course.sources}
+    found = {path.name[len(stem) + 1:].split("-")[0] for stem in stems
+             for path in reference_folder(course).glob(f"{stem}-*-*.json")}
+    return {name for name in found if re.fullmatch("[0-9a-f]{12}", name)} - {fingerprint(course.seed)}
+
+
+def reference_results(course: Course, name: str) -> tuple[dict[str, dict[str, Any]], float]:
+    """(results, wall seconds) of the instructor's solution run on the secret inputs (demo cells skipped), cached per
+    source hash and seed in the course folder, which no student sandbox sees."""
     source_bytes = (course.root / "source" / course.assignment / name).read_bytes()
     key = hashlib.sha256(source_bytes + course.seed.encode() + Path(collector.__file__).read_bytes()).hexdigest()[:24]
-    cache = course.root / ".lorakit-grading" / course.assignment / f"{Path(name).stem}-{key}.json"
+    cache = reference_folder(course) / f"{Path(name).stem}-{fingerprint(course.seed)}-{key}.json"
     if cache.is_file():
-        return json.loads(cache.read_text())
+        cached = json.loads(cache.read_text())
+        return cached["results"], cached["seconds"]
     source = course.sources[name]
+    started = time.monotonic()
     run = run_notebook(assemble(source, course.releases[name], source).notebook, course.timeout, course.seed,
                        course.mode, course.limits)
+    seconds = time.monotonic() - started
     if run.executed is None:
         raise RuntimeError(f"the instructor's source notebook {name} did not run: {run.problem}")
     results = {exercise: entry for exercise, entry in parse_results(run.results).items()
                if all("value" in case for case in entry["results"])}
     cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cache.write_text(json.dumps(results))
-    return results
+    cache.write_text(json.dumps({"results": results, "seconds": seconds}))
+    return results, seconds
+
+
+def student_budget(reference_seconds: float, timeout: int) -> int:
+    """Wall seconds one student's run of a notebook may take: BUDGET_FACTOR × the instructor's run plus
+    BUDGET_SLACK_S for a kernel start, and never less than two cell timeouts. Cells a student adds do not raise it."""
+    return int(max(2 * timeout, BUDGET_FACTOR * reference_seconds + BUDGET_SLACK_S))
 
 
 def exercise_at(index: int, test_cells: dict[str, int]) -> str:
@@ -103,7 +131,8 @@ def grade_notebook(course: Course, name: str, path: Path, feedback_dir: Path | N
             write_html(feedback_notebook(built.notebook, built.test_cells, unanswered),
                        feedback_dir / f"{Path(name).stem}.html")
         return {cell: 0.0 for cell in points}, [f"{name} has no code in any solution cell"], {"empty"}
-    run = run_notebook(built.notebook, course.timeout, course.seed, course.mode, course.limits)
+    run = run_notebook(built.notebook, course.timeout, course.seed, course.mode, course.limits,
+                       budget_s=course.budgets.get(name))
     nbformat.write(autograded_notebook(built, run.executed), autograded_dir / name)
     reference = course.references[name]
     verdicts = decide(run.results, reference, points)
@@ -164,7 +193,7 @@ def grade_student(course: Course, student: str, folder: Path, feedback: bool, re
     status = next((kind for kind in STATUS_ORDER if kind in kinds), "ok")
     return Grade(student, course.assignment, round(sum(s or 0.0 for s in flat.values()), 6), course.max_score, status,
                  printable("; ".join(dict.fromkeys(details)))[:1500], flat,
-                 stamp.timestamp.isoformat() if stamp.timestamp else "", late, penalty)
+                 stamp.timestamp.isoformat() if stamp.timestamp else "", late, penalty, fingerprint(course.seed))
 
 
 def refused(course: Course, name: str) -> Grade:

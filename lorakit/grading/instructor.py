@@ -77,7 +77,14 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
     course = classroom.Course(course_root, assignment, db_url, settings.seed(secret_value, assignment), timeout,
                               sandbox_mode, limits or sandbox.Limits(), sources, releases,
                               classroom.graded_points(db_url, assignment, sources), config=config)
-    course.references = {name: classroom.reference_results(course, name) for name in sources}
+    earlier = classroom.other_fingerprints(course)
+    if earlier:
+        print(f"note: {assignment} was graded before with another secret (seed fingerprint {', '.join(sorted(earlier))};"
+              f" this run: {settings.fingerprint(course.seed)}): its hidden inputs differ, so scores may differ from "
+              "that grading's; the CSV's seed_fingerprint column says which run scored each row", file=sys.stderr)
+    for name in sources:
+        course.references[name], seconds = classroom.reference_results(course, name)
+        course.budgets[name] = classroom.student_budget(seconds, timeout)
     grades = [classroom.refused(course, name) if untrusted.id_problem(name) else
               classroom.grade_student(course, name, folder, feedback, problem)
               for name, (folder, problem) in folders.items()]

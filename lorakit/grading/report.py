@@ -22,6 +22,7 @@ class Grade:
     decided automatically). `exercises`: grade_id → score (None: not decided). `timestamp`: when it was submitted
     (timestamp.txt, UTC, ISO; '' when unknown); `seconds_late` and `late_penalty` as nbgrader computed them from the
     assignment's duedate and the course's LateSubmissionPlugin (`score` is before the penalty: nbgrader export's raw_score).
+    `seed_fingerprint`: which secret's inputs decided the scores (`settings.fingerprint`; '' when nothing ran).
     """
 
     student: str
@@ -34,6 +35,7 @@ class Grade:
     timestamp: str = ""
     seconds_late: float = 0.0
     late_penalty: float = 0.0
+    seed_fingerprint: str = ""
 
 
 def cell(value: object) -> str:
@@ -44,13 +46,14 @@ def cell(value: object) -> str:
 
 
 def write_csv(path: str | Path, grades: list[Grade], exercise_ids: list[str]) -> None:
-    """CSV: student, assignment, score, max_score, status, detail, timestamp, seconds_late, late_penalty, then one
-    column per exercise; every cell neutralised (`cell`)."""
+    """CSV: student, assignment, score, max_score, status, detail, timestamp, seconds_late, late_penalty,
+    seed_fingerprint, then one column per exercise; every cell neutralised (`cell`)."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([cell(v) for v in ["student", "assignment", "score", "max_score", "status", "detail",
-                                           "timestamp", "seconds_late", "late_penalty", *exercise_ids]])
+                                           "timestamp", "seconds_late", "late_penalty", "seed_fingerprint",
+                                           *exercise_ids]])
         for g in grades:
             row = [g.student, g.assignment, g.score, g.max_score, g.status, g.detail, g.timestamp, g.seconds_late,
-                   g.late_penalty, *map(g.exercises.get, exercise_ids)]
+                   g.late_penalty, g.seed_fingerprint, *map(g.exercises.get, exercise_ids)]
             writer.writerow(map(cell, row))

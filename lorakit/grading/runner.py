@@ -44,8 +44,12 @@ def read_untrusted(path: Path, limit: int) -> bytes | None:
         return handle.read(limit + 1)[:limit]
 
 
-def run_notebook(notebook: Any, timeout: int, seed: str, mode: str, limits: sandbox.Limits) -> RunResult:
-    """Execute `notebook` cell by cell (`timeout` s per cell) in a scratch folder holding only it; then delete it."""
+def run_notebook(notebook: Any, timeout: int, seed: str, mode: str, limits: sandbox.Limits,
+                 budget_s: int | None = None) -> RunResult:
+    """Execute `notebook` cell by cell (`timeout` s per cell) in a scratch folder holding only it; then delete it.
+
+    budget_s: wall seconds for the whole run (a student's, `classroom.student_budget`); None (the instructor's
+    reference run): two cell timeouts per code cell."""
     scratch_root = Path(tempfile.mkdtemp(prefix="lorakit-grade-"))
     scratch = scratch_root / "work"
     scratch.mkdir()
@@ -62,7 +66,7 @@ def run_notebook(notebook: Any, timeout: int, seed: str, mode: str, limits: sand
                              "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
             argv, cwd = [sys.executable, *runner], scratch
         code_cells = sum(1 for cell in notebook.cells if cell.cell_type == "code")
-        overall = timeout * (code_cells + 1) * 2 + 120
+        overall = budget_s if budget_s is not None else timeout * (code_cells + 1) * 2 + 120
         with open(scratch_root / "stderr.txt", "wb") as log:  # outside the sandbox's view; capped by file_mb
             process = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=log,
                                        preexec_fn=limits.apply, start_new_session=True)
@@ -72,7 +76,7 @@ def run_notebook(notebook: Any, timeout: int, seed: str, mode: str, limits: sand
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-                problem = f"the notebook ran past the overall limit of {overall} s and was stopped"
+                problem = f"the notebook ran past its budget of {overall} s and was stopped"
         with open(scratch_root / "stderr.txt", "rb") as log:  # only its last 4000 bytes are ever read
             log.seek(max(0, os.fstat(log.fileno()).st_size - 4000))
             stderr = log.read(4000)

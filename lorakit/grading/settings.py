@@ -41,3 +41,8 @@ def secret(config: Any, given: str | None = None) -> str:
 def seed(secret_value: str, assignment: str) -> str:
     """The hidden-check seed of one assignment (what enters the sandbox; the secret never does)."""
     return hmac.new(secret_value.encode(), f"lorakit-grading:{assignment}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def fingerprint(seed_value: str) -> str:
+    """12 hex digits naming a seed in reports and cache names; neither the seed nor the secret can be read back."""
+    return hashlib.sha256(f"lorakit-seed:{seed_value}".encode()).hexdigest()[:12]

@@ -165,3 +165,17 @@ def test_eval_batches_cover_every_eval_row_once_and_feed_eval_loss():
     data.eval = data.eval.select([])
     with pytest.raises(ValueError, match="tokenised lorakit TaskData with eval rows"):
         eval_loss(model, data)
+
+
+def test_general_share_mixes_pretraining_passages_into_domain_training_rows_only():
+    from lorakit.data.corpus import pretraining_texts
+    from lorakit.data.datasets import make_rows
+
+    pure_train, pure_eval = make_rows("domain", 40, 8, seed=3)
+    train, evals = make_rows("domain", 40, 8, seed=3, general_share=0.25)
+    general = [row for row in train if row["element"] is None]
+    assert len(train) == 40 and len(general) == 10 and evals == pure_eval  # eval stays pure domain
+    corpus = pretraining_texts("train")
+    assert all(any(row["text"] in text for text in corpus) for row in general)
+    assert all(row["element"] is not None for row in pure_train)
+    assert make_rows("domain", 40, 8, seed=3, general_share=0.25) == (train, evals)  # deterministic

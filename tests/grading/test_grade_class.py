@@ -224,7 +224,7 @@ def test_every_student_gets_a_row_with_per_exercise_scores(graded_class):
     course, rows, _ = graded_class
     assert sorted(rows) == sorted(p.name for p in (course / "submitted").iterdir())
     assert list(next(iter(rows.values()))) == ["student", "assignment", "score", "max_score", "status", "detail",
-                                               "timestamp", "seconds_late", "late_penalty",
+                                               "timestamp", "seconds_late", "late_penalty", "seed_fingerprint",
                                                "tiny-scale-tests", "tiny-count-tests", "tiny-targets-tests"]
     for student in ("solver", "nested"):
         assert _outcome(rows[student]) == (5.0, MAX_SCORE, "ok"), rows[student]
@@ -350,3 +350,20 @@ def test_grade_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
     (tmp_path / "source/demo_chapter").mkdir(parents=True)
     assert main(["grade", str(tmp_path), "demo_chapter", "--submissions", str(tmp_path / "nowhere")]) == 2
     assert "is not a folder of <student>/<notebook>.ipynb" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_each_row_names_its_seed_and_a_regrade_with_another_secret_says_so(graded_class, tmp_path, capsys):
+    course, rows, _ = graded_class
+    first = {rows[student]["seed_fingerprint"] for student in ("solver", "nested", "blank", "raises")}
+    assert first == {settings.fingerprint(settings.seed(SECRET, ASSIGNMENT))} and SECRET not in str(rows)
+    resubmitted = tmp_path / "again"
+    _write(resubmitted / "solver", {NOTEBOOK: student_notebook(course, RIGHT)})
+    capsys.readouterr()
+    other = shutil.copytree(course, tmp_path / "copy")  # the graded course, with its cached reference results
+    [grade] = grading.grade_class(other, ASSIGNMENT, resubmitted, timeout=20, secret="another-secret-0099")
+    note = capsys.readouterr().err
+    assert grade.seed_fingerprint == settings.fingerprint(settings.seed("another-secret-0099", ASSIGNMENT))
+    assert grade.seed_fingerprint != next(iter(first)) and (grade.score, grade.status) == (5.0, "ok")
+    assert f"graded before with another secret (seed fingerprint {next(iter(first))}" in note

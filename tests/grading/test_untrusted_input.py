@@ -176,3 +176,18 @@ def test_a_notebook_saved_with_new_cell_ids_or_none_keeps_its_answers_and_adds_n
         assert [c.source for c in assembled.notebook.cells] == [c.source for c in expected.notebook.cells], change
         assert assembled.from_student == expected.from_student and not assembled.empty
         assert sum("my own check" in c.source for c in assembled.notebook.cells) == 1
+
+
+def test_a_students_run_stops_at_its_budget_however_many_cells_it_adds():
+    """Each cell stays under the per-cell timeout, but together they pass the whole run's budget: stopped."""
+    from lorakit.grading import sandbox
+    from lorakit.grading.classroom import student_budget
+    from lorakit.grading.runner import run_notebook
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time; time.sleep(3)")
+                                               for _ in range(6)],
+                                        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                 "language": "python"}})
+    run = run_notebook(notebook, timeout=5, seed="0", mode="warn", limits=sandbox.Limits(), budget_s=8)
+    assert run.problem == "the notebook ran past its budget of 8 s and was stopped"
+    assert student_budget(10.0, timeout=20) == 90 and student_budget(1.0, timeout=60) == 120  # 3 × run + 60, ≥ 2 timeouts

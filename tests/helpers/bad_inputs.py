@@ -12,6 +12,7 @@ from typing import Any, Callable, NamedTuple
 import lorakit
 from lorakit import grading
 from lorakit.config.recipes import field_table
+from lorakit.evaluation.generation import generate_answers
 from lorakit.evaluation.pitfalls import reproduce
 from lorakit.models.load import load_base
 from lorakit.models.shapes import LLAMA2_7B, ModelShape
@@ -95,6 +96,10 @@ CASES = [
     case(lorakit.load_dataset, "instruction", field="seed", seed="one"),
     case(lorakit.load_dataset, "instruction", field="max_length", max_length=4),
     case(lorakit.load_dataset, "instruction", field="mask_prompt", mask_prompt="no"),
+    case(lorakit.load_dataset, "domain", field="general_share", general_share=1.0),
+    case(lorakit.load_dataset, "instruction", field="general_share", general_share=0.25),
+    case(generate_answers, None, None, ["Is 4 even?"], field="temperature", temperature=0),
+    case(generate_answers, None, None, ["Is 4 even?"], field="top_p", temperature=0.7, top_p=0.0),
     case(lorakit.load_dataset, "instruction", "tiny", field="tokenizer"),
     case(lorakit.train, field="r", r=0),
     case(lorakit.train, field="data", data="poetry"),
