@@ -79,8 +79,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     try:
         grades = grade_class(course, args.assignment, args.submissions, csv_path, timeout=args.timeout,
                              feedback=args.feedback, sandbox_mode="warn" if args.unsafe_no_sandbox else "require",
-                             secret=secret)
-    except (SandboxUnavailable, RuntimeError, OSError) as err:
+                             secret=secret, jobs=args.jobs)
+    except (SandboxUnavailable, RuntimeError, OSError, ValueError) as err:
         print(f"lorakit grade: {err}", file=sys.stderr)
         return 1
     width = max((len(g.student) for g in grades), default=0)
@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_grade.add_argument("--secret-file", default=None,
                          help="a file holding the course's grading secret (default: $LORAKIT_GRADING_SECRET or "
                               "c.LorakitGrader.secret in your ~/.jupyter/nbgrader_config.py)")
+    p_grade.add_argument("--jobs", type=int, default=None,
+                         help="students graded at once, each in its own sandbox (default: the CPU cores, at most "
+                              "one per sandbox memory cap of the machine's memory)")
     p_grade.add_argument("--unsafe-no-sandbox", action="store_true",
                          help="run student code without the bubblewrap sandbox when it can't be set up (unsafe)")
     p_grade.set_defaults(func=_cmd_grade)

@@ -145,17 +145,19 @@ def _cell(kind: str | None, attrs: dict[str, str], lines: list[str], where: str)
 
 
 def forbidden_note(names: list[str]) -> str:
-    """The line added under an exercise's statement for the names its answers may not use."""
+    """The line added under an exercise's statement: the names its answers may not use, or that any call is fine."""
+    if not names:
+        return "*Not allowed in your answer:* nothing; any lorakit, peft or transformers call is fine here."
     listed = ", ".join(f"`{name}`" for name in names)
     return (f"*Not allowed in your answer:* {listed}. The point is to write it yourself: the grader gives 0 for this "
             "exercise when your cells use one of them.")
 
 
 def _note_forbidden_calls(cells: list[nbformat.NotebookNode]) -> None:
-    """Append `forbidden_note` to the last markdown cell before each exercise that forbids calls."""
+    """Append `forbidden_note` to the last markdown cell before each exercise's test cell."""
     for index, cell in enumerate(cells):
-        names = cell.get("metadata", {}).get("lorakit", {}).get("forbid")
-        if names:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade") and cell.cell_type == "code":
+            names = cell.get("metadata", {}).get("lorakit", {}).get("forbid", [])
             statement = next(c for c in reversed(cells[:index]) if c.cell_type == "markdown")
             statement.source += "\n\n" + forbidden_note(names)
 

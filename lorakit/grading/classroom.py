@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from .submissions import Stamp, find_notebook, read_notebook, read_stamp
 from .untrusted import id_problem, printable
 from .verdicts import Verdict, decide, parse_results
 
+GRADEBOOK_TURN = threading.Lock()
 BUDGET_FACTOR = 3.0  # a student's run may take this many times the instructor's (see student_budget)
 BUDGET_SLACK_S = 60.0
 
@@ -186,9 +188,10 @@ def grade_student(course: Course, student: str, folder: Path, feedback: bool, re
         details, kinds = details + found, kinds | more
     if feedback_dir.is_dir():  # feedback was written: release_feedback needs the stamps beside it
         write_stamps(feedback_dir, stamp)
-    late, penalty = gradebook.record(course.db_url, course.assignment, student,
-                                     {Path(n).stem: s for n, s in scores.items()}, stamp.timestamp, course.config,
-                                     unanswered)
+    with GRADEBOOK_TURN:  # one writer at a time: students may be graded in parallel threads (grade_class jobs)
+        late, penalty = gradebook.record(course.db_url, course.assignment, student,
+                                         {Path(n).stem: s for n, s in scores.items()}, stamp.timestamp, course.config,
+                                         unanswered)
     flat = {cell: score for cells in scores.values() for cell, score in cells.items()}
     status = next((kind for kind in STATUS_ORDER if kind in kinds), "ok")
     return Grade(student, course.assignment, round(sum(s or 0.0 for s in flat.values()), 6), course.max_score, status,

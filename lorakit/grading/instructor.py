@@ -6,6 +6,7 @@ import os
 import sys
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import classroom, sandbox, settings, untrusted
@@ -47,10 +48,16 @@ def _check_sandbox(mode: str) -> None:
                       f"(the gradebook, the solutions, your files). {sandbox.needs()}", RuntimeWarning, stacklevel=3)
 
 
+def default_jobs(limits: sandbox.Limits) -> int:
+    """Students graded at once by default: the CPU cores, at most one per `limits.memory_gb` of physical memory."""
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return max(1, min(os.cpu_count() or 1, int(memory_gb // limits.memory_gb)))
+
+
 def grade_class(course_root: str | Path, assignment: str, submissions: str | Path | None = None,
                 csv_path: str | Path | None = None, timeout: int | None = None, feedback: bool = False,
                 sandbox_mode: str = "require", secret: str | None = None,
-                limits: sandbox.Limits | None = None) -> list[Grade]:
+                limits: sandbox.Limits | None = None, jobs: int | None = None) -> list[Grade]:
     """Grade every student of `assignment`; record scores in nbgrader's gradebook; optionally write a CSV.
 
     submissions: a folder of `<student>/<notebook>.ipynb` (or `<student>/<assignment>/...`), anywhere; None grades
@@ -59,6 +66,8 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
     (refuse when bubblewrap can't run) or "warn" (run unsandboxed with a loud warning). secret: the course's
     grading secret (default: $LORAKIT_GRADING_SECRET or c.LorakitGrader.secret). Raises ValueError on bad input.
     A folder whose name is not a valid student id gets an "error" Grade (name escaped) and no gradebook entry.
+    jobs: students graded at once (threads waiting on one sandbox each; gradebook writes take turns); None:
+    `default_jobs`. The grades, the CSV and the gradebook are the same for any number of jobs.
     """
     course_root = Path(course_root)
     config = settings.load_config(course_root)
@@ -69,13 +78,17 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
         raise ValueError(f"timeout must be a whole number of seconds ≥ 1, got {timeout!r}")
     if not (course_root / "source" / assignment).is_dir():
         raise ValueError(f"assignment {assignment!r} has no folder source/{assignment} under {str(course_root)!r}")
+    limits = limits or sandbox.Limits()
+    jobs = default_jobs(limits) if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 64:
+        raise ValueError(f"jobs must be a whole number from 1 to 64, got {jobs!r}")
     folders = student_folders(course_root, assignment, Path(submissions) if submissions else None)
     _check_sandbox(sandbox_mode)
     generate_release(course_root, assignment)  # the release and the gradebook's cells always match the source
     db_url = config.CourseDirectory.db_url
     sources, releases = classroom.load_notebooks(course_root, assignment)
     course = classroom.Course(course_root, assignment, db_url, settings.seed(secret_value, assignment), timeout,
-                              sandbox_mode, limits or sandbox.Limits(), sources, releases,
+                              sandbox_mode, limits, sources, releases,
                               classroom.graded_points(db_url, assignment, sources), config=config)
     earlier = classroom.other_fingerprints(course)
     if earlier:
@@ -85,9 +98,15 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
     for name in sources:
         course.references[name], seconds = classroom.reference_results(course, name)
         course.budgets[name] = classroom.student_budget(seconds, timeout)
-    grades = [classroom.refused(course, name) if untrusted.id_problem(name) else
-              classroom.grade_student(course, name, folder, feedback, problem)
-              for name, (folder, problem) in folders.items()]
+
+    def grade_one(item: tuple[str, tuple[Path, str]]) -> Grade:
+        name, (folder, problem) = item
+        if untrusted.id_problem(name):
+            return classroom.refused(course, name)
+        return classroom.grade_student(course, name, folder, feedback, problem)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        grades = list(pool.map(grade_one, folders.items()))
     if csv_path is not None:  # a refused name that isn't printable is only on the terminal (escaped)
         write_csv(csv_path, [g for name, g in zip(folders, grades) if name.isprintable()],
                   [cell for points in course.points.values() for cell in points])

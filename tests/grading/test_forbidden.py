@@ -66,7 +66,7 @@ def test_the_build_stores_the_list_and_shows_it_under_the_statement():
     (tests,) = [c for c in cells if c.metadata.get("nbgrader", {}).get("grade_id") == "count-tests"]
     assert tests.metadata["lorakit"]["forbid"] == ["count_lora_params", "lora_table"]
     assert "*Not allowed in your answer:* `count_lora_params`, `lora_table`" in cells[0].source
-    assert "Not allowed" not in cells[3].source  # exercise 2 forbids nothing
+    assert "*Not allowed in your answer:* nothing;" in cells[3].source  # exercise 2 forbids nothing
     with pytest.raises(ValueError, match="forbid=... belongs on the exercise's \\[tests\\] cell"):
         parse(CHAPTER.replace("# %% [solution] id=free", "# %% [solution] id=free forbid=x"))
 

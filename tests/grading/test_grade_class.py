@@ -197,7 +197,8 @@ def test_sandbox_sees_layered_site_packages_but_no_other_sys_path_entry(tmp_path
 
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):
-    """The class in nbgrader's layout (submitted/<student>/tiny/), graded by `lorakit grade --timeout 20 --feedback`."""
+    """The class in nbgrader's layout (submitted/<student>/tiny/), graded by `lorakit grade --timeout 20 --feedback
+    --jobs 2`."""
     require_sandbox()
     from lorakit.cli import main
 
@@ -207,7 +208,7 @@ def graded_class(tmp_path_factory):
         _write(course / "submitted" / student / ASSIGNMENT, files)
     before = snapshot(course / "submitted")
     (base / "secret").write_text(SECRET)
-    assert main(["grade", str(course), ASSIGNMENT, "--timeout", "20", "--feedback", "--secret-file",
+    assert main(["grade", str(course), ASSIGNMENT, "--timeout", "20", "--feedback", "--jobs", "2", "--secret-file",
                  str(base / "secret")]) == 0
     with open(course / f"grades_{ASSIGNMENT}.csv", newline="") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
@@ -367,3 +368,21 @@ def test_each_row_names_its_seed_and_a_regrade_with_another_secret_says_so(grade
     assert grade.seed_fingerprint == settings.fingerprint(settings.seed("another-secret-0099", ASSIGNMENT))
     assert grade.seed_fingerprint != next(iter(first)) and (grade.score, grade.status) == (5.0, "ok")
     assert f"graded before with another secret (seed fingerprint {next(iter(first))}" in note
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_grading_in_parallel_gives_the_same_csv_byte_for_byte(tmp_path, capsys):
+    require_sandbox()
+    course = make_course(tmp_path / "course", REPO)
+    students = {"solver": student_notebook(course, RIGHT), "wrong": student_notebook(course, WRONG),
+                "blank": student_notebook(course), "half": student_notebook(course, {"tiny-scale": RIGHT["tiny-scale"]})}
+    for student, notebook in students.items():
+        _write(tmp_path / "class" / student, {NOTEBOOK: notebook})
+    csvs = {}
+    for jobs in (1, 2):
+        csvs[jobs] = tmp_path / f"jobs{jobs}.csv"
+        grading.grade_class(course, ASSIGNMENT, tmp_path / "class", csvs[jobs], timeout=20, secret=SECRET, jobs=jobs)
+    assert csvs[1].read_bytes() == csvs[2].read_bytes()
+    with pytest.raises(ValueError, match="jobs must be a whole number from 1 to 64, got 0"):
+        grading.grade_class(course, ASSIGNMENT, tmp_path / "class", timeout=20, secret=SECRET, jobs=0)
