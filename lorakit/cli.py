@@ -80,7 +80,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         grades = grade_class(course, args.assignment, args.submissions, csv_path, timeout=args.timeout,
                              feedback=args.feedback, sandbox_mode="warn" if args.unsafe_no_sandbox else "require",
                              secret=secret, jobs=args.jobs)
-    except (SandboxUnavailable, RuntimeError, OSError, ValueError) as err:
+    except (SandboxUnavailable, RuntimeError, OSError) as err:
         print(f"lorakit grade: {err}", file=sys.stderr)
         return 1
     width = max((len(g.student) for g in grades), default=0)
