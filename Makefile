@@ -65,7 +65,7 @@ notebooks: setup
 
 # notebooks/executed: every chapter run top to bottom with its outputs and figures, for reading without running
 # (solutions and hidden checks cut; tests/course/test_executed.py fails when a chapter changed since)
-executed: setup
+executed: notebooks
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m lorakit.authoring.executed
 
 bench: setup

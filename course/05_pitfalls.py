@@ -105,9 +105,9 @@ assert "divergence" in {f.pitfall for f in diagnose(diverged)}
 # %% grading=skip
 reruns = {lr: reproduce("nan", max_grad_norm=0.3, learning_rate=lr) for lr in (1.0, 1e-1, 1e-2)}
 for lr, run in reruns.items():
-    losses = [loss for _, loss in run.train_losses]
-    print(f"clip 0.3, LR {lr:<5g} {len(losses):2d} logged steps, train loss {losses[0]:.2f} → {losses[-1]:.2f}; "
-          f"findings: {[f.pitfall for f in diagnose(run)] or 'none'}")
+    findings, losses = diagnose(run), [loss for _, loss in run.train_losses]
+    outcome = findings[0].evidence if findings else f"train loss {losses[0]:.2f} → {losses[-1]:.2f}, no finding"
+    print(f"clip 0.3, LR {lr:<5g} {len(losses):2d} logged steps; {outcome}")
 assert all("divergence" in {f.pitfall for f in diagnose(reruns[lr])} for lr in (1.0, 1e-1))  # clipping is not enough
 assert diagnose(reruns[1e-2]) == [] and reruns[1e-2].train_losses[-1][1] < reruns[1e-2].train_losses[0][1] / 2
 

@@ -43,12 +43,24 @@ def readable_copy(executed: nbformat.NotebookNode, release: nbformat.NotebookNod
     return executed
 
 
+def check_built_from(notebook: nbformat.NotebookNode, chapter_source: Path) -> None:
+    """Raise ValueError unless `notebook`'s cells after the badges and Colab cell are `chapter_source`'s, so that an
+    executed copy never runs an older instructor notebook under the current source's hash."""
+    from .build import parse
+
+    expected = [cell.source for cell in parse(chapter_source.read_text(), chapter_source.name)]
+    if [cell.source for cell in notebook.cells[2:]] != expected:
+        raise ValueError(f"the instructor notebook of {chapter_source.stem} is older than {chapter_source}: "
+                         "run `make notebooks` first")
+
+
 def write_executed(chapter: str, course_root: Path, sources: Path, out_dir: Path, timeout: int = TIMEOUT) -> Path:
     """Run one chapter's instructor notebook and write its readable executed copy; returns the copy's path."""
     from nbclient import NotebookClient
 
     source_nb = course_root / "source" / chapter / f"{chapter}.ipynb"
     nb = nbformat.read(source_nb, as_version=4)
+    check_built_from(nb, sources / f"{chapter}.py")
     env = {**os.environ, "PYTHONHASHSEED": "0", "HF_HUB_OFFLINE": "1"}
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(source_nb.parent)}})

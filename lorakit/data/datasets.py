@@ -273,6 +273,8 @@ def make_rows(name: str, n_train: int | None = None, n_eval: int | None = None,
         rng.shuffle(heldout)
         n_general = round(n_train * general_share)
         domain_rows = [train[i % len(train)] for i in range(n_train - n_general)]
+        if not n_general:
+            return domain_rows, heldout[:n_eval]
         mixed = domain_rows + general_passages(n_general, rng)
         rng.shuffle(mixed)
         return mixed, heldout[:n_eval]

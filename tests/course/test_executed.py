@@ -50,3 +50,15 @@ def test_readable_copy_takes_graded_cells_from_the_release(tmp_path):
     assert any(c.get("outputs") for c in copy.cells)  # lesson cells keep theirs
     with pytest.raises(ValueError, match="make notebooks"):
         readable_copy(executed, nbformat.v4.new_notebook(cells=release.cells[:-1]))
+
+
+def test_an_instructor_notebook_older_than_its_source_is_refused(tmp_path):
+    from lorakit.authoring.executed import check_built_from
+
+    source = tmp_path / "tiny.py"
+    source.write_text((REPO / "tests" / "fixtures" / "tiny.py").read_text())
+    notebook = nbformat.read(build(source, tmp_path), as_version=4)
+    check_built_from(notebook, source)  # fresh: accepted
+    source.write_text(source.read_text().replace("Three short exercises", "Three exercises"))
+    with pytest.raises(ValueError, match="older than .*tiny.py: run `make notebooks` first"):
+        check_built_from(notebook, source)
