@@ -125,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_grade.add_argument("--secret-file", default=None,
                          help="a file holding the course's grading secret (default: $LORAKIT_GRADING_SECRET or "
                               "c.LorakitGrader.secret in your ~/.jupyter/nbgrader_config.py)")
-    p_grade.add_argument("--jobs", type=int, default=None,
-                         help="students graded at once, each in its own sandbox (default: the CPU cores, at most "
-                              "one per sandbox memory cap of the machine's memory)")
+    p_grade.add_argument("--jobs", type=int, default=1,
+                         help="students graded at once, each in its own sandbox (default 1: the sandboxes share one "
+                              "uid, so an attacking student can starve one graded beside them)")
     p_grade.add_argument("--unsafe-no-sandbox", action="store_true",
                          help="run student code without the bubblewrap sandbox when it can't be set up (unsafe)")
     p_grade.set_defaults(func=_cmd_grade)

@@ -48,16 +48,10 @@ def _check_sandbox(mode: str) -> None:
                       f"(the gradebook, the solutions, your files). {sandbox.needs()}", RuntimeWarning, stacklevel=3)
 
 
-def default_jobs(limits: sandbox.Limits) -> int:
-    """Students graded at once by default: the CPU cores, at most one per `limits.memory_gb` of physical memory."""
-    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return max(1, min(os.cpu_count() or 1, int(memory_gb // limits.memory_gb)))
-
-
 def grade_class(course_root: str | Path, assignment: str, submissions: str | Path | None = None,
                 csv_path: str | Path | None = None, timeout: int | None = None, feedback: bool = False,
                 sandbox_mode: str = "require", secret: str | None = None,
-                limits: sandbox.Limits | None = None, jobs: int | None = None) -> list[Grade]:
+                limits: sandbox.Limits | None = None, jobs: int = 1) -> list[Grade]:
     """Grade every student of `assignment`; record scores in nbgrader's gradebook; optionally write a CSV.
 
     submissions: a folder of `<student>/<notebook>.ipynb` (or `<student>/<assignment>/...`), anywhere; None grades
@@ -66,8 +60,10 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
     (refuse when bubblewrap can't run) or "warn" (run unsandboxed with a loud warning). secret: the course's
     grading secret (default: $LORAKIT_GRADING_SECRET or c.LorakitGrader.secret). Raises ValueError on bad input.
     A folder whose name is not a valid student id gets an "error" Grade (name escaped) and no gradebook entry.
-    jobs: students graded at once (threads waiting on one sandbox each; gradebook writes take turns); None:
-    `default_jobs`. The grades, the CSV and the gradebook are the same for any number of jobs.
+    jobs: students graded at once (threads waiting on one sandbox each; gradebook writes take turns). The default is
+    1: every sandbox runs as the same unprivileged uid and shares its process limit, so an attacking student can
+    make one graded beside them fail (the red-team class did at 2 jobs); use more jobs for classes you trust not to
+    attack the grader. The grades, the CSV and the gradebook are the same for any number of jobs when no one attacks.
     """
     course_root = Path(course_root)
     config = settings.load_config(course_root)
@@ -79,7 +75,6 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
     if not (course_root / "source" / assignment).is_dir():
         raise ValueError(f"assignment {assignment!r} has no folder source/{assignment} under {str(course_root)!r}")
     limits = limits or sandbox.Limits()
-    jobs = default_jobs(limits) if jobs is None else jobs
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 64:
         raise ValueError(f"jobs must be a whole number from 1 to 64, got {jobs!r}")
     folders = student_folders(course_root, assignment, Path(submissions) if submissions else None)
