@@ -155,9 +155,11 @@ def forbidden_note(names: list[str]) -> str:
 
 def _note_forbidden_calls(cells: list[nbformat.NotebookNode]) -> None:
     """Append `forbidden_note` to the last markdown cell before each exercise's test cell."""
+    from ..grading.forbidden import forbidden_calls
+
     for index, cell in enumerate(cells):
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade") and cell.cell_type == "code":
-            names = cell.get("metadata", {}).get("lorakit", {}).get("forbid", [])
+            names = forbidden_calls(cell)
             statement = next(c for c in reversed(cells[:index]) if c.cell_type == "markdown")
             statement.source += "\n\n" + forbidden_note(names)
 
