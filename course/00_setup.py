@@ -109,7 +109,7 @@ print(tokenizer.apply_chat_template([{"role": "user", "content": "Repeat: cat"},
 #
 # `lorakit.choose_precision("auto", hw)` applies the first rule for you; the second is yours.
 
-# %% [solution] id=ch0-weights
+# %% [solution] id="ch0-weights"
 from lorakit import Hardware
 
 
@@ -120,7 +120,7 @@ def weights_plan(hw: Hardware, n_params: int) -> dict:
     return {"precision": precision, "weights_gib": n_params * bytes_per_param / 2**30}
     ### END SOLUTION
 
-# %% [tests] id=ch0-weights-tests points=1
+# %% [tests] id="ch0-weights-tests" points=1
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 from lorakit import Hardware

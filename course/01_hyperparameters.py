@@ -60,7 +60,7 @@ assert at_init and gap < 1e-5  # the sentence above: our formula is peft's layer
 # The cell trains the default point (r = 16, alpha = 2r, LR 1e-3) once so that there is a curve to compare with.
 # Try r = 4 and r = 64 next, then alpha = r, then a fixed alpha of 16 at r = 64.
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit.lessons import SweepPanel
 
 panel = SweepPanel()
@@ -78,13 +78,13 @@ panel
 # Write `lora_scale(r, alpha, rslora=False)`: return the adapter's scale as a float, `alpha / r` normally and
 # `alpha / sqrt(r)` with rsLoRA.
 
-# %% [solution] id=ch1-scale
+# %% [solution] id="ch1-scale"
 def lora_scale(r: int, alpha: float, rslora: bool = False) -> float:
     ### BEGIN SOLUTION
     return alpha / (math.sqrt(r) if rslora else r)
     ### END SOLUTION
 
-# %% [tests] id=ch1-scale-tests points=2 forbid=scale,Recipe,get_recipe
+# %% [tests] id="ch1-scale-tests" points=2 forbid=["scale", "Recipe", "get_recipe"]
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 
@@ -129,7 +129,7 @@ with uses_answer("Exercise 1.1"):
 # budget, on the instruction dataset: the same recipe with `r` = 4, 16 and 64 under alpha = 2r, at the recipe's
 # learning rate 2e-4 and again at 2e-3. (Gradient checkpointing off for speed; it does not change the loss.)
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit.evaluation import eval_loss, uniform_loss
 from lorakit import load_dataset
 from lorakit.lessons import compare_train_losses
@@ -150,7 +150,7 @@ compare_train_losses({f"r={rank}, LR {lr:g}: {res.trainable_params:,} params, ev
                                 f"base model eval {baseline:.2f}": baseline})
 plt.show()
 
-# %% grading=skip
+# %% grading="skip"
 evals = {key: res.final_eval_loss for key, res in results.items()}
 print(f"eval loss per answer token: base model {baseline:.2f}, uniform guessing ln {len(tokenizer)} = {uniform:.2f}")
 for lr in RATES:
@@ -203,7 +203,7 @@ print(deviations_table("dropout"))
 # Write `dropout_for(n_examples)` following the table: return the float 0.2 below 1,000 examples, 0.1 from
 # 1,000 to 9,999, 0.05 from 10,000 up to and including 100,000, and 0.0 above 100,000.
 
-# %% [solution] id=ch1-dropout
+# %% [solution] id="ch1-dropout"
 def dropout_for(n_examples: int) -> float:
     ### BEGIN SOLUTION
     if n_examples < 1_000:
@@ -215,7 +215,7 @@ def dropout_for(n_examples: int) -> float:
     return 0.0
     ### END SOLUTION
 
-# %% [tests] id=ch1-dropout-tests points=1
+# %% [tests] id="ch1-dropout-tests" points=1
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 
@@ -253,13 +253,13 @@ except ValueError as err:
 # `lorakit.Recipe`, made with `replace`) with rank `r`, the alpha = 2r strategy, and the dropout your
 # `dropout_for` gives for `n_examples`. Leave everything else as it is.
 
-# %% [solution] id=ch1-recipe
+# %% [solution] id="ch1-recipe"
 def small_data_recipe(n_examples: int, r: int):
     ### BEGIN SOLUTION
     return RECIPES["quickstart"].replace(r=r, lora_alpha=2 * r, lora_dropout=dropout_for(n_examples))
     ### END SOLUTION
 
-# %% [tests] id=ch1-recipe-tests points=2
+# %% [tests] id="ch1-recipe-tests" points=2
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 
@@ -365,7 +365,7 @@ lorakit_fields = config_fields(
 # * `use_cpu=True` and `report_to=[]`, so that it builds on any machine;
 # * `bnb_config`: QLoRA's 4-bit NF4 with double quantisation, computing in bf16.
 
-# %% [solution] id=ch1-by-hand
+# %% [solution] id="ch1-by-hand"
 def recipe_by_hand(r: int, n_examples: int, output_dir: str) -> tuple:
     ### BEGIN SOLUTION
     lora_config = LoraConfig(r=r, lora_alpha=2 * r, target_modules="all-linear", lora_dropout=0.05, bias="none",
@@ -381,7 +381,7 @@ def recipe_by_hand(r: int, n_examples: int, output_dir: str) -> tuple:
     ### END SOLUTION
     return lora_config, training_args, bnb_config
 
-# %% [tests] id=ch1-by-hand-tests points=3 forbid=lora_config,training_arguments,training_kwargs
+# %% [tests] id="ch1-by-hand-tests" points=3 forbid=["lora_config", "training_arguments", "training_kwargs"]
 from lorakit.lessons import check_equal, self_check
 
 GUIDE_ONLY = {"num_train_epochs": 3, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4,
@@ -445,7 +445,7 @@ with uses_answer("Exercise 1.4"):
 # learning-rate table gives DoRA **5e-5 to 2e-4** (LoRA: 1e-4 to 3e-4), so the recipe's 2e-4 is inside both ranges
 # and the two runs below use it unchanged: same data, seed and steps, only `use_dora` differs.
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit import ModelShape
 
 dora_runs = {}
@@ -478,7 +478,7 @@ assert dora_runs[True].trainable_params - dora_runs[False].trainable_params == m
 # is set to 0 here so that no random mask differs between the splits; 4 × 1 (a different effective batch) is the
 # control.
 
-# %% grading=skip
+# %% grading="skip"
 splits = {(8, 1): None, (4, 2): None, (2, 4): None, (4, 1): None}
 for batch, accumulation in splits:
     splits[batch, accumulation] = lorakit.train(
@@ -504,7 +504,7 @@ assert max(gaps[4, 2], gaps[2, 4]) < 1e-3 < gaps[4, 1], gaps
 # lorakit's recipes use `weight_decay=0.0`; the guide suggests 0.01–0.1 against overfitting. Below: which parameters
 # the Trainer would decay, and the same short run with 0.1.
 
-# %% grading=skip
+# %% grading="skip"
 from transformers import Trainer
 
 decay_run = lorakit.train("quickstart", weight_decay=0.1, max_steps=20, n_train=160, n_eval=32,

@@ -41,14 +41,14 @@ for name, (fan_in, fan_out) in shape.linear_shapes().items():
 # listed `modules` of every layer of a model of that `shape`. Use only `shape.linear_shapes()` and
 # `shape.num_layers` (not `count_lora_params`, which the self-check uses to check you).
 
-# %% [solution] id=ch2-count
+# %% [solution] id="ch2-count"
 def lora_params(shape: ModelShape, r: int, modules: list[str]) -> int:
     ### BEGIN SOLUTION
     dims = shape.linear_shapes()
     return shape.num_layers * sum(r * (dims[m][0] + dims[m][1]) for m in modules)
     ### END SOLUTION
 
-# %% [tests] id=ch2-count-tests points=2 forbid=count_lora_params,lora_table,get_nb_trainable_parameters,print_trainable_parameters
+# %% [tests] id="ch2-count-tests" points=2 forbid=["count_lora_params", "lora_table", "get_nb_trainable_parameters", "print_trainable_parameters"]
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import random_shape
 from lorakit.grading import collect
@@ -75,7 +75,7 @@ with self_check("Exercise 2.1"):
 #
 # peft wraps each targeted layer and reports what it will train. Our count from the shapes must agree.
 
-# %% grading=skip
+# %% grading="skip"
 for targets in ("q,v", "q,k,v,o", "all-linear"):
     fresh, _ = lorakit.load_base("tiny")
     peft_model = get_peft_model(fresh, lorakit.get_recipe("quickstart", target_modules=targets).lora_config(fresh))
@@ -104,7 +104,7 @@ for row in lora_table(LLAMA2_7B):
 # Same recipe, three target sets. More targets cost more parameters (and memory); on instruction tasks the guide's
 # advice is all-linear, because the MLP layers hold much of what the model "knows" and adapting them helps.
 
-# %% grading=skip
+# %% grading="skip"
 runs = {}
 for targets in ("q,v", "q,k,v,o", "all-linear"):
     runs[targets] = lorakit.train("quickstart", target_modules=targets, max_steps=40, n_train=320, n_eval=64,
@@ -142,7 +142,7 @@ print(top_half.lora_config().layers_to_transform)
 # earlier ones more general. Test it at equal cost: all seven modules of the top two layers of the tiny model
 # against the bottom two, same steps and data, two seeds.
 
-# %% grading=skip
+# %% grading="skip"
 every_module = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 halves = {}
 for seed in (42, 0):
@@ -174,7 +174,7 @@ assert all(halves["bottom", seed] < halves["top", seed] for seed in (42, 0))
 #
 # `count_lora_params` is allowed here.
 
-# %% [solution] id=ch2-budget
+# %% [solution] id="ch2-budget"
 ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -185,7 +185,7 @@ def budget_plan(shape: ModelShape, budget: int) -> dict:
     return {"max_rank": max(fitting, default=0), "top_layers_r16": min(shape.num_layers, budget // per_layer)}
     ### END SOLUTION
 
-# %% [tests] id=ch2-budget-tests points=2
+# %% [tests] id="ch2-budget-tests" points=2
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import random_shape
 from lorakit.grading import collect
@@ -247,7 +247,7 @@ from torch import nn
 # * `merged_weight()`: returns the weight of one plain linear layer computing the same thing, `W + scaling · B A` (same
 #   shape as the base weight; the bias is unchanged).
 
-# %% [solution] id=ch2-scratch
+# %% [solution] id="ch2-scratch"
 class LoRALinear(nn.Module):
     """A frozen nn.Linear plus a trainable low-rank update scaled by alpha / r."""
 
@@ -272,7 +272,7 @@ class LoRALinear(nn.Module):
         return self.base.weight + self.scaling * self.lora_B @ self.lora_A
         ### END SOLUTION
 
-# %% [tests] id=ch2-scratch-tests points=3 forbid=get_peft_model,LoraConfig,LoraLayer,merge_and_unload
+# %% [tests] id="ch2-scratch-tests" points=3 forbid=["get_peft_model", "LoraConfig", "LoraLayer", "merge_and_unload"]
 from lorakit.lessons import check_equal, self_check
 
 with self_check("Exercise 2.3"):

@@ -82,7 +82,7 @@ for total in (10, 100, 250, 1000):
 # `step` (0-based): linear warmup from 0 to `peak_lr` over `warmup` steps, then half a cosine from `peak_lr` down to 0
 # at `total_steps`. It must match transformers' `get_cosine_schedule_with_warmup` to a relative 1e-9.
 
-# %% [solution] id=ch3-cosine
+# %% [solution] id="ch3-cosine"
 def cosine_with_warmup(step: int, total_steps: int, warmup: int, peak_lr: float) -> float:
     ### BEGIN SOLUTION
     if step < warmup:
@@ -91,7 +91,7 @@ def cosine_with_warmup(step: int, total_steps: int, warmup: int, peak_lr: float)
     return peak_lr * max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
     ### END SOLUTION
 
-# %% [tests] id=ch3-cosine-tests points=2 forbid=lr_curve,get_cosine_schedule_with_warmup,get_scheduler,LambdaLR,CosineAnnealingLR
+# %% [tests] id="ch3-cosine-tests" points=2 forbid=["lr_curve", "get_cosine_schedule_with_warmup", "get_scheduler", "LambdaLR", "CosineAnnealingLR"]
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 
@@ -136,14 +136,14 @@ with self_check("Exercise 3.1"):
 # uses for a run of `epochs` epochs over `n_examples` examples in batches of `batch_size` (a last, smaller batch still
 # makes a step; no gradient accumulation), with warmup given as a `ratio` of all steps.
 
-# %% [solution] id=ch3-warmup
+# %% [solution] id="ch3-warmup"
 def warmup_for(n_examples: int, batch_size: int, epochs: int, ratio: float) -> int:
     ### BEGIN SOLUTION
     total_steps = epochs * math.ceil(n_examples / batch_size)
     return math.ceil(total_steps * ratio)
     ### END SOLUTION
 
-# %% [tests] id=ch3-warmup-tests points=1 forbid=warmup_steps,lr_curve
+# %% [tests] id="ch3-warmup-tests" points=1 forbid=["warmup_steps", "lr_curve"]
 ### BEGIN HIDDEN TESTS
 import math
 from fractions import Fraction
@@ -180,7 +180,7 @@ with self_check("Exercise 3.2"):
 # them fast on a CPU; it changes memory and speed, not the loss.) Two baselines frame the numbers: uniform guessing
 # over the vocabulary (ln V) and the base model's own eval loss before any training.
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit import load_dataset
 from lorakit.evaluation import eval_loss, uniform_loss
 
@@ -198,7 +198,7 @@ compare_train_losses({f"LR {lr:g} (eval {result.final_eval_loss:.2f})": result.t
                                 f"base model eval {base_loss:.2f}": base_loss})
 plt.show()
 
-# %% grading=skip
+# %% grading="skip"
 eval_losses = {lr: r.final_eval_loss for lr, r in runs.items()}
 print(f"base model {base_loss:.2f}, uniform guessing {uniform:.2f}; after 40 steps: "
       + ", ".join(f"LR {lr:g} {loss:.2f}" for lr, loss in eval_losses.items()))
@@ -250,7 +250,7 @@ assert (warmup_steps(SHORT, 0.03), warmup_steps(SHORT, 0.1)) == (2, 4)
 # 4): the run never reaches the recipe's 2e-4. Now the same four choices in training: the 3% run is the 2e-4 run
 # from above; the 2e-5 run is the baseline of a learning rate 10× too low.
 
-# %% grading=skip
+# %% grading="skip"
 warmup_runs = {"3%": runs[2e-4]}  # the recipe's own 3% warmup: the 2e-4 run above
 for name, kwargs in {"100 steps": {"warmup_steps": 100}, "10%": {"warmup_ratio": 0.1},
                      "none": {"warmup_ratio": 0.0}}.items():
@@ -290,7 +290,7 @@ assert max(warmup_eval[n] for n in ("3%", "10%", "none")) - min(warmup_eval[n] f
 # To see it matter, a run made to overfit: the classification recipe on only 16 rows (6 intents), 8 epochs at
 # LR 2e-3 without dropout, judged on 16 rows it never trains on.
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit.evaluation import eval_loss
 from lorakit import kept_checkpoint, same_adapter
 from lorakit import load_dataset
@@ -329,7 +329,7 @@ assert abs(min(evals) - math.log(6)) < 0.1  # at its best, about as good as gues
 # steps, and where a higher LR stops helping and starts to make the curve jumpy. Combine it with the rank: at a
 # fixed alpha, a higher rank lowers the scale alpha / r and behaves like a lower LR; with rsLoRA it does not.
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit.lessons import SweepPanel
 
 lr_panel = SweepPanel()
@@ -339,7 +339,7 @@ for lr in (1e-5, 1e-4, 1e-3, 1e-2):
     lr_panel.wait()
 lr_panel
 
-# %% grading=skip
+# %% grading="skip"
 lr_losses = {run.settings.learning_rate: run.eval_loss for run in lr_panel.sweep.runs}
 print("panel, 30 steps:", ", ".join(f"LR {lr:g} {loss:.2f}" for lr, loss in lr_losses.items()))
 assert lr_losses[1e-5] > lr_losses[1e-4] > max(lr_losses[1e-3], lr_losses[1e-2])  # up to 1e-3, higher learns more

@@ -27,7 +27,7 @@ torch.manual_seed(0)
 # Double quantisation stores those scales in 8 bits instead of 32. Embeddings, norms and the output head are not
 # quantized. Here is the tiny model's real footprint, loaded three ways:
 
-# %% grading=skip
+# %% grading="skip"
 footprints = {}
 for label, kwargs in [("fp32", {}), ("bf16", {"dtype": "bf16"}), ("nf4 + double quant", {"quantization": "nf4"})]:
     m, _ = lorakit.load_base("tiny", **kwargs)
@@ -55,7 +55,7 @@ assert footprints["nf4 + double quant"] < footprints["bf16"] < footprints["fp32"
 # input is kept; the rest is recomputed block by block during the backward pass. transformers 5.23 renamed it
 # activation checkpointing: `activation_checkpointing_enable` below is the new name of `gradient_checkpointing_enable`.
 
-# %% grading=skip
+# %% grading="skip"
 ids = torch.randint(0, shape.vocab_size, (4, 128))
 saved = {}
 for gc in (False, True):
@@ -146,7 +146,7 @@ assert abs(table_7b["QLoRA + GC"].total / 1e9 - 4.84) < 0.005 and abs(table_7b["
 # figure and the estimate for the same run (torch's 32-bit AdamW, the optimizer it trains with). Expect a few minutes,
 # most of them spent writing the random checkpoint. On a CPU the cell only says that it was skipped.
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit import measure
 
 if not torch.cuda.is_available():
@@ -181,14 +181,14 @@ calculator
 # and `"nf4"` in NF4 *without* double quantisation (half a byte per weight plus one 4-byte absmax per block of 64
 # weights; every layer here has a multiple of 64 weights).
 
-# %% [solution] id=ch4-weights
+# %% [solution] id="ch4-weights"
 def linear_weight_bytes(shape: ModelShape) -> dict:
     ### BEGIN SOLUTION
     weights = shape.num_layers * sum(i * o for i, o in shape.linear_shapes().values())
     return {"fp16": 2 * weights, "nf4": weights // 2 + 4 * (weights // 64)}
     ### END SOLUTION
 
-# %% [tests] id=ch4-weights-tests points=2 forbid=estimate,get_memory_footprint,nf4_bits_per_weight
+# %% [tests] id="ch4-weights-tests" points=2 forbid=["estimate", "get_memory_footprint", "nf4_bits_per_weight"]
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 from lorakit import LLAMA2_7B, LLAMA2_13B, LLAMA3_8B, ModelShape
@@ -231,7 +231,7 @@ with self_check("Exercise 4.1"):
 # Return that settings dict (the four keys above), or `None` if not even step 4 fits. (Precision stays fp16: a T4,
 # say, has no bf16.)
 
-# %% [solution] id=ch4-t4
+# %% [solution] id="ch4-t4"
 def first_fit(shape: ModelShape, budget_gib: float, batch: int, seq_len: int) -> dict | None:
     ### BEGIN SOLUTION
     settings = dict(precision="fp16", quantization=None, optimizer="adamw", gradient_checkpointing=False)
@@ -242,7 +242,7 @@ def first_fit(shape: ModelShape, budget_gib: float, batch: int, seq_len: int) ->
     return None
     ### END SOLUTION
 
-# %% [tests] id=ch4-t4-tests points=2
+# %% [tests] id="ch4-t4-tests" points=2
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 from lorakit import LLAMA2_7B, LLAMA2_13B, LLAMA3_8B
@@ -277,7 +277,7 @@ with self_check("Exercise 4.2"):
 # rows are measured on a small random Llama, timed on one CPU thread. Memory totals need a GPU to measure
 # (`benchmarks/memory_grid.py`).
 
-# %% grading=skip
+# %% grading="skip"
 audited = audit(measure=True)
 for row in claims_table(audited):
     if row["verdict"] != "not measurable here":

@@ -28,7 +28,7 @@ from lorakit.lessons import plot_losses
 #
 # A learning rate 200× too low: the adapter's B matrix stays near zero and the loss is flat.
 
-# %% grading=skip
+# %% grading="skip"
 flat = reproduce("flat")
 plot_losses(flat.log_history, title="LR 1e-6: flat")
 plt.show()
@@ -48,7 +48,7 @@ assert abs(flat.final_eval_loss - untrained) < 0.05 * untrained  # flat: the ada
 # ln 6 (guessing among six intents) at its best, early, and climbs from there. The fix is in the recipe already: an
 # adapter checkpoint per epoch, so you can keep the best one.
 
-# %% grading=skip
+# %% grading="skip"
 overfit = reproduce("overfit")
 plot_losses(overfit.log_history, title="16 rows × 16 epochs")
 plt.show()
@@ -64,7 +64,7 @@ assert overfit_evals[-1] > 1.05 * min(overfit_evals) and overfit.train_losses[-1
 # The guide's dropout table gives 0.2 below 1,000 examples (chapter 1). The same run with `lora_dropout=0.2`, and
 # both again with another seed, to see how large a difference chance alone makes:
 
-# %% grading=skip
+# %% grading="skip"
 final_eval = {}
 for seed in (42, 0):
     for dropout in (0.0, 0.2):
@@ -90,7 +90,7 @@ assert dropout_effect < seed_effect
 # A learning rate of 1 without gradient clipping on fp16 weights: the loss overflows within a few steps.
 # `NanGuardCallback` stops the run at the first non-finite value instead of wasting the rest of the budget.
 
-# %% grading=skip
+# %% grading="skip"
 diverged = reproduce("nan")
 print("logged steps:", [h["step"] for h in diverged.log_history if "loss" in h])
 print(report(diagnose(diverged)))
@@ -102,7 +102,7 @@ assert "divergence" in {f.pitfall for f in diagnose(diverged)}
 # `diagnose` proposes two changes: clip the gradients at 0.3 (the guide's value) and lower the learning rate. Try
 # them one at a time: the same run with clipping only, then with clipping and a learning rate 10× and 100× lower.
 
-# %% grading=skip
+# %% grading="skip"
 reruns = {lr: reproduce("nan", max_grad_norm=0.3, learning_rate=lr) for lr in (1.0, 1e-1, 1e-2)}
 for lr, run in reruns.items():
     findings, losses = diagnose(run), [loss for _, loss in run.train_losses]
@@ -126,7 +126,7 @@ assert diagnose(reruns[1e-2]) == [] and reruns[1e-2].train_losses[-1][1] < rerun
 # `diagnostics.FORGETTING_RATIO` (3) forgetting. Chapter 7 repeats this on a real model's own knowledge: the
 # capitals SmolLM2-135M knows before fine-tuning, scored with lm-evaluation-harness.
 
-# %% grading=skip
+# %% grading="skip"
 base_texts = [t[:1500] for t in pretraining_texts("heldout")[:6]]
 forgot = reproduce("forgetting")
 numbers = forgetting(forgot.model, forgot.tokenizer, base_texts)
@@ -141,7 +141,7 @@ assert "forgetting" in {f.pitfall for f in diagnose(forgot, forgetting=numbers)}
 # its training rows replaced by passages of the text the model was pre-trained on (`general_share=0.25`); the eval
 # set is still the elements.
 
-# %% grading=skip
+# %% grading="skip"
 mixed_data = load_dataset("domain", forgot.tokenizer, n_eval=32, general_share=0.25)
 mixed = reproduce("forgetting", data=mixed_data)
 mixed_numbers = forgetting(mixed.model, mixed.tokenizer, base_texts)
@@ -163,7 +163,7 @@ assert mixed.final_eval_loss > forgot.final_eval_loss  # the price: less of the 
 # data (the same 1,200 training rows and 48 eval prompts, data seed 0), same steps, same LR, same training seed;
 # only the masking differs.
 
-# %% grading=skip
+# %% grading="skip"
 masked_data = load_dataset("instruction", load_tokenizer("tiny"), n_train=1200, n_eval=48, seed=0)
 unmasked_data = load_dataset("instruction", load_tokenizer("tiny"), n_train=1200, n_eval=48, seed=0, mask_prompt=False)
 assert masked_data.train["input_ids"] == unmasked_data.train["input_ids"]  # same rows, token for token
@@ -196,7 +196,7 @@ for pitfall, fixes in FIXES.items():
 # learning rate far too high behaves on this model. Rank 1 with a fixed alpha of 1 is another way to starve the
 # adapter; a fixed alpha of 0 is refused with a message.
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit.lessons import SweepPanel
 
 pitfall_panel = SweepPanel()
@@ -229,7 +229,7 @@ mystery = ([{"step": s, "epoch": s / 10, "loss": 2.5 * math.exp(-s / 40), "grad_
            + [{"step": 10 * e, "epoch": float(e), "eval_loss": v} for e, v in
               enumerate([2.1, 1.6, 1.4, 1.35, 1.38, 1.47, 1.6, 1.75, 1.9, 2.1], start=1)])
 
-# %% [solution] id=ch5-history
+# %% [solution] id="ch5-history"
 def what_went_wrong(history: list[dict]) -> str:
     ### BEGIN SOLUTION
     values = [h[k] for h in history for k in ("loss", "grad_norm", "eval_loss") if k in h]
@@ -247,7 +247,7 @@ def what_went_wrong(history: list[dict]) -> str:
     return "healthy"
     ### END SOLUTION
 
-# %% [tests] id=ch5-history-tests points=2 forbid=diagnose,history_of
+# %% [tests] id="ch5-history-tests" points=2 forbid=["diagnose", "history_of"]
 ### BEGIN HIDDEN TESTS
 import math
 
@@ -301,7 +301,7 @@ with self_check("Exercise 5.1"):
 # checks the same two things: `diagnose` reports no "loss not decreasing", and the final train loss is below 70% of
 # the first.
 
-# %% [solution] id=ch5-fix
+# %% [solution] id="ch5-fix"
 def pick_lr(trials: list[tuple[float, list[float]]]) -> float | None:
     ### BEGIN SOLUTION
     learning = [lr for lr, losses in trials
@@ -316,7 +316,7 @@ def chosen_lr() -> float:
     return 1e-3
     ### END SOLUTION
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit.lessons import check_equal, uses_answer
 
 with uses_answer("Exercise 5.2, part 2"):
@@ -330,7 +330,7 @@ with uses_answer("Exercise 5.2, part 2"):
                 f"final loss {losses[-1]:.2f} below 70% of the first ({losses[0]:.2f})",
                 hint="raise the learning rate by factors of 3 until the loss falls by more than 30% in 60 steps.")
 
-# %% [tests] id=ch5-fix-tests points=2
+# %% [tests] id="ch5-fix-tests" points=2
 ### BEGIN HIDDEN TESTS
 import math
 

@@ -58,7 +58,7 @@ print(deviations_table("recipes"))
 # (in training, generation and the DPO pairs alike); a system message you write is kept, and the hub id
 # `HuggingFaceTB/SmolLM2-135M-Instruct` keeps the original template.
 
-# %% grading=skip
+# %% grading="skip"
 from collections import Counter
 from pathlib import Path
 
@@ -83,7 +83,7 @@ lm, lm_tokenizer = lorakit.load_base(real_name, quantization=scale.real_quantiza
 # short run of the instruction recipe. The run is 24 steps of 4 rows, so it uses LR 5e-4 instead of the recipe's
 # 2e-4 (which is meant for thousands of steps).
 
-# %% grading=skip
+# %% grading="skip"
 instruction_data = load_dataset("instruction", lm_tokenizer, n_train=scale.rows(96), n_eval=16, max_length=64)
 held_out = instruction_data.raw_eval
 answers_before, match_before = answers_and_match(lm, lm_tokenizer, held_out, max_new_tokens=6)
@@ -126,7 +126,7 @@ assert misses.count("count") >= len(misses) / 2
 # undoes most of what SFT learnt. The DPO stage trains the model the SFT stage returns, so its recipe's
 # `quantization` is not used here.
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit import dpo_stage
 
 dpo_recipe = lorakit.get_recipe("dpo", max_steps=scale.steps(12), per_device_train_batch_size=1,
@@ -148,7 +148,7 @@ assert dpo.final_eval_loss < math.log(2) - 0.08
 # on, show it too. The causal LM is done: it is freed before the classifier loads, so the kernel holds one real model
 # at a time.
 
-# %% grading=skip
+# %% grading="skip"
 run_peaks = {"instruction": instruction.peak_memory_bytes, "dpo": dpo.peak_memory_bytes}
 del lm, instruction, dpo
 release_memory()
@@ -159,7 +159,7 @@ release_memory()
 # This one and the next run on the built-in tiny model, each as its recipe says: code with the base in 4-bit NF4,
 # domain adaptation in full precision.
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit.evaluation import eval_loss
 
 nf4_base, tiny_tokenizer = lorakit.load_base("tiny", quantization="nf4")
@@ -185,7 +185,7 @@ assert code.final_eval_loss < code_before
 # recipe also mixes in general data: chapter 5 measures what that buys (far less forgetting, for a higher domain
 # loss) with `load_dataset("domain", ..., general_share=0.25)`.
 
-# %% grading=skip
+# %% grading="skip"
 domain = lorakit.train("domain", max_steps=30, n_train=128, n_eval=32, gradient_checkpointing=False,
                        save_strategy="no", eval_strategy="steps", output_dir="runs/ch6-domain")
 print(domain.summary())
@@ -205,7 +205,7 @@ assert domain_evals[-1] < domain_evals[0] - 0.05
 # freed back to the system, and the DPO run trains in micro-batches, so each run peaks below 1.9 GiB: inside Binder's
 # 2 GiB, which the notebook server shares with this kernel.
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit.evaluation import classification_accuracy
 
 classifier, cls_tokenizer = lorakit.load_base(real_name, quantization=scale.real_quantization, task="seq_cls",
@@ -236,14 +236,14 @@ assert max(run_peaks.values()) < 1.9 * 2**30
 # int) the Trainer takes. Each epoch has `ceil(n_examples / batch_size)` batches, and one optimizer step happens every
 # `grad_accum` batches (a last, partial group still makes a step).
 
-# %% [solution] id=ch6-steps
+# %% [solution] id="ch6-steps"
 def optimizer_steps(n_examples: int, batch_size: int, grad_accum: int, epochs: int) -> int:
     ### BEGIN SOLUTION
     batches = math.ceil(n_examples / batch_size)
     return epochs * math.ceil(batches / grad_accum)
     ### END SOLUTION
 
-# %% [tests] id=ch6-steps-tests points=2
+# %% [tests] id="ch6-steps-tests" points=2
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 
@@ -269,7 +269,7 @@ with self_check("Exercise 6.1"):
 # * `"steps"`: the optimizer steps of the whole run (use your `optimizer_steps`);
 # * `"warmup_steps"`: the warmup steps the Trainer derives from the ratio (rounded up, as in chapter 3).
 
-# %% [solution] id=ch6-plan
+# %% [solution] id="ch6-plan"
 def training_plan(recipe, n_examples: int) -> dict:
     ### BEGIN SOLUTION
     batch, accum = recipe.per_device_train_batch_size, recipe.gradient_accumulation_steps
@@ -277,7 +277,7 @@ def training_plan(recipe, n_examples: int) -> dict:
     return {"effective_batch": batch * accum, "steps": steps, "warmup_steps": math.ceil(steps * recipe.warmup_ratio)}
     ### END SOLUTION
 
-# %% [tests] id=ch6-plan-tests points=2
+# %% [tests] id="ch6-plan-tests" points=2
 ### BEGIN HIDDEN TESTS
 import math
 from fractions import Fraction

@@ -41,7 +41,7 @@ assert base_ppl < len(tokenizer)  # the base model already does better than gues
 # 40-step sweep on this tiny model), **B** the guide's 2e-4 (its default for billion-parameter models). Each run
 # logs train loss, eval loss and eval perplexity, grad norm and learning rate.
 
-# %% grading=skip
+# %% grading="skip"
 runs = {}
 for name, lr in (("A", 2e-3), ("B", 2e-4)):
     runs[name] = lorakit.train("quickstart", data=data, learning_rate=lr, max_steps=150, num_train_epochs=1,
@@ -55,7 +55,7 @@ print({k: v for k, v in runs["A"].log_history[-2].items() if k in ("eval_loss", 
 # Loss says how likely the right answer is; exact match says whether greedy decoding actually produces it. Both
 # matter: a model can lower its loss a lot before its top choice becomes right.
 
-# %% grading=skip
+# %% grading="skip"
 rows = data.raw_eval
 task_scores = {name: (exact_match(run.model, tokenizer, rows), perplexity(run.model, tokenizer, data.eval))
                for name, run in runs.items()}
@@ -78,7 +78,7 @@ assert task_scores["A"][1] < task_scores["B"][1]  # and its answers are also the
 # parameters (temperature, top_p) when generations are poor. Adapter A's answers again, sampled (seeded, so the
 # numbers repeat) at temperature 0.7 with top_p 0.9, and at temperature 1.5:
 
-# %% grading=skip
+# %% grading="skip"
 prompts = [r["prompt"] for r in rows]
 decoding = {"greedy": {}, "T 0.7, top_p 0.9": dict(temperature=0.7, top_p=0.9), "T 1.5": dict(temperature=1.5)}
 decoded = {label: generate_answers(runs["A"].model, tokenizer, prompts, **settings)
@@ -102,7 +102,7 @@ assert sampled_match["greedy"] > sampled_match["T 0.7, top_p 0.9"] > sampled_mat
 # `compare_adapters` wraps the base with peft's `PeftModel.from_pretrained` for the first adapter, adds the others
 # with `load_adapter` and switches between them with `set_adapter`: one copy of the base weights in memory.
 
-# %% grading=skip
+# %% grading="skip"
 base_for_ab, _ = lorakit.load_base("tiny")
 table = compare_adapters(base_for_ab, tokenizer, {"A": str(runs["A"].adapter_dir), "B": str(runs["B"].adapter_dir)},
                          rows[:8])
@@ -115,7 +115,7 @@ for row in table:
 # Fine-tuning on a narrow task can damage what the model knew. Measure the base corpus (Python docs and source)
 # perplexity with the adapter switched off and on: a ratio well above 1 means forgetting.
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit.evaluation import FORGETTING_RATIO
 
 base_texts = [t[:1500] for t in pretraining_texts("heldout")[:6]]
@@ -151,7 +151,7 @@ assert max(ratios.values()) <= FORGETTING_RATIO  # both under diagnose's forgett
 # `forgetting` compares the perplexity of the capital facts ("The capital of France is Paris.") with the adapter
 # off and on; `diagnose` flags a ratio above `FORGETTING_RATIO` (3) as forgetting.
 
-# %% grading=skip
+# %% grading="skip"
 import resource
 
 from lorakit.evaluation import FORGETTING_RATIO, diagnose, report
@@ -200,7 +200,7 @@ release_memory()
 # Then the harness, on the base model and on the same base with the narrow adapter (`peft=`): each call loads the
 # model folder, scores both tasks and frees the model again.
 
-# %% grading=skip
+# %% grading="skip"
 real_dir = converted_dir("smollm2-135m")
 knowledge = ["lorakit_capitals_mc", "lorakit_capitals_gen"]
 before = run_lm_eval(real_dir, knowledge)
@@ -208,7 +208,7 @@ print(f"base model: capital picked among 4: {before['lorakit_capitals_mc']:.0%} 
       f"capital generated exactly: {before['lorakit_capitals_gen']:.0%}")
 assert before["lorakit_capitals_mc"] >= 0.25 + 0.5  # it knows its capitals, far above guessing
 
-# %% grading=skip
+# %% grading="skip"
 after = run_lm_eval(real_dir, knowledge, peft=narrow_adapter)
 for task in knowledge:
     print(f"{task}: base model {before[task]:.0%} → with the narrow adapter {after[task]:.0%}")
@@ -223,7 +223,7 @@ assert after["lorakit_capitals_gen"] < before["lorakit_capitals_gen"]
 # For deployment the adapter can be folded into the weights (`merge_and_unload`): `W ← W + (alpha/r)·B A`. The
 # outputs must not change.
 
-# %% grading=skip
+# %% grading="skip"
 inputs = tokenizer(["The for statement", "def add(a, b):"], return_tensors="pt", padding=True)
 equal, diff = merged_matches_unmerged(runs["A"].model, inputs, atol=1e-4)
 print(f"merged == unmerged: {equal} (max |Δlogit| = {diff:.2e})")
@@ -235,13 +235,13 @@ print(f"merged == unmerged: {equal} (max |Δlogit| = {diff:.2e})")
 # number of predicted tokens in each, return the perplexity (a float) over all of them (not the mean of per-batch
 # perplexities).
 
-# %% [solution] id=ch7-ppl
+# %% [solution] id="ch7-ppl"
 def perplexity_from(losses: list[float], token_counts: list[int]) -> float:
     ### BEGIN SOLUTION
     return math.exp(sum(losses) / sum(token_counts))
     ### END SOLUTION
 
-# %% [tests] id=ch7-ppl-tests points=2 forbid=perplexity,eval_loss
+# %% [tests] id="ch7-ppl-tests" points=2 forbid=["perplexity", "eval_loss"]
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 
@@ -277,7 +277,7 @@ with self_check("Exercise 7.1"):
 # answer perplexity. Return `None` when every adapter forgot too much. The cell after the test applies it to the
 # two adapters trained above (a self-check, not graded).
 
-# %% [solution] id=ch7-ship
+# %% [solution] id="ch7-ship"
 def pick_adapter(results: dict[str, dict[str, float]]) -> str | None:
     ### BEGIN SOLUTION
     kept = {name: m for name, m in results.items() if m["forgetting_ratio"] <= 3}
@@ -286,7 +286,7 @@ def pick_adapter(results: dict[str, dict[str, float]]) -> str | None:
     return max(kept, key=lambda name: (kept[name]["exact_match"], -kept[name]["perplexity"]))
     ### END SOLUTION
 
-# %% [tests] id=ch7-ship-tests points=2
+# %% [tests] id="ch7-ship-tests" points=2
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 
@@ -320,7 +320,7 @@ with self_check("Exercise 7.2"):
     check_equal(pick_adapter({"A": {"exact_match": 0.9, "perplexity": 2.0, "forgetting_ratio": 8.3}}), None,
                 "every adapter forgot", hint="the answer is None when no adapter qualifies.")
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit.lessons import check_equal, uses_answer
 from lorakit.evaluation import FORGETTING_RATIO
 
@@ -344,7 +344,7 @@ with uses_answer("Exercise 7.2"):
 # above scores the same adapter on standard benchmarks:
 # `lm_eval --model hf --model_args pretrained=BASE,peft=ADAPTER_DIR --tasks hellaswag`.
 
-# %% grading=skip
+# %% grading="skip"
 event_files = sorted(p.name.split(".")[0] for p in runs["A"].output_dir.rglob("events.out.tfevents.*"))
 print("TensorBoard event files written:", len(event_files) > 0)
 

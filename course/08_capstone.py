@@ -65,7 +65,7 @@ capstone_task = {"n_train": len(reviews.train), "labels": list(reviews.label_nam
                  "new_knowledge": False}
 capstone_task
 
-# %% [solution] id=ch8-choose
+# %% [solution] id="ch8-choose"
 def choose_recipe(task: dict) -> str:
     ### BEGIN SOLUTION
     if task["pairs"]:
@@ -79,7 +79,7 @@ def choose_recipe(task: dict) -> str:
     return "instruction"
     ### END SOLUTION
 
-# %% [tests] id=ch8-choose-tests points=1
+# %% [tests] id="ch8-choose-tests" points=1
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 
@@ -123,7 +123,7 @@ with self_check("Exercise 8.1"):
 # **at least 85% held-out accuracy**. The cell after the test loads the real model with a classification head,
 # does the training and checks the target.
 
-# %% [solution] id=ch8-plan
+# %% [solution] id="ch8-plan"
 import math
 
 from lorakit import Hardware
@@ -150,7 +150,7 @@ def capstone_budget() -> tuple[int, float]:
     return 40, 2e-3
     ### END SOLUTION
 
-# %% [tests] id=ch8-plan-tests points=3
+# %% [tests] id="ch8-plan-tests" points=3
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 from lorakit import Hardware
@@ -185,7 +185,7 @@ with self_check("Exercise 8.2, part 1"):
                 "precision and checkpointing on a CPU")
     check_equal(plan["steps_per_epoch"], 113, "steps per epoch on 900 reviews", hint="ceil(900 / 8) batches of 8.")
 
-# %% grading=skip
+# %% grading="skip"
 from lorakit.lessons import check_equal, course_scale, uses_answer
 
 scale = course_scale()

@@ -1,14 +1,18 @@
 """Build the course's instructor notebooks from readable percent-format sources (`course/*.py`).
 
-A chapter is written as a Python file in which `# %%` starts a code cell and `# %% [markdown]` a markdown cell
-(lines of markdown cells start with `# `). Two extra cell kinds carry nbgrader schema-3 metadata:
+A chapter is a Python file in jupytext's percent format: `# %%` starts a code cell and `# %% [markdown]` a markdown
+cell (lines of markdown cells start with `# `); `key=value` after the marker is cell metadata, values written as JSON.
+jupytext reads the file; what is ours is the mapping of a cell's title to nbgrader schema-3 metadata:
 
-    # %% [solution] id=ch1-scale           -> an autograded answer cell (### BEGIN/END SOLUTION inside)
-    # %% [tests] id=ch1-scale-tests points=2   -> a locked, graded test cell (### BEGIN/END HIDDEN TESTS inside)
-    # %% [tests] id=ch2-count-tests forbid=count_lora_params,lora_table
+    # %% [solution] id="ch1-scale"             -> an autograded answer cell (### BEGIN/END SOLUTION inside)
+    # %% [tests] id="ch1-scale-tests" points=2 -> a locked, graded test cell (### BEGIN/END HIDDEN TESTS inside)
+    # %% [tests] id="ch2-count-tests" points=2 forbid=["count_lora_params", "lora_table"]
                                                -> ... whose answers may not use these names (lorakit.grading.forbidden;
                                                   the list is added under the exercise's statement)
-    # %% grading=skip                          -> a long demo cell the grader skips (learners and nbval run it)
+    # %% [markdown] [written] id="ch3-why" points=2
+                                               -> a written answer the instructor grades in formgrader: the cell holds
+                                                  the model answer, which the student version replaces with a stub
+    # %% grading="skip"                        -> a long demo cell the grader skips (learners and nbval run it)
 
 Every notebook gets a kernelspec, Colab/Binder badges and the guarded Colab install cell at its top.
 `python -m lorakit.authoring.build` writes `notebooks/source/<chapter>/<chapter>.ipynb` for each source file and
@@ -25,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shlex
 from pathlib import Path
 
 import nbformat
@@ -36,7 +39,6 @@ INSTALL_SPEC = f"lorakit @ git+https://github.com/{GITHUB_REPO}@{BRANCH}"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
 EXECUTE_TIMEOUT = 600  # seconds per cell
-HEADER = re.compile(r"^# %%(?: \[(?P<kind>markdown|solution|tests)\])?(?P<attrs>.*)$")
 
 PINNED = Path(__file__).resolve().parents[2] / "constraints" / "pinned.txt"
 PYPROJECT = PINNED.parents[1] / "pyproject.toml"
@@ -112,36 +114,69 @@ def badges(chapter: str) -> str:
             f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder})")
 
 
-def _grading_metadata(kind: str, attrs: dict[str, str], where: str) -> dict:
-    if "id" not in attrs:
-        raise ValueError(f"{where}: a [{kind}] cell needs id=...")
-    meta = {"grade": kind == "tests", "solution": kind == "solution", "locked": kind == "tests",
-            "grade_id": attrs["id"], "schema_version": 3, "task": False}
-    if kind == "tests":
-        meta["points"] = float(attrs.get("points", 1))
+GRADED_TITLES = {"[solution]": "solution", "[tests]": "tests", "[written]": "written"}
+TITLES_ALLOWED = {"code": ("", "[solution]", "[tests]"), "markdown": ("", "[written]")}
+CELL_FIELDS = {"id": "the grade id (a string)", "points": "a number of points", "forbid": "a list of names",
+               "grading": '"skip"'}
+JUPYTEXT_LAYOUT = ("lines_to_next_cell", "lines_to_end_of_cell_marker", "cell_marker")  # how the .py was laid out
+
+
+def _grading_metadata(kind: str, fields: dict, where: str) -> dict:
+    if not isinstance(fields.get("id"), str):
+        raise ValueError(f'{where}: a [{kind}] cell needs id="..." (a string)')
+    graded = kind in ("tests", "written")
+    meta = {"grade": graded, "solution": kind in ("solution", "written"), "locked": kind == "tests",
+            "grade_id": fields["id"], "schema_version": 3, "task": False}
+    if graded:
+        points = fields.get("points", 1)
+        if isinstance(points, bool) or not isinstance(points, (int, float)) or points <= 0:
+            raise ValueError(f"{where}: points={points!r} is not allowed (a number above 0)")
+        meta["points"] = float(points)
     return {"nbgrader": meta}
 
 
-def _cell(kind: str | None, attrs: dict[str, str], lines: list[str], where: str) -> nbformat.NotebookNode:
+def _without_blank_ends(text: str) -> str:
+    lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     while lines and not lines[0].strip():
         lines.pop(0)
-    if kind == "markdown":
-        text = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in lines)
-        return nbformat.v4.new_markdown_cell(text)
-    cell = nbformat.v4.new_code_cell("\n".join(lines))
-    if attrs.get("grading") == "skip":
-        cell.metadata["lorakit"] = {"grading": "skip"}  # a long demo cell the grader does not run
-    elif "grading" in attrs:
-        raise ValueError(f"{where}: grading={attrs['grading']!r} is not allowed (only grading=skip)")
-    if kind in ("solution", "tests"):
-        cell.metadata.update(_grading_metadata(kind, attrs, where))
-    if "forbid" in attrs:
+    return "\n".join(lines)
+
+
+def _cell(cell: nbformat.NotebookNode, where: str) -> nbformat.NotebookNode:
+    """One jupytext cell as the course's notebook cell: its title and fields become nbgrader/lorakit metadata."""
+    fields = {key: value for key, value in cell.metadata.items() if key not in JUPYTEXT_LAYOUT}
+    title = fields.pop("title", "")
+    if "incorrectly_encoded_metadata" in fields:
+        raise ValueError(f"{where}: cannot read {fields['incorrectly_encoded_metadata']!r}; write key=value with "
+                         'JSON values, e.g. id="ch1-scale" points=2 forbid=["lora_table"]')
+    unknown = sorted(set(fields) - set(CELL_FIELDS))
+    if unknown:
+        allowed = ", ".join(f"{key} ({help})" for key, help in CELL_FIELDS.items())
+        raise ValueError(f"{where}: unknown field {unknown[0]!r}; allowed: {allowed}")
+    if title not in TITLES_ALLOWED.get(cell.cell_type, ()):
+        raise ValueError(f"{where}: a {cell.cell_type} cell titled {title!r} is not allowed; code cells take "
+                         "[solution] or [tests], markdown cells [written], or no title")
+    kind = GRADED_TITLES.get(title)
+    text = _without_blank_ends(cell.source)
+    out = nbformat.v4.new_markdown_cell(text) if cell.cell_type == "markdown" else nbformat.v4.new_code_cell(text)
+    if "grading" in fields:
+        if fields["grading"] != "skip" or cell.cell_type != "code":
+            raise ValueError(f'{where}: grading={fields["grading"]!r} is not allowed (only grading="skip" on a code cell)')
+        out.metadata["lorakit"] = {"grading": "skip"}  # a long demo cell the grader does not run
+    if kind:
+        out.metadata.update(_grading_metadata(kind, fields, where))
+    elif {"id", "points"} & set(fields):
+        raise ValueError(f"{where}: id/points belong on a [solution], [tests] or [written] cell")
+    if "forbid" in fields:
+        names = fields["forbid"]
         if kind != "tests":
-            raise ValueError(f"{where}: forbid=... belongs on the exercise's [tests] cell")
-        cell.metadata.setdefault("lorakit", {})["forbid"] = [name for name in attrs["forbid"].split(",") if name]
-    return cell
+            raise ValueError(f"{where}: forbid=[...] belongs on the exercise's [tests] cell")
+        if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
+            raise ValueError(f'{where}: forbid={names!r} is not allowed (a list of names, e.g. ["lora_table"])')
+        out.metadata.setdefault("lorakit", {})["forbid"] = names
+    return out
 
 
 def forbidden_note(names: list[str]) -> str:
@@ -165,23 +200,16 @@ def _note_forbidden_calls(cells: list[nbformat.NotebookNode]) -> None:
 
 
 def parse(source: str, name: str = "<source>") -> list[nbformat.NotebookNode]:
-    """Split a percent-format chapter into notebook cells."""
-    cells: list[nbformat.NotebookNode] = []
-    kind: str | None = None
-    attrs: dict[str, str] = {}
-    lines: list[str] = []
-    started = False
-    for number, line in enumerate(source.splitlines(), 1):
-        match = HEADER.match(line)
-        if match:
-            if started and any(x.strip() for x in lines):
-                cells.append(_cell(kind, attrs, lines, f"{name}:{number}"))
-            kind, lines, started = match["kind"], [], True
-            attrs = dict(part.split("=", 1) for part in shlex.split(match["attrs"]) if "=" in part)
-        elif started:
-            lines.append(line)
-    if started and any(x.strip() for x in lines):
-        cells.append(_cell(kind, attrs, lines, f"{name}:end"))
+    """Read a percent-format chapter (jupytext) into the course's notebook cells."""
+    import jupytext
+
+    notebook = jupytext.reads(source, fmt="py:percent")
+    cells = []
+    for number, cell in enumerate(notebook.cells, 1):
+        if not cell.source.strip():
+            continue
+        first = cell.source.strip().splitlines()[0][:40]
+        cells.append(_cell(cell, f"{name}: cell {number} ({first!r})"))
     _note_forbidden_calls(cells)
     return cells
 

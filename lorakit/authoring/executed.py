@@ -2,7 +2,7 @@
 
 Each copy is the instructor notebook run top to bottom (nbclient, offline, fixed hash seed), every output and figure
 kept, then made safe to hand to learners: solution and hidden-test cells get the student version's text (nbgrader's
-stubs, hidden checks cut) and lose their outputs. The copy records the sha256 of its `course/*.py` source, so a test
+stubs, hidden checks cut) and lose their outputs. The copy records the sha256 of its chapter's cells, so a test
 can tell a stale copy from a fresh one. The asserts themselves are checked by nbval on the instructor notebooks.
 
     python -m lorakit.authoring.executed [--only 03 07]      (or `make executed`)
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -22,8 +23,13 @@ TIMEOUT = 900  # seconds per cell
 
 
 def source_hash(chapter_source: Path) -> str:
-    """sha256 of a chapter's `course/*.py` text: what an executed copy was made from."""
-    return hashlib.sha256(chapter_source.read_bytes()).hexdigest()
+    """sha256 of a chapter's cells as the build reads them (kind, text, metadata): what an executed copy was made
+    from. Re-laying out the `course/*.py` file without changing a cell leaves it as it was."""
+    from .build import parse
+
+    cells = [{"cell_type": c.cell_type, "source": c.source, "metadata": c.metadata}
+             for c in parse(chapter_source.read_text(), chapter_source.name)]
+    return hashlib.sha256(json.dumps(cells, sort_keys=True).encode()).hexdigest()
 
 
 def readable_copy(executed: nbformat.NotebookNode, release: nbformat.NotebookNode) -> nbformat.NotebookNode:

@@ -62,3 +62,12 @@ def test_an_instructor_notebook_older_than_its_source_is_refused(tmp_path):
     source.write_text(source.read_text().replace("Three short exercises", "Three exercises"))
     with pytest.raises(ValueError, match="older than .*tiny.py: run `make notebooks` first"):
         check_built_from(notebook, source)
+
+
+def test_the_hash_follows_the_cells_not_the_layout_of_the_file(tmp_path):
+    text = (REPO / "tests" / "fixtures" / "tiny.py").read_text()
+    original, relaid, changed = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
+    original.write_text(text)
+    relaid.write_text(text.replace("\n# %%", "\n\n\n# %%"))
+    changed.write_text(text.replace("# %% [markdown]\n", "# %% [markdown]\n# One more line.\n", 1))
+    assert source_hash(original) == source_hash(relaid) != source_hash(changed)

@@ -117,7 +117,7 @@ print(f"sum {sum(i * 0.1 for i in range(10)):.4f}")
 import time
 print(f"took {time.time() % 100:.3f} s at {hex(id(object()))} in /tmp/{time.time_ns()}/run")
 
-# %% [solution] id=tiny-answer
+# %% [solution] id="tiny-answer"
 ### BEGIN SOLUTION
 answer = 42
 ### END SOLUTION

@@ -13,13 +13,13 @@ CHAPTER = '''# %% [markdown]
 # ### Exercise 1 — count it (2 points)
 # Return the LoRA parameters of one layer.
 
-# %% [solution] id=count
+# %% [solution] id="count"
 def lora_params(d_in, d_out, r):
     ### BEGIN SOLUTION
     return r * (d_in + d_out)
     ### END SOLUTION
 
-# %% [tests] id=count-tests points=2 forbid=count_lora_params,lora_table
+# %% [tests] id="count-tests" points=2 forbid=["count_lora_params", "lora_table"]
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 
@@ -29,13 +29,13 @@ collect("count-tests", lora_params, cases=lambda rng: [(8, 8, 2)])
 # %% [markdown]
 # ### Exercise 2 — anything goes
 
-# %% [solution] id=free
+# %% [solution] id="free"
 def free():
     ### BEGIN SOLUTION
     return 1
     ### END SOLUTION
 
-# %% [tests] id=free-tests points=1
+# %% [tests] id="free-tests" points=1
 ### BEGIN HIDDEN TESTS
 from lorakit.grading import collect
 
@@ -67,8 +67,8 @@ def test_the_build_stores_the_list_and_shows_it_under_the_statement():
     assert tests.metadata["lorakit"]["forbid"] == ["count_lora_params", "lora_table"]
     assert "*Not allowed in your answer:* `count_lora_params`, `lora_table`" in cells[0].source
     assert "*Not allowed in your answer:* nothing;" in cells[3].source  # exercise 2 forbids nothing
-    with pytest.raises(ValueError, match="forbid=... belongs on the exercise's \\[tests\\] cell"):
-        parse(CHAPTER.replace("# %% [solution] id=free", "# %% [solution] id=free forbid=x"))
+    with pytest.raises(ValueError, match="forbid=\\[...\\] belongs on the exercise's \\[tests\\] cell"):
+        parse(CHAPTER.replace('# %% [solution] id="free"', '# %% [solution] id="free" forbid=["x"]'))
 
 
 def _notebook(cells):

@@ -1,4 +1,4 @@
-"""The course tooling: percent-format sources → nbgrader notebooks → student release → sandboxed grading.
+"""The course tooling: nbgrader notebooks → student release → sandboxed grading.
 
 The grading tests grade the tiny fixture course (tests/fixtures/tiny.py) in nbgrader's layout and from
 --submissions folders; they need bubblewrap (skipped without it unless LORAKIT_REQUIRE_SANDBOX is set).
@@ -15,7 +15,6 @@ import nbformat
 import pytest
 
 from lorakit import grading
-from lorakit.authoring.build import build, parse
 from lorakit.grading import sandbox, settings
 from lorakit.lessons import self_checks as checks
 from tests.helpers import REPO
@@ -32,37 +31,6 @@ from tests.helpers.grading_course import (
     student_notebook,
 )
 from tests.helpers.notebooks import readable_text
-
-
-def test_parse_makes_graded_cells_with_schema_3_metadata(repo):
-    cells = parse((repo / "tests/fixtures/demo_chapter.py").read_text())
-    kinds = [c.cell_type for c in cells]
-    assert kinds == ["markdown", "code", "code"]
-    solution, tests = cells[1].metadata["nbgrader"], cells[2].metadata["nbgrader"]
-    assert solution == {"grade": False, "solution": True, "locked": False, "grade_id": "demo-scale",
-                        "schema_version": 3, "task": False}
-    assert tests["grade"] and tests["locked"] and tests["points"] == 2.0
-    assert "### BEGIN HIDDEN TESTS" in cells[2].source
-
-
-def test_graded_cell_without_id_is_an_error():
-    with pytest.raises(ValueError, match=r"needs id="):
-        parse("# %% [tests] points=1\nassert True\n", "bad.py")
-
-
-def test_built_notebook_has_kernelspec_badges_and_guarded_colab_cell(repo, tmp_path):
-    path = build(repo / "tests/fixtures/demo_chapter.py", tmp_path)
-    nb = nbformat.read(path, as_version=4)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    assert "colab.research.google.com" in nb.cells[0].source and "mybinder.org" in nb.cells[0].source
-    assert '"google.colab" in sys.modules' in nb.cells[1].source
-
-
-def test_grading_skip_attribute_marks_a_demo_cell():
-    cells = parse("# %% grading=skip\nimport time\ntime.sleep(90)\n# %%\nx = 1\n")
-    assert [c.metadata.get("lorakit") for c in cells] == [{"grading": "skip"}, None]
-    with pytest.raises(ValueError, match=r"grading='later' is not allowed \(only grading=skip\)"):
-        parse("# %% grading=later\nx = 1\n", "bad.py")
 
 
 def test_feedback_messages_are_actionable():
