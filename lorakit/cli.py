@@ -69,17 +69,47 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_shard(text: str) -> Any:
+    """`--shard K/N`, checked by lorakit.grading.shards.parse_shard."""
+    from .grading.shards import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .grading.shards import merge_csvs
+
+    grading_options = [name for name, given in (("--shard", args.shard), ("--submissions", args.submissions),
+                                                ("--feedback", args.feedback), ("--timeout", args.timeout),
+                                                ("--secret-file", args.secret_file)) if given]
+    if not args.csv or grading_options:
+        raise ValueError("--merge takes the shard CSVs and --csv OUT (where the merged CSV goes), and no "
+                         + (", ".join(grading_options) if grading_options else "grading option"))
+    try:
+        merged = merge_csvs([Path(p) for p in args.merge], Path(args.csv), args.assignment)
+    except OSError as err:
+        print(f"lorakit grade: {err}", file=sys.stderr)
+        return 1
+    print(f"{len(merged)} row(s) from {len(args.merge)} shard CSV(s) merged: {args.csv}")
+    return 0
+
+
 def _cmd_grade(args: argparse.Namespace) -> int:
     from .grading import grade_class
     from .grading.sandbox import SandboxUnavailable
 
+    if args.merge is not None:
+        return _cmd_merge(args)
     course = Path(args.course_root)
     csv_path = Path(args.csv) if args.csv else course / f"grades_{args.assignment}.csv"
     secret = Path(args.secret_file).read_text().strip() if args.secret_file else None
     try:
         grades = grade_class(course, args.assignment, args.submissions, csv_path, timeout=args.timeout,
                              feedback=args.feedback, sandbox_mode="warn" if args.unsafe_no_sandbox else "require",
-                             secret=secret, jobs=args.jobs)
+                             secret=secret, jobs=args.jobs, shard=args.shard)
     except (SandboxUnavailable, RuntimeError, OSError) as err:
         print(f"lorakit grade: {err}", file=sys.stderr)
         return 1
@@ -91,7 +121,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     print(f"formgrader: graded notebooks in {course / 'autograded'}/<student>/{args.assignment}/")
     if args.feedback:
         print(f"feedback: HTML in {course / 'feedback'}/<student>/{args.assignment}/")
-    print(f"{len(grades)} submission(s) graded: {csv_path}")
+    shard = f" (shard {args.shard}: merge the shards' CSVs with --merge)" if args.shard else ""
+    print(f"{len(grades)} submission(s) graded{shard}: {csv_path}")
     return 0
 
 
@@ -128,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_grade.add_argument("--jobs", type=int, default=1,
                          help="students graded at once, each in its own sandbox (default 1: the sandboxes share one "
                               "uid, so an attacking student can starve one graded beside them)")
+    p_grade.add_argument("--shard", type=_parse_shard, default=None, metavar="K/N",
+                         help="grade only slice K of N (students sorted by id, student i in slice i %% N), e.g. one "
+                              "task of a Slurm job array; merge the slices' CSVs with --merge")
+    p_grade.add_argument("--merge", nargs="+", default=None, metavar="CSV",
+                         help="grade nothing: merge the CSVs of the shards (--shard) into --csv OUT, as one unsharded "
+                              "run writes it; refuses different headers, a student twice, another seed fingerprint")
     p_grade.add_argument("--unsafe-no-sandbox", action="store_true",
                          help="run student code without the bubblewrap sandbox when it can't be set up (unsafe)")
     p_grade.set_defaults(func=_cmd_grade)

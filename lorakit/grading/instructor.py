@@ -9,7 +9,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import classroom, sandbox, settings, untrusted
+from . import classroom, sandbox, settings, shards, untrusted
 from .report import Grade, write_csv
 from .submissions import student_folders
 
@@ -51,7 +51,7 @@ def _check_sandbox(mode: str) -> None:
 def grade_class(course_root: str | Path, assignment: str, submissions: str | Path | None = None,
                 csv_path: str | Path | None = None, timeout: int | None = None, feedback: bool = False,
                 sandbox_mode: str = "require", secret: str | None = None,
-                limits: sandbox.Limits | None = None, jobs: int = 1) -> list[Grade]:
+                limits: sandbox.Limits | None = None, jobs: int = 1, shard: shards.Shard | None = None) -> list[Grade]:
     """Grade every student of `assignment`; record scores in nbgrader's gradebook; optionally write a CSV.
 
     submissions: a folder of `<student>/<notebook>.ipynb` (or `<student>/<assignment>/...`), anywhere; None grades
@@ -64,6 +64,7 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
     1: every sandbox runs as the same unprivileged uid and shares its process limit, so an attacking student can
     make one graded beside them fail (the red-team class did at 2 jobs); use more jobs for classes you trust not to
     attack the grader. The grades, the CSV and the gradebook are the same for any number of jobs when no one attacks.
+    shard: grade only that slice of the class (`shards.select`; `shards.merge_csvs` joins the slices' CSVs).
     """
     course_root = Path(course_root)
     config = settings.load_config(course_root)
@@ -77,7 +78,7 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
     limits = limits or sandbox.Limits()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 64:
         raise ValueError(f"jobs must be a whole number from 1 to 64, got {jobs!r}")
-    folders = student_folders(course_root, assignment, Path(submissions) if submissions else None)
+    folders = shards.select(student_folders(course_root, assignment, Path(submissions) if submissions else None), shard)
     _check_sandbox(sandbox_mode)
     generate_release(course_root, assignment)  # the release and the gradebook's cells always match the source
     db_url = config.CourseDirectory.db_url
