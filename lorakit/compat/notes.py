@@ -17,6 +17,13 @@ if not log.handlers:
     log.propagate = False
 
 
-def announce(message: str) -> None:
-    """Tell the learner about a choice lorakit made for them (fallbacks, substitutions)."""
+_announced: set[str] = set()
+
+
+def announce(message: str, once: bool = False) -> None:
+    """Tell the learner about a choice lorakit made for them (fallbacks, substitutions). once=True: only the first
+    time in this process, for a fact of the machine that every run would repeat (a chapter trains many times)."""
+    if once and message in _announced:
+        return
+    _announced.add(message)
     log.info(message)

@@ -1,6 +1,6 @@
 """Calls an exercise forbids: a policy check of the student's answer cells, outside the kernel.
 
-An exercise declares them on its test cell (`# %% [tests] id=ch2-count-tests points=2 forbid=count_lora_params`,
+An exercise declares them on its test cell (`# %% [tests] id="ch2-count-tests" points=2 forbid=["count_lora_params"]`,
 stored in the trusted source notebook as `metadata.lorakit.forbid`; the build prints the list under the exercise's
 statement). The grader parses the student's cells of that exercise (answers and the student's own extra cells,
 after the previous test cell) and scores the exercise 0 when one names a forbidden function: called, imported

@@ -117,3 +117,39 @@ def plot_memory_breakdown(breakdowns: dict[str, Any], stated_gb: dict[str, float
     ax.legend(fontsize=8, loc="lower right")
     ax.figure.tight_layout()
     return ax
+
+
+def plot_lora_layer(d_in: int, d_out: int, r: int, alpha: float) -> Any:
+    """One LoRA layer drawn to scale: the frozen W (d_out × d_in) beside the trainable B (d_out × r) and A (r × d_in)
+    of `W x + (alpha / r) · B A x`, each labelled with its parameter count. A side thinner than 2% of the drawing is
+    widened to stay visible (the label gives the true size). Returns the Axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    unit = 4.0 / max(d_in, d_out)  # drawing units per row or column
+    visible = 0.08
+
+    def size(cols: int, rows: int) -> tuple[float, float]:
+        return max(cols * unit, visible), max(rows * unit, visible)
+
+    _, ax = plt.subplots(figsize=(8, 3.6))
+    x = 0.0
+    parts = (("W", d_in, d_out, "frozen", "lightgray"), ("B", r, d_out, "trainable, starts at 0", "tab:orange"),
+             ("A", d_in, r, "trainable, random start", "tab:blue"))
+    for index, (name, cols, rows, role, colour) in enumerate(parts):
+        width, height = size(cols, rows)
+        ax.add_patch(Rectangle((x, 4.0 - height), width, height, facecolor=colour, edgecolor="black"))
+        ax.text(x + width / 2, 4.0 - height - 0.25, f"{name}: {rows:,} × {cols:,}\n= {rows * cols:,}\n{role}",
+                ha="center", va="top", fontsize=8)
+        if index == 0:
+            ax.text(x + width + 0.9, 2.0, f"+ {alpha:g}/{r} ·", ha="center", va="center", fontsize=10)
+        x += width + (1.8 if index == 0 else 0.3)
+    trainable = r * (d_in + d_out)
+    ax.set_title(f"y = W x + (alpha / r) · B A x: {trainable:,} trainable beside {d_in * d_out:,} frozen "
+                 f"({100 * trainable / (d_in * d_out):.2f}%)", fontsize=10)
+    ax.set_xlim(-0.2, x + 0.2)
+    ax.set_ylim(-1.6, 4.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.figure.tight_layout()
+    return ax

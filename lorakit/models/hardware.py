@@ -87,10 +87,10 @@ def choose_precision(requested: str = "auto", hardware: Hardware | None = None) 
         return hw.best_precision
     if requested == "bf16" and not hw.bf16:
         fallback = "fp16" if hw.fp16 else "fp32"
-        announce(f"bf16 requested but {hw.name} has no native bf16: training in {fallback} instead")
+        announce(f"bf16 requested but {hw.name} has no native bf16: training in {fallback} instead", once=True)
         return fallback
     if requested == "fp16" and not hw.fp16:
-        announce(f"fp16 requested but {hw.name} has no fp16 mixed precision: training in fp32 instead")
+        announce(f"fp16 requested but {hw.name} has no fp16 mixed precision: training in fp32 instead", once=True)
         return "fp32"
     return requested
 

@@ -109,7 +109,7 @@ def choose_optimizer(optim: str, device: str, notes: list[str]) -> str:
     if "paged" in optim and device == "cpu":
         note = (f"{optim}: paging (moving optimizer states to CPU RAM under GPU memory pressure) needs CUDA; "
                 "on CPU bitsandbytes runs the same 8-bit AdamW without paging")
-        announce(note)
+        announce(note, once=True)
         notes.append(note)
     if "8bit" in optim and not compat.bitsandbytes_available():
         note = f"optim {optim!r} needs bitsandbytes, which is not installed: using adamw_torch"

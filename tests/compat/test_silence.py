@@ -158,3 +158,20 @@ def test_only_the_known_training_notices_are_ignored():
         warnings.warn("Paged optimizers are not supported on CPU.")  # outside the block: shown
     assert [str(w.message) for w in seen] == ["Paged optimizers are not supported on CPU.", "some other training warning",
                                               "Paged optimizers are not supported on CPU."]
+
+
+def test_a_machine_fact_is_announced_once_and_a_choice_every_time():
+    from lorakit.compat.notes import announce, log
+
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    log.addHandler(handler)
+    try:
+        for _ in range(3):
+            announce("this test's machine has no native bf16", once=True)
+            announce("this test's choice, made again")
+    finally:
+        log.removeHandler(handler)
+    assert said == ["this test's machine has no native bf16", "this test's choice, made again",
+                    "this test's choice, made again", "this test's choice, made again"]

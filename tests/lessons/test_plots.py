@@ -1,10 +1,11 @@
-"""Lesson plots draw what they are given: one labelled line per run, one per baseline."""
+"""Lesson plots draw what they are given: one labelled line per run, one per baseline, a LoRA layer to scale."""
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 
-from lorakit.lessons.plots import compare_train_losses  # noqa: E402
+from lorakit.lessons.plots import compare_train_losses, plot_lora_layer  # noqa: E402
 
 
 def test_compare_train_losses_draws_one_labelled_line_per_run():
@@ -23,3 +24,20 @@ def test_compare_train_losses_draws_each_baseline_as_a_labelled_horizontal_line(
     for label, loss in (("uniform ln 4096", 8.32), ("base model", 6.4)):
         assert set(lines[label].get_ydata()) == {loss}
     assert lines["uniform ln 4096"].get_linestyle() != lines["base model"].get_linestyle()
+
+
+def test_the_lora_layer_is_drawn_to_scale_with_true_counts():
+    ax = plot_lora_layer(300, 200, r=40, alpha=80)
+    w, b, a = ([p.get_width(), p.get_height()] for p in ax.patches)
+    assert w[0] / w[1] == pytest.approx(300 / 200) and b[1] == w[1] and a[0] == w[0]  # W is out × in; B shares out, A shares in
+    assert b[0] / w[0] == pytest.approx(40 / 300) and a[1] / w[1] == pytest.approx(40 / 200)
+    text = " ".join(t.get_text() for t in ax.texts) + ax.get_title()
+    assert "W: 200 × 300" in text and "B: 200 × 40" in text and "A: 40 × 300" in text and "+ 80/40" in text
+    assert "20,000 trainable beside 60,000 frozen (33.33%)" in ax.get_title()
+
+
+def test_a_thin_side_is_widened_but_labelled_with_its_true_size():
+    ax = plot_lora_layer(4096, 4096, r=1, alpha=2)
+    _, b, a = ([p.get_width(), p.get_height()] for p in ax.patches)
+    assert b[0] == a[1] > 4 * 1 / 4096  # one row would be invisible: drawn wider than its share
+    assert "B: 4,096 × 1" in " ".join(t.get_text() for t in ax.texts)
