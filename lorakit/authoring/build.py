@@ -9,6 +9,9 @@ jupytext reads the file; what is ours is the mapping of a cell's title to nbgrad
     # %% [tests] id="ch2-count-tests" points=2 forbid=["count_lora_params", "lora_table"]
                                                -> ... whose answers may not use these names (lorakit.grading.forbidden;
                                                   the list is added under the exercise's statement)
+    # %% [tests] id="ch3-budget-tests" experiment="budget-run"
+                                               -> ... decided by rerunning the student's settings on the grader's
+                                                  seed (lorakit.grading.experiments)
     # %% [markdown] [written] id="ch3-why" points=2
                                                -> a written answer the instructor grades in formgrader: the cell holds
                                                   the model answer, which the student version replaces with a stub
@@ -117,7 +120,7 @@ def badges(chapter: str) -> str:
 GRADED_TITLES = {"[solution]": "solution", "[tests]": "tests", "[written]": "written"}
 TITLES_ALLOWED = {"code": ("", "[solution]", "[tests]"), "markdown": ("", "[written]")}
 CELL_FIELDS = {"id": "the grade id (a string)", "points": "a number of points", "forbid": "a list of names",
-               "grading": '"skip"'}
+               "experiment": "a graded experiment's name", "grading": '"skip"'}
 JUPYTEXT_LAYOUT = ("lines_to_next_cell", "lines_to_end_of_cell_marker", "cell_marker")  # how the .py was laid out
 
 
@@ -176,6 +179,13 @@ def _cell(cell: nbformat.NotebookNode, where: str) -> nbformat.NotebookNode:
         if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
             raise ValueError(f'{where}: forbid={names!r} is not allowed (a list of names, e.g. ["lora_table"])')
         out.metadata.setdefault("lorakit", {})["forbid"] = names
+    if "experiment" in fields:
+        from ..grading.experiments import EXPERIMENTS
+
+        if kind != "tests" or fields["experiment"] not in EXPERIMENTS:
+            raise ValueError(f"{where}: experiment={fields['experiment']!r} is not allowed (on a [tests] cell, one of "
+                             f"{sorted(EXPERIMENTS)})")
+        out.metadata.setdefault("lorakit", {})["experiment"] = fields["experiment"]
     return out
 
 

@@ -18,6 +18,7 @@ from nbgrader.utils import is_grade
 from . import collector, gradebook, sandbox
 from .assemble import assemble
 from .autograded import autograded_folder, autograded_notebook, reset, write_stamps
+from .experiments import rerun_experiments
 from .feedback import feedback_notebook, write_html
 from .forbidden import violations
 from .report import Grade
@@ -137,8 +138,9 @@ def grade_notebook(course: Course, name: str, path: Path, feedback_dir: Path | N
                        budget_s=course.budgets.get(name))
     nbformat.write(autograded_notebook(built, run.executed), autograded_dir / name)
     reference = course.references[name]
-    verdicts = decide(run.results, reference, points)
-    kinds, details = set(), list(built.tampering)
+    verdicts, reruns = rerun_experiments(course.sources[name], run.results, decide(run.results, reference, points),
+                                         course.seed)
+    kinds, details = set(), list(built.tampering) + reruns
     forbidden = violations(course.sources[name], built.notebook, built.test_cells, built.from_student)
     for exercise, names in forbidden.items():
         if exercise in verdicts:

@@ -1,5 +1,6 @@
 """What the chapters show and check: the course scale (`scales`), the guide audit (`guide_audit`), where the
-course differs (`deviations`), learner self-checks (`self_checks`), widgets (`widgets`) and plots (`plots`)."""
+course differs (`deviations`), learner self-checks (`self_checks`), graded experiments (`experiments`), widgets
+(`widgets`) and plots (`plots`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ EXPORTS = {
     "plot_memory_breakdown": "plots", "plot_lora_layer": "plots",
     "check_close": "self_checks", "check_equal": "self_checks", "self_check": "self_checks",
     "uses_answer": "self_checks", "SweepPanel": "widgets", "WhatIf": "widgets",
+    "budget_run": "experiments", "settings_problem": "experiments", "BudgetRun": "experiments",
 }
 __all__ = sorted(EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

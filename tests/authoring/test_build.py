@@ -58,6 +58,8 @@ def test_grading_skip_marks_a_demo_cell():
     ('# %% [markdown] [tests] id="a"', r"a markdown cell titled '\[tests\]' is not allowed"),
     ('# %% [answer] id="a"', r"a code cell titled '\[answer\]' is not allowed"),
     ('# %% id="a"', r"id/points belong on a \[solution\], \[tests\] or \[written\] cell"),
+    ('# %% [tests] id="a" experiment="lottery"', r"experiment='lottery' is not allowed \(on a \[tests\] cell, one of"),
+    ('# %% [solution] id="a" experiment="budget-run"', r"experiment='budget-run' is not allowed"),
 ])
 def test_a_bad_cell_header_is_one_error_naming_the_field(header, problem):
     with pytest.raises(ValueError, match=problem):
@@ -70,3 +72,8 @@ def test_built_notebook_has_kernelspec_badges_and_guarded_colab_cell(repo, tmp_p
     assert nb.metadata["kernelspec"]["name"] == "python3"
     assert "colab.research.google.com" in nb.cells[0].source and "mybinder.org" in nb.cells[0].source
     assert '"google.colab" in sys.modules' in nb.cells[1].source
+
+
+def test_a_test_cell_can_name_the_experiment_the_grader_reruns():
+    _, cell = parse('# %% [markdown]\n# Exercise\n# %% [tests] id="a-tests" points=3 experiment="budget-run"\nx = 1\n')
+    assert cell.metadata["lorakit"] == {"experiment": "budget-run"} and cell.metadata["nbgrader"]["points"] == 3.0
