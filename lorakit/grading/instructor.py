@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from . import classroom, sandbox, settings, shards, untrusted
@@ -95,11 +97,20 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
         course.references[name], seconds = classroom.reference_results(course, name)
         course.budgets[name] = classroom.student_budget(seconds, timeout)
 
+    free_slots: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for slot in range(jobs):
+        free_slots.put(slot)
+
     def grade_one(item: tuple[str, tuple[Path, str]]) -> Grade:
         name, (folder, problem) = item
         if untrusted.id_problem(name):
             return classroom.refused(course, name)
-        return classroom.grade_student(course, name, folder, feedback, problem)
+        slot = free_slots.get()  # its own sandbox uid while it grades (as root), so no student starves another
+        try:
+            in_slot = replace(course, limits=replace(course.limits, uid=sandbox.slot_uid(slot)))
+            return classroom.grade_student(in_slot, name, folder, feedback, problem)
+        finally:
+            free_slots.put(slot)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         grades = list(pool.map(grade_one, folders.items()))

@@ -57,9 +57,9 @@ def run_notebook(notebook: Any, timeout: int, seed: str, mode: str, limits: sand
         nbformat.write(notebook, scratch / "notebook.ipynb")
         runner = ["-m", "lorakit.grading.execute", "notebook.ipynb", "executed.ipynb", "--timeout", str(timeout)]
         if mode == "require":
-            sandbox.prepare_scratch(scratch)
+            sandbox.prepare_scratch(scratch, limits.uid)
             env = {RESULTS_ENV: f"{sandbox.SCRATCH}/results.jsonl", SEED_ENV: seed}
-            argv, cwd, full_env = sandbox.command(scratch, [sys.executable, *runner], env), None, None
+            argv, cwd, full_env = sandbox.command(scratch, [sys.executable, *runner], env, limits.uid), None, None
         else:
             full_env = {key: value for key, value in os.environ.items() if not key.startswith("LORAKIT_GRADING")}
             full_env.update({RESULTS_ENV: str(scratch / "results.jsonl"), SEED_ENV: seed,

@@ -4,8 +4,8 @@ What the student's code sees: the system's /usr and /etc, the Python install and
 site-packages of any environment it is layered on), the lorakit
 package (nothing else of the repository), the model cache (~/.cache/lorakit, ~/.cache/huggingface) read-only,
 and one scratch folder (`/grading`, writable) holding only that student's notebook. No network, its own PID and IPC
-namespaces, an empty /tmp, a fresh environment without the grader's variables, an unprivileged uid (nobody when the
-grader runs as root), and limits on processes, memory, file size and CPU time.
+namespaces, an empty /tmp, a fresh environment without the grader's variables, an unprivileged uid (nobody, or one per
+parallel grading slot, when the grader runs as root), and limits on processes, memory, file size and CPU time.
 
 Needs `bwrap` (Debian/Ubuntu package `bubblewrap`) and, as root, `setpriv` (util-linux).
 """
@@ -24,6 +24,7 @@ import lorakit
 
 SCRATCH = "/grading"
 NOBODY = 65534
+SLOT_UID_BASE = 65400  # grading slot k (k ≥ 1) of `lorakit grade --jobs` runs as uid SLOT_UID_BASE + k when root
 SANDBOX_MODES = ("require", "warn")
 
 
@@ -37,12 +38,16 @@ class Limits:
 
     processes: most processes of the sandbox's uid (stops fork bombs; ≥ 16). memory_gb: address space of each process
     (0.5-512). file_mb: largest file it may write (1-10000). cpu_s: CPU seconds of each process (≥ 10).
+    uid: the unprivileged uid the sandbox runs as when grading as root (1000-65534; nobody by default). Parallel
+    grading gives each slot its own (`slot_uid`), so one student's processes never count against another's limit.
+    Without root the sandbox runs as the grader's own uid in a user namespace, and every slot shares it.
     """
 
     processes: int = 256
     memory_gb: float = 8.0
     file_mb: int = 200
     cpu_s: int = 3600
+    uid: int = NOBODY
 
     def __post_init__(self) -> None:
         if isinstance(self.processes, bool) or not isinstance(self.processes, int) or self.processes < 16:
@@ -53,6 +58,8 @@ class Limits:
             raise ValueError(f"file_mb must be in [1, 10000], got {self.file_mb!r}")
         if self.cpu_s < 10:
             raise ValueError(f"cpu_s must be ≥ 10, got {self.cpu_s!r}")
+        if isinstance(self.uid, bool) or not isinstance(self.uid, int) or not 1000 <= self.uid <= NOBODY:
+            raise ValueError(f"uid must be a whole number from 1000 to {NOBODY}, got {self.uid!r}")
 
     def apply(self) -> None:
         """Set the limits on the current process (run in the child before bwrap starts; inherited inside)."""
@@ -86,8 +93,14 @@ def _with_parents(target: Path) -> list[str]:
     return args
 
 
-def command(scratch: Path, argv: list[str], env: dict[str, str]) -> list[str]:
-    """The full command line running `argv` inside the sandbox with `scratch` as its only writable folder."""
+def slot_uid(slot: int) -> int:
+    """The sandbox uid of parallel grading slot `slot` (0 is nobody, as when grading one student at a time)."""
+    return NOBODY if slot == 0 else SLOT_UID_BASE + slot
+
+
+def command(scratch: Path, argv: list[str], env: dict[str, str], uid: int = NOBODY) -> list[str]:
+    """The full command line running `argv` inside the sandbox with `scratch` as its only writable folder (as `uid`
+    when grading as root)."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable(needs())
@@ -116,18 +129,18 @@ def command(scratch: Path, argv: list[str], env: dict[str, str]) -> list[str]:
     for key, value in {**base_env, **env}.items():
         args += ["--setenv", key, value]
     if os.geteuid() == 0:
-        args += ["--", shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+        args += ["--", shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}",
                  "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
     else:
         args += ["--unshare-user", "--cap-drop", "ALL", "--"]
     return args + argv
 
 
-def prepare_scratch(scratch: Path) -> None:
-    """Make `scratch` writable by the sandbox's uid (nobody when grading as root)."""
+def prepare_scratch(scratch: Path, uid: int = NOBODY) -> None:
+    """Make `scratch` writable by the sandbox's uid (`uid` when grading as root)."""
     if os.geteuid() == 0:
         for path in [scratch, *scratch.rglob("*")]:
-            os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+            os.chown(path, uid, uid, follow_symlinks=False)
 
 
 def needs() -> str:

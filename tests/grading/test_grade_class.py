@@ -5,6 +5,7 @@ The grading tests grade the tiny fixture course (tests/fixtures/tiny.py) in nbgr
 """
 
 import csv
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -162,6 +163,32 @@ def test_sandbox_sees_layered_site_packages_but_no_other_sys_path_entry(tmp_path
     monkeypatch.setattr(sys, "path", [*sys.path, str(layered), str(checkout)])
     paths = sandbox.read_only_paths()
     assert layered in paths and checkout not in paths
+
+
+@pytest.mark.sandbox
+def test_each_parallel_slot_runs_as_its_own_uid_when_grading_as_root(tmp_path):
+    """RLIMIT_NPROC counts processes per uid: slots with their own uid can't starve one another (root only; a
+    user namespace has just the grader's uid to give)."""
+    require_sandbox()
+    if os.geteuid() != 0:
+        pytest.skip("only root can run the sandbox as another uid")
+    uids = {}
+    for slot in (0, 1, 2):
+        scratch = tmp_path / f"slot{slot}"
+        scratch.mkdir()
+        uid = sandbox.slot_uid(slot)
+        sandbox.prepare_scratch(scratch, uid)
+        argv = sandbox.command(scratch, [sys.executable, "-c", "import os; open('me', 'w').write(str(os.getuid()))"],
+                               {}, uid)
+        subprocess.run(argv, check=True, timeout=60, preexec_fn=sandbox.Limits(uid=uid).apply)
+        uids[slot] = int((scratch / "me").read_text())
+    assert uids == {0: sandbox.NOBODY, 1: sandbox.SLOT_UID_BASE + 1, 2: sandbox.SLOT_UID_BASE + 2}
+
+
+@pytest.mark.parametrize("uid", [0, 999, 65535, True, 1000.0])
+def test_a_sandbox_uid_must_be_unprivileged(uid):
+    with pytest.raises(ValueError, match="uid must be a whole number from 1000 to 65534"):
+        sandbox.Limits(uid=uid)
 
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):
