@@ -48,6 +48,22 @@ print(f"with B ≠ 0, largest gap between peft's layer and W x + (alpha/r)·B A 
 assert at_init and gap < 1e-5  # the sentence above: our formula is peft's layer
 
 # %% [markdown]
+# The same layer at the size of one attention projection of a 7B model (4096 → 4096), with the recipe's r = 16 and
+# alpha = 32, drawn to scale: the adapter is the two thin strips. peft counts the same trainable parameters.
+
+# %%
+from lorakit.lessons import plot_lora_layer
+
+plot_lora_layer(4096, 4096, r=16, alpha=32)
+plt.show()
+projection = torch.nn.Sequential(torch.nn.Linear(4096, 4096, bias=False))
+trainable, total = get_peft_model(projection, LoraConfig(r=16, lora_alpha=32, target_modules=["0"])
+                                  ).get_nb_trainable_parameters()
+print(f"peft: {trainable:,} trainable of {total:,} ({100 * trainable / total:.2f}%)")
+assert trainable == 16 * (4096 + 4096) and total - trainable == 4096 * 4096
+del projection
+
+# %% [markdown]
 # ## Play first: the sweep panel
 #
 # Before the arithmetic, get a feel for the knobs. The panel below trains the built-in model for a few dozen steps

@@ -375,6 +375,22 @@ with uses_answer("Exercise 2.3"):
     assert type(merged_q) is nn.Linear and merge_gap < 1e-6, merge_gap
 
 # %% [markdown]
+# ### Exercise 2.4 — spend half the budget (written, 2 points, graded by your instructor)
+#
+# A colleague has to cut a 7B adapter to half its planned parameters and proposes the guide's example: keep the
+# rank, adapt only the top 16 of 32 layers. Using what this chapter's top-or-bottom run showed, say what you would
+# try instead or as well, and what you would measure before choosing. Three to five sentences in the cell below.
+
+# %% [markdown] [written] id="ch2-half-budget" points=2
+# Model answer (for the instructor). At equal cost the bottom half beat the top half here for both seeds, so the
+# top half is an assumption to test, not a safe default. Half the budget can also be spent as half the rank on
+# every layer (r 16 → 8 all-linear), which keeps every layer adaptable. I would run the three candidates (top
+# half, bottom half, all layers at half rank) for the same short run on the same data with two seeds, compare the
+# held-out eval loss (and the task metric if there is one), and keep the winner. Credit: any plan that compares
+# options at equal parameter count on held-out data with more than one seed, and does not take the tiny model's
+# result as proof for the 7B model.
+
+# %% [markdown]
 # ## Check yourself
 # - A Llama block has q, k, v, o (attention) and gate, up, down (MLP); GQA makes k and v narrower.
 # - LoRA adds r·(in + out) per adapted layer; multiply by the layers.

@@ -365,6 +365,22 @@ with self_check("Exercise 5.2"):
     check_equal(0 < chosen_lr() <= 1, True, "chosen_lr() is a positive learning rate")
 
 # %% [markdown]
+# ### Exercise 5.3 — a forgetting trade-off (written, 2 points, graded by your instructor)
+#
+# Your domain adapter brings the domain's eval loss from 2.1 to 1.2, but its forgetting ratio on general text is
+# 4.5, and your users also ask general questions. What do you change, what will it cost, and how do you decide
+# whether the new run is the better one to ship? Three to five sentences.
+
+# %% [markdown] [written] id="ch5-forgetting" points=2
+# Model answer (for the instructor). A ratio of 4.5 is past the threshold of 3 that `diagnose` uses, so the
+# adapter forgets too much for general use. Mix general text into the training data (a quarter did it in this
+# chapter), and/or lower the learning rate, the number of steps or the rank so the adapter moves less. The cost is
+# the one the rerun above showed: the domain eval loss ends higher for the same steps (1.24 → 1.67 here). Decide by
+# measuring both on held-out data for every candidate: keep only runs under the forgetting budget, then ship the
+# one with the best domain loss or task metric. Credit: a concrete fix, its cost named, and a decision rule that
+# uses both measurements.
+
+# %% [markdown]
 # ## Check yourself
 # - Flat loss → LR (or alpha/r) too low, wrong targets, or labels masked away.
 # - Eval loss up while train loss falls → overfitting: keep the best epoch, more dropout, more data.

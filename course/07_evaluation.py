@@ -349,6 +349,21 @@ event_files = sorted(p.name.split(".")[0] for p in runs["A"].output_dir.rglob("e
 print("TensorBoard event files written:", len(event_files) > 0)
 
 # %% [markdown]
+# ### Exercise 7.3 — read two results before shipping (written, 2 points, graded by your instructor)
+#
+# Two adapters for a support bot were evaluated on the same 48 held-out questions: A has exact match 35% and a
+# forgetting ratio of 2.6; B has 31% and 1.1. Your `pick_adapter` rule ships A. Would you ship A? Say what the
+# numbers do and do not show, and the one further measurement you would want first. Three to five sentences.
+
+# %% [markdown] [written] id="ch7-read-results" points=2
+# Model answer (for the instructor). On 48 questions, 35% vs 31% is 17 vs 15 right answers: two questions, well
+# inside the noise of so small a set (one standard error is about 7 points), so the rule's "highest exact match"
+# is not a real difference here. The forgetting gap is large: A's general-text perplexity rose 2.6×, close to the
+# threshold of 3, against B's 1.1×. For a bot that must also answer general questions I would ship B unless more
+# data shows A really answers better: evaluate both on a larger held-out set (or several seeds) first. Credit:
+# seeing that two questions are noise at n = 48, weighing forgetting, and asking for a bigger evaluation.
+
+# %% [markdown]
 # ## Check yourself
 # - Eval loss / perplexity, exact match and forgetting answer different questions; report all three.
 # - Perplexity over a dataset is exp(total loss / total tokens).
