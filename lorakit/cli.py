@@ -156,9 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_grade.add_argument("--secret-file", default=None,
                          help="a file holding the course's grading secret (default: $LORAKIT_GRADING_SECRET or "
                               "c.LorakitGrader.secret in your ~/.jupyter/nbgrader_config.py)")
-    p_grade.add_argument("--jobs", type=int, default=1,
-                         help="students graded at once, each in its own sandbox (default 1: the sandboxes share one "
-                              "uid, so an attacking student can starve one graded beside them)")
+    p_grade.add_argument("--jobs", type=int, default=None,
+                         help="students graded at once, each in its own sandbox (default: as root, one per usable "
+                              "CPU and 2 GiB of memory, each slot with its own uid; otherwise 1, since the slots "
+                              "would share one uid and an attacking student could starve one graded beside them)")
     p_grade.add_argument("--shard", type=_parse_shard, default=None, metavar="K/N",
                          help="grade only slice K of N (students sorted by id, student i in slice i %% N), e.g. one "
                               "task of a Slurm job array; merge the slices' CSVs with --merge")

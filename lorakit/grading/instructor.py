@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+from ..models.hardware import usable_cpus
 from . import classroom, sandbox, settings, shards, untrusted
 from .report import Grade, write_csv
 from .submissions import student_folders
@@ -50,10 +51,22 @@ def _check_sandbox(mode: str) -> None:
                       f"(the gradebook, the solutions, your files). {sandbox.needs()}", RuntimeWarning, stacklevel=3)
 
 
+PER_STUDENT_MEMORY = 2 * 2**30  # the course's kernel budget per chapter
+
+
+def default_jobs(sandbox_mode: str = "require") -> int:
+    """Students graded at once when not told: as root in the sandbox, one per usable CPU and per 2 GiB of memory
+    (each slot runs as its own uid); otherwise 1, since the slots would share one uid and its process limit."""
+    if os.geteuid() != 0 or sandbox_mode != "require":
+        return 1
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(1, min(usable_cpus(), memory // PER_STUDENT_MEMORY, 64))
+
+
 def grade_class(course_root: str | Path, assignment: str, submissions: str | Path | None = None,
                 csv_path: str | Path | None = None, timeout: int | None = None, feedback: bool = False,
                 sandbox_mode: str = "require", secret: str | None = None,
-                limits: sandbox.Limits | None = None, jobs: int = 1, shard: shards.Shard | None = None) -> list[Grade]:
+                limits: sandbox.Limits | None = None, jobs: int | None = None, shard: shards.Shard | None = None) -> list[Grade]:
     """Grade every student of `assignment`; record scores in nbgrader's gradebook; optionally write a CSV.
 
     submissions: a folder of `<student>/<notebook>.ipynb` (or `<student>/<assignment>/...`), anywhere; None grades
@@ -62,10 +75,11 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
     (refuse when bubblewrap can't run) or "warn" (run unsandboxed with a loud warning). secret: the course's
     grading secret (default: $LORAKIT_GRADING_SECRET or c.LorakitGrader.secret). Raises ValueError on bad input.
     A folder whose name is not a valid student id gets an "error" Grade (name escaped) and no gradebook entry.
-    jobs: students graded at once (threads waiting on one sandbox each; gradebook writes take turns). The default is
-    1: every sandbox runs as the same unprivileged uid and shares its process limit, so an attacking student can
-    make one graded beside them fail (the red-team class did at 2 jobs); use more jobs for classes you trust not to
-    attack the grader. The grades, the CSV and the gradebook are the same for any number of jobs when no one attacks.
+    jobs: students graded at once (threads waiting on one sandbox each; gradebook writes take turns); None:
+    `default_jobs`. As root each slot's sandbox has its own uid, so no student's processes count against another's
+    limit (the red-team class grades the same at 2 jobs); without root every slot shares the grader's uid, and an
+    attacking student can make one graded beside them fail. The grades, the CSV and the gradebook are the same for
+    any number of jobs.
     shard: grade only that slice of the class (`shards.select`; `shards.merge_csvs` joins the slices' CSVs).
     """
     course_root = Path(course_root)
@@ -78,6 +92,7 @@ def grade_class(course_root: str | Path, assignment: str, submissions: str | Pat
     if not (course_root / "source" / assignment).is_dir():
         raise ValueError(f"assignment {assignment!r} has no folder source/{assignment} under {str(course_root)!r}")
     limits = limits or sandbox.Limits()
+    jobs = default_jobs(sandbox_mode) if jobs is None else jobs
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 64:
         raise ValueError(f"jobs must be a whole number from 1 to 64, got {jobs!r}")
     folders = shards.select(student_folders(course_root, assignment, Path(submissions) if submissions else None), shard)

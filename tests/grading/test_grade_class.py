@@ -381,3 +381,17 @@ def test_grading_in_parallel_gives_the_same_csv_byte_for_byte(tmp_path, capsys):
     assert csvs[1].read_bytes() == csvs[2].read_bytes()
     with pytest.raises(ValueError, match="jobs must be a whole number from 1 to 64, got 0"):
         grading.grade_class(course, ASSIGNMENT, tmp_path / "class", timeout=20, secret=SECRET, jobs=0)
+
+
+def test_default_jobs_use_the_cores_only_where_each_slot_gets_its_own_uid(monkeypatch):
+    from lorakit.grading import instructor
+
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 6 * 2**30 // 4096}  # 6 GiB: three students of 2 GiB
+    monkeypatch.setattr(instructor.os, "sysconf", pages.__getitem__)
+    monkeypatch.setattr(instructor, "usable_cpus", lambda: 16)
+    monkeypatch.setattr(instructor.os, "geteuid", lambda: 0)
+    assert instructor.default_jobs("require") == 3 and instructor.default_jobs("warn") == 1
+    monkeypatch.setattr(instructor, "usable_cpus", lambda: 2)
+    assert instructor.default_jobs("require") == 2
+    monkeypatch.setattr(instructor.os, "geteuid", lambda: 1000)
+    assert instructor.default_jobs("require") == 1

@@ -232,7 +232,8 @@ def attacks(course, outside):
 
 @pytest.fixture(scope="module")
 def red_team(tmp_path_factory):
-    """The attack class, graded once; (course, rows, submissions before grading, outside folder)."""
+    """The attack class, graded once at the default --jobs (as root on 2 cores: two slots, each its own sandbox uid);
+    (course, rows, submissions before grading, outside folder)."""
     require_sandbox()
     from lorakit.cli import main
 
