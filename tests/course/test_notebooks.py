@@ -37,11 +37,17 @@ def test_committed_sources_match_the_course_files(chapter, tmp_path):
     assert _cells(fresh) == _cells(SOURCE / chapter / f"{chapter}.ipynb"), "run `make notebooks` and commit"
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
-def test_committed_release_matches_a_fresh_generate(chapter, tmp_path):
-    root = tmp_path / "course"
+@pytest.fixture(scope="module")
+def fresh_course(tmp_path_factory):
+    """A copy of the course without its releases: one nbgrader course (and gradebook) for every chapter's generate."""
+    root = tmp_path_factory.mktemp("fresh") / "course"
     shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns("release", "gradebook.db", "runs"))
-    fresh = grading.generate_release(root, chapter) / f"{chapter}.ipynb"
+    return root
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_committed_release_matches_a_fresh_generate(chapter, fresh_course):
+    fresh = grading.generate_release(fresh_course, chapter) / f"{chapter}.ipynb"
     assert _cells(fresh) == _cells(RELEASE / chapter / f"{chapter}.ipynb"), "run `make notebooks` and commit"
 
 
