@@ -41,6 +41,8 @@ class Limits:
     uid: the unprivileged uid the sandbox runs as when grading as root (1000-65534; nobody by default). Parallel
     grading gives each slot its own (`slot_uid`), so one student's processes never count against another's limit.
     Without root the sandbox runs as the grader's own uid in a user namespace, and every slot shares it.
+    total_memory_gb: memory of all the run's processes together (1-1024), and disk_mb: all the files it writes
+    together (16-100000), where `bounds` can enforce them (root: a memory cgroup, a tmpfs scratch).
     """
 
     processes: int = 256
@@ -48,6 +50,8 @@ class Limits:
     file_mb: int = 200
     cpu_s: int = 3600
     uid: int = NOBODY
+    total_memory_gb: float = 6.0
+    disk_mb: int = 1024
 
     def __post_init__(self) -> None:
         if isinstance(self.processes, bool) or not isinstance(self.processes, int) or self.processes < 16:
@@ -60,6 +64,10 @@ class Limits:
             raise ValueError(f"cpu_s must be ≥ 10, got {self.cpu_s!r}")
         if isinstance(self.uid, bool) or not isinstance(self.uid, int) or not 1000 <= self.uid <= NOBODY:
             raise ValueError(f"uid must be a whole number from 1000 to {NOBODY}, got {self.uid!r}")
+        if not 1 <= self.total_memory_gb <= 1024:
+            raise ValueError(f"total_memory_gb must be in [1, 1024], got {self.total_memory_gb!r}")
+        if isinstance(self.disk_mb, bool) or not isinstance(self.disk_mb, int) or not 16 <= self.disk_mb <= 100_000:
+            raise ValueError(f"disk_mb must be a whole number from 16 to 100000, got {self.disk_mb!r}")
 
     def apply(self) -> None:
         """Set the limits on the current process (run in the child before bwrap starts; inherited inside)."""
