@@ -116,9 +116,8 @@ def test_cuda_run_without_a_gpu_is_refused(capsys):
     assert "no CUDA GPU here" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_dry_run_ends_within_its_deadline_and_keeps_what_it_measured(tmp_path):
-    """The dry run (slow tier: it spends its whole 30 s): given 30 s, the script stops within them (after its imports), with the preflight done
+    """The fast tier's dry run (#25 asks for it there): given 30 s, the script stops within them (after its imports), with the preflight done
     and every section either finished or marked at the deadline, the ones after it not started."""
     gpu_check = load_gpu_check()
     out, deadline = tmp_path / "gpu_check.json", 30
