@@ -19,11 +19,20 @@ from typing import Any
 
 import nbformat
 
+from .untrusted import image_attachments
+
 
 def grade_id(cell: Any) -> str | None:
     nbgrader = cell.get("metadata", {}).get("nbgrader")
     value = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
     return value if isinstance(value, str) else None
+
+
+def _markdown_with_images(text: str, given: Any) -> Any:
+    cell = nbformat.v4.new_markdown_cell(text)
+    if image_attachments(given):
+        cell.attachments = image_attachments(given)
+    return cell
 
 
 def source_text(cell: Any) -> str:
@@ -91,7 +100,7 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
             anchor = known_texts[source_text(cell).strip()]
         elif cell.get("cell_type") in ("code", "markdown"):
             extra = nbformat.v4.new_code_cell(source_text(cell)) if cell.get("cell_type") == "code" \
-                else nbformat.v4.new_markdown_cell(source_text(cell))
+                else _markdown_with_images(source_text(cell), cell)
             extras.setdefault(anchor, []).append(extra)
     out = nbformat.v4.new_notebook(metadata={"kernelspec": source.metadata.get("kernelspec", {}),
                                              "language_info": {"name": "python"}})
@@ -106,6 +115,8 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
                 trusted.source = source_text(chosen)
                 if trusted.cell_type == "code":
                     trusted.outputs = []
+                elif image_attachments(chosen):  # a written answer's pasted images stay with it
+                    trusted.attachments = image_attachments(chosen)
                 result.from_student.add(len(cells))
                 cells.append(trusted)
             else:

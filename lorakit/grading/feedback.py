@@ -16,6 +16,7 @@ from typing import Any
 
 import nbformat
 
+from .untrusted import without_attachment_links
 from .verdicts import Verdict
 
 MAX_TEXT = 100_000
@@ -112,8 +113,8 @@ def feedback_notebook(executed: Any, test_cells: dict[str, int], verdicts: dict[
     for index, (kind, source, outputs) in enumerate(given):
         if kind == "code":
             cells.append(nbformat.v4.new_code_cell(hidden_lines(source)[0], outputs=clean_outputs(outputs, secrets)))
-        elif kind == "markdown":
-            cells.append(nbformat.v4.new_markdown_cell(source))
+        elif kind == "markdown":  # no student image is shown: a pasted one's reference would fail the page
+            cells.append(nbformat.v4.new_markdown_cell(without_attachment_links(source)))
         for exercise, where in test_cells.items():
             if where == index:
                 summary = hidden_check_line(exercise, verdicts.get(exercise))

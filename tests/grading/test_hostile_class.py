@@ -52,6 +52,19 @@ def hostile_html(course) -> nbformat.NotebookNode:
     return notebook
 
 
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+
+
+def pasted_image(course):
+    """An honest notebook with a picture pasted into a markdown cell (Jupyter stores it as an attachment), and one
+    attachment that is HTML pretending to be an image."""
+    notebook = student_notebook(course, RIGHT)
+    cell = nbformat.v4.new_markdown_cell("My loss curve: ![curve](attachment:curve.png) ![x](attachment:x.png)")
+    cell.attachments = {"curve.png": {"image/png": PNG}, "x.png": {"text/html": "<script>window.pwned=1</script>"}}
+    notebook.cells.insert(3, cell)
+    return notebook
+
+
 @pytest.fixture(scope="module")
 def hostile_class(tmp_path_factory):
     """(course, CSV rows by student, what the CLI printed)."""
@@ -65,6 +78,7 @@ def hostile_class(tmp_path_factory):
                  "hostile_html": hostile_html(course),
                  "stderr_escapes": student_notebook(course, {**RIGHT, "tiny-targets": (
                      f"import os, signal\nos.write(2, {ESCAPES!r}.encode())\nos.kill(os.getppid(), signal.SIGKILL)")}),
+                 "pasted_image": pasted_image(course),
                  **{name: student_notebook(course, RIGHT) for name in [*REFUSED, UNPRINTABLE, ".hidden"]}}
     for student, notebook in notebooks.items():
         (submitted / student / ASSIGNMENT).mkdir(parents=True)
@@ -110,7 +124,7 @@ def test_refused_ids_are_reported_not_recorded_and_the_rest_is_graded(hostile_cl
     assert not [line for line in lines if ".hidden" in line]
     with sqlite3.connect(course / "gradebook.db") as db:
         students = {row[0] for row in db.execute("SELECT id FROM student")}
-    assert students == {"honest", "blank", "hostile_html", "stderr_escapes", *LINKED}
+    assert students == {"honest", "blank", "hostile_html", "stderr_escapes", "pasted_image", *LINKED}
     assert not [p.name for p in (course / "feedback").iterdir() if p.name not in students]
 
 
@@ -142,3 +156,13 @@ def test_feedback_of_live_html_is_inert_and_a_blank_notebook_is_empty(hostile_cl
     assert "checked 4 secret cases, 4 matched" in readable_text(page)
     assert outcome(rows["blank"]) == (0.0, MAX_SCORE, "empty")
     assert rows["blank"]["detail"] == f"{NOTEBOOK} has no code in any solution cell"
+
+
+def test_a_pasted_image_costs_nothing_and_only_the_image_is_kept(hostile_class):
+    course, rows, _ = hostile_class
+    assert outcome(rows["pasted_image"]) == (5.0, MAX_SCORE, "ok")
+    graded = nbformat.read(course / "autograded" / "pasted_image" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    (cell,) = [c for c in graded.cells if "My loss curve" in c.source]
+    assert cell.attachments == {"curve.png": {"image/png": PNG}}  # the HTML "image" is dropped
+    page = (course / "feedback" / "pasted_image" / ASSIGNMENT / "tiny.html").read_text()
+    assert "My loss curve" in page and "attachment:" not in page and "pwned" not in page

@@ -191,3 +191,16 @@ def test_a_students_run_stops_at_its_budget_however_many_cells_it_adds():
     run = run_notebook(notebook, timeout=5, seed="0", mode="warn", limits=sandbox.Limits(), budget_s=8)
     assert run.problem == "the notebook ran past its budget of 8 s and was stopped"
     assert student_budget(10.0, timeout=20) == 90 and student_budget(1.0, timeout=60) == 120  # 3 × run + 60, ≥ 2 timeouts
+
+
+def test_only_plain_base64_images_under_safe_names_are_kept_from_a_pasted_attachment():
+    from lorakit.grading.untrusted import MAX_ATTACHMENT_BYTES, image_attachments, without_attachment_links
+
+    png = "iVBORw0KGgo="
+    big = "A" * (4 * (MAX_ATTACHMENT_BYTES // 3 + 3))
+    cell = {"attachments": {"a.png": {"image/png": png}, "b.jpg": {"image/jpeg": png, "text/html": "<b>"},
+                            "c.svg": {"image/svg+xml": "<svg onload=alert(1)>"}, "../d.png": {"image/png": png},
+                            "e.png": {"image/png": "not base64!"}, "f.png": {"image/png": big}, "g.png": "x"}}
+    assert image_attachments(cell) == {"a.png": {"image/png": png}, "b.jpg": {"image/jpeg": png}}
+    assert image_attachments({"attachments": ["a.png"]}) == {} and image_attachments("cell") == {}
+    assert without_attachment_links("![c](attachment:c.png)") == "![c](attachment-not-shown:c.png)"
