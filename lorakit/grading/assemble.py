@@ -64,7 +64,7 @@ def tampering(student_cells: list[Any], release_cells: list[Any]) -> list[str]:
     """'edited/deleted locked cell <id>' for each locked release cell the student changed (nbgrader checksums)."""
     from nbgrader.utils import compute_checksum, is_locked
 
-    locked = {grade_id(cell): compute_checksum(cell) for cell in release_cells if grade_id(cell) and is_locked(cell)}
+    locked = {grade_id(cell): cell for cell in release_cells if grade_id(cell) and is_locked(cell)}
     found: dict[str, str] = {}
     for cell in student_cells:
         if grade_id(cell) in locked:
@@ -72,8 +72,10 @@ def tampering(student_cells: list[Any], release_cells: list[Any]) -> list[str]:
                 found[grade_id(cell)] = compute_checksum(cell)
             except (KeyError, AttributeError, TypeError, ValueError):  # metadata edited beyond checksumming
                 found[grade_id(cell)] = ""
-    return [f"{'edited' if gid in found else 'deleted'} locked cell {gid!r}"
-            for gid, checksum in locked.items() if found.get(gid) != checksum]
+    unlabelled = {source_text(cell).strip() for cell in student_cells if grade_id(cell) is None}
+    return [f"{'edited' if gid in found else 'deleted'} locked cell {gid!r}" for gid, cell in locked.items()
+            if found.get(gid) != compute_checksum(cell)
+            and not (gid not in found and source_text(cell).strip() in unlabelled)]  # its metadata stripped only
 
 
 def assemble(source: Any, release: Any, student: Any) -> Assembled:
@@ -85,11 +87,15 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
     known_texts = {source_text(cell).strip(): cell.get("id") for cell in [*release.cells, *source.cells]
                    if cell.get("id") and source_text(cell).strip()}
     known_grade_ids = {grade_id(cell) for cell in source.cells} - {None}
+    answer_ids = {cell.get("id"): grade_id(cell) for cell in release.cells
+                  if grade_id(cell) in known_grade_ids and is_solution(cell) and cell.get("id")}
     answers: dict[str, Any] = {}
     extras: dict[str | None, list[Any]] = {}
     anchor: str | None = None
     for cell in student.cells:
         gid = grade_id(cell)
+        if gid is None and cell.get("id") in answer_ids:  # an answer cell whose nbgrader metadata was stripped
+            gid = answer_ids[cell.get("id")]
         if gid in known_grade_ids:
             if gid not in answers:
                 answers[gid] = cell
@@ -102,6 +108,12 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
             extra = nbformat.v4.new_code_cell(source_text(cell)) if cell.get("cell_type") == "code" \
                 else _markdown_with_images(source_text(cell), cell)
             extras.setdefault(anchor, []).append(extra)
+    for index, stub in enumerate(release.cells[1:], 1):  # an answer without metadata or id (stripped, ids
+        gid, before = grade_id(stub), release.cells[index - 1]  # regenerated, or its stub deleted): the cell in its place
+        waiting = extras.get(grade_id(before) or before.get("id"), [])
+        if gid in known_grade_ids and gid not in answers and is_solution(stub) and waiting \
+                and waiting[0].cell_type == stub.cell_type:
+            answers[gid] = waiting.pop(0)
     out = nbformat.v4.new_notebook(metadata={"kernelspec": source.metadata.get("kernelspec", {}),
                                              "language_info": {"name": "python"}})
     cells = list(extras.get(None, []))

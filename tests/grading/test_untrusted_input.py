@@ -204,3 +204,26 @@ def test_only_plain_base64_images_under_safe_names_are_kept_from_a_pasted_attach
     assert image_attachments(cell) == {"a.png": {"image/png": png}, "b.jpg": {"image/jpeg": png}}
     assert image_attachments({"attachments": ["a.png"]}) == {} and image_attachments("cell") == {}
     assert without_attachment_links("![c](attachment:c.png)") == "![c](attachment-not-shown:c.png)"
+
+
+def test_a_notebook_whose_nbgrader_metadata_was_stripped_assembles_as_the_intact_one(tmp_path):
+    """A tool that strips cell metadata (e.g. nbstripout --extra-keys) leaves the answers in the stubs' places and the
+    locked cells' text unchanged: same run, no tampering reported, answers found."""
+    from tests.helpers import REPO
+    from tests.helpers.grading_course import RIGHT, make_course, student_notebook
+
+    course = make_course(tmp_path / "course", REPO)
+    source = nbformat.read(course / "source" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    release = nbformat.read(course / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    intact = student_notebook(course, RIGHT, extra=("print('my own check')",))
+    stripped = nbformat.from_dict(intact)
+    for cell in stripped.cells:
+        cell.metadata.pop("nbgrader", None)
+    expected, assembled = assemble(source, release, intact), assemble(source, release, stripped)
+    assert [c.source for c in assembled.notebook.cells] == [c.source for c in expected.notebook.cells]
+    assert assembled.tampering == [] and assembled.unanswered == expected.unanswered == []
+    edited = nbformat.from_dict(stripped)
+    locked = {c.id for c in release.cells if c.metadata.get("nbgrader", {}).get("locked")}
+    test_cell = next(c for c in edited.cells if c.id in locked)
+    test_cell.source += "\nprint('changed')"
+    assert assemble(source, release, edited).tampering  # an edited locked cell is still found out
