@@ -108,8 +108,10 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
             extra = nbformat.v4.new_code_cell(source_text(cell)) if cell.get("cell_type") == "code" \
                 else _markdown_with_images(source_text(cell), cell)
             extras.setdefault(anchor, []).append(extra)
-    for index, stub in enumerate(release.cells[1:], 1):  # an answer without metadata or id (stripped, ids
-        gid, before = grade_id(stub), release.cells[index - 1]  # regenerated, or its stub deleted): the cell in its place
+    # an answer left without metadata or id (stripped and ids regenerated, or its stub deleted): the student's first
+    # extra cell in the stub's place, right after the cell the release has before it, when it is of the stub's kind
+    for index, stub in enumerate(release.cells[1:], 1):
+        gid, before = grade_id(stub), release.cells[index - 1]
         waiting = extras.get(grade_id(before) or before.get("id"), [])
         if gid in known_grade_ids and gid not in answers and is_solution(stub) and waiting \
                 and waiting[0].cell_type == stub.cell_type:
