@@ -137,7 +137,7 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
                 cells.append(nbformat.from_dict(cell))
             if gid and is_grade(cell) and not is_solution(cell):
                 result.test_cells[gid] = len(cells) - 1
-        following = extras.get(gid, []) + (extras.get(cell.get("id"), []) if cell.get("id") != gid else [])
+        following = (extras.get(gid, []) if gid else []) + (extras.get(cell.get("id"), []) if cell.get("id") != gid else [])
         result.from_student.update(range(len(cells), len(cells) + len(following)))
         cells += following
     for index, cell in enumerate(cells):

@@ -227,3 +227,21 @@ def test_a_notebook_whose_nbgrader_metadata_was_stripped_assembles_as_the_intact
     test_cell = next(c for c in edited.cells if c.id in locked)
     test_cell.source += "\nprint('changed')"
     assert assemble(source, release, edited).tampering  # an edited locked cell is still found out
+
+
+def test_a_cell_above_the_first_one_runs_once_at_the_top(tmp_path):
+    """A student who adds a cell above everything (e.g. their imports) gets it run once, first, not after every
+    instructor cell (it was copied 29 times into chapter 7)."""
+    from tests.helpers import REPO
+    from tests.helpers.grading_course import RIGHT, make_course, student_notebook
+
+    course = make_course(tmp_path / "course", REPO)
+    source = nbformat.read(course / "source" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    release = nbformat.read(course / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    student = student_notebook(course, RIGHT)
+    without = assemble(source, release, student)
+    student.cells.insert(0, nbformat.v4.new_code_cell("import math  # my imports"))
+    built = assemble(source, release, student)
+    sources = [c.source for c in built.notebook.cells]
+    assert sources.count("import math  # my imports") == 1 and sources[0] == "import math  # my imports"
+    assert sources[1:] == [c.source for c in without.notebook.cells] and 0 in built.from_student
