@@ -45,14 +45,16 @@ def cell(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
+COLUMNS = ["student", "assignment", "score", "max_score", "status", "detail", "timestamp", "seconds_late",
+           "late_penalty", "seed_fingerprint"]  # then one column per exercise
+
+
 def write_csv(path: str | Path, grades: list[Grade], exercise_ids: list[str]) -> None:
     """CSV: student, assignment, score, max_score, status, detail, timestamp, seconds_late, late_penalty,
     seed_fingerprint, then one column per exercise; every cell neutralised (`cell`)."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([cell(v) for v in ["student", "assignment", "score", "max_score", "status", "detail",
-                                           "timestamp", "seconds_late", "late_penalty", "seed_fingerprint",
-                                           *exercise_ids]])
+        writer.writerow([cell(v) for v in [*COLUMNS, *exercise_ids]])
         for g in grades:
             row = [g.student, g.assignment, g.score, g.max_score, g.status, g.detail, g.timestamp, g.seconds_late,
                    g.late_penalty, g.seed_fingerprint, *map(g.exercises.get, exercise_ids)]

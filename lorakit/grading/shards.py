@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from .report import FORMULA_START, Grade, cell, write_csv
+from .report import COLUMNS, FORMULA_START, Grade, cell, write_csv
 from .untrusted import printable
 
-COLUMNS = ["student", "assignment", "score", "max_score", "status", "detail", "timestamp", "seconds_late",
-           "late_penalty", "seed_fingerprint"]  # before one column per exercise, as report.write_csv writes them
 SHARD_TEXT = re.compile(r"([0-9]{1,9})/([0-9]{1,9})")
 ALLOWED_SHARDS = "K/N with whole numbers 0 ≤ K < N, e.g. 0/8 up to 7/8"
 Folder = TypeVar("Folder")
