@@ -28,10 +28,11 @@ def grade_id(cell: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _markdown_with_images(text: str, given: Any) -> Any:
-    cell = nbformat.v4.new_markdown_cell(text)
-    if image_attachments(given):
-        cell.attachments = image_attachments(given)
+def _with_images(cell: Any, given: Any) -> Any:
+    """`cell` carrying the image attachments of the student's cell `given` (none: left without the key)."""
+    images = image_attachments(given)
+    if images:
+        cell.attachments = images
     return cell
 
 
@@ -106,7 +107,7 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
             anchor = known_texts[source_text(cell).strip()]
         elif cell.get("cell_type") in ("code", "markdown"):
             extra = nbformat.v4.new_code_cell(source_text(cell)) if cell.get("cell_type") == "code" \
-                else _markdown_with_images(source_text(cell), cell)
+                else _with_images(nbformat.v4.new_markdown_cell(source_text(cell)), cell)
             extras.setdefault(anchor, []).append(extra)
     # an answer left without metadata or id (stripped and ids regenerated, or its stub deleted): the student's first
     # extra cell in the stub's place, right after the cell the release has before it, when it is of the stub's kind
@@ -129,8 +130,8 @@ def assemble(source: Any, release: Any, student: Any) -> Assembled:
                 trusted.source = source_text(chosen)
                 if trusted.cell_type == "code":
                     trusted.outputs = []
-                elif image_attachments(chosen):  # a written answer's pasted images stay with it
-                    trusted.attachments = image_attachments(chosen)
+                else:  # a written answer's pasted images stay with it
+                    _with_images(trusted, chosen)
                 result.from_student.add(len(cells))
                 cells.append(trusted)
             else:
