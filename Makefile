@@ -29,6 +29,8 @@ lab: setup
 # unit tests + nbgrader round trips and every instructor notebook under nbval, then the widget tests again under
 # ipywidgets 7.7 (Colab's).
 # The three venvs are built at once first (each is ~2 min of pip), then the tests run one version set at a time.
+# The version sets live in .venvs/, beside .venv and not inside it: building .venv and a venv inside it at once raced
+# (`python3 -m venv .venv` failed with "File exists" when the other build created .venv first).
 test: venvs
 	$(MAKE) test-fast-pinned test-fast-min test-latest
 
@@ -36,7 +38,7 @@ venvs:
 	$(MAKE) -j3 --output-sync=target setup venv-pinned venv-min
 
 # one version set's venv (tests/version_env.sh): the same folder whether it is built alone or tested
-version_env = VERSION_ENV="$(CURDIR)/$(VENV)/$(1)" PYTHON="$(PYTHON)" TORCH="$(TORCH)" tests/version_env.sh $(1)
+version_env = VERSION_ENV="$(CURDIR)/.venvs/$(1)" PYTHON="$(PYTHON)" TORCH="$(TORCH)" tests/version_env.sh $(1)
 
 venv-pinned:
 	$(call version_env,pinned) --build-only
