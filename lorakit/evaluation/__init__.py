@@ -12,6 +12,7 @@ EXPORTS = {
     "answers_and_match": "generation", "before_after_table": "generation", "compare_adapters": "generation",
     "generate_answers": "generation", "generation_stats": "generation", "merged_matches_unmerged": "generation",
     "LM_EVAL_TASKS": "harness", "knowledge_texts": "harness", "run_lm_eval": "harness",
+    "save_language_model_adapter": "harness",
     "FIXES": "diagnostics", "FORGETTING_RATIO": "diagnostics", "NanGuardCallback": "diagnostics",
     "diagnose": "diagnostics", "report": "diagnostics", "PITFALLS": "pitfalls", "reproduce": "pitfalls",
 }

@@ -140,8 +140,20 @@ def test_run_lm_eval_refuses_bad_input(tmp_path):
 
     with pytest.raises(ValueError, match="tasks must be a non-empty list of"):
         run_lm_eval(tmp_path, ["hellaswag"])
-    with pytest.raises(ValueError, match="model_dir must be a saved model folder"):
+    with pytest.raises(ValueError, match="model must be a saved model folder"):
         run_lm_eval(tmp_path, list(LM_EVAL_TASKS))
+    with pytest.raises(ValueError, match="or a hub id"):
+        run_lm_eval("not-a-model", ["lorakit_capitals_mc"])
+
+
+def test_the_harness_gets_a_folder_a_converted_real_model_or_a_hub_id(tmp_path):
+    from lorakit.evaluation.harness import model_source
+    from lorakit.models.packaged import converted_dir
+
+    assert model_source("smollm2-135m") == str(converted_dir("smollm2-135m"))
+    (tmp_path / "config.json").write_text("{}")
+    assert model_source(tmp_path) == str(tmp_path)
+    assert model_source("Qwen/Qwen2.5-1.5B-Instruct") == "Qwen/Qwen2.5-1.5B-Instruct"
 
 
 def broken_adapter(model_dir, out):
@@ -171,3 +183,33 @@ def test_lm_eval_on_the_real_model_offline(tmp_path, monkeypatch):
     adapter = broken_adapter(model_dir, tmp_path / "noise")
     broken = run_lm_eval(model_dir, ["lorakit_capitals_mc"], peft=adapter, limit=20)["lorakit_capitals_mc"]
     assert broken < base - 0.2
+
+
+def test_a_classifiers_adapter_saved_for_the_language_model_changes_it_exactly_as_it_changed_the_classifier(tmp_path):
+    """save_language_model_adapter: the causal LM loaded with the saved adapter has the classifier's transformer
+    (the same hidden states), no classification head, and differs from the base model."""
+    from peft import LoraConfig, get_peft_model
+
+    from lorakit.evaluation import save_language_model_adapter
+
+    torch.manual_seed(0)
+    classifier, tokenizer = lorakit.load_base("tiny", task="seq_cls", num_labels=3)
+    classifier = get_peft_model(classifier, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                       task_type="SEQ_CLS", init_lora_weights=False))
+    with pytest.raises(ValueError, match="model must be a peft model"):
+        save_language_model_adapter(lorakit.load_base("tiny")[0], tmp_path / "no")
+    saved = save_language_model_adapter(classifier, tmp_path / "lm_adapter")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        language_model = PeftModel.from_pretrained(lorakit.load_base("tiny")[0], saved).eval()
+    assert not [w for w in caught if "keys" in str(w.message).lower()]  # peft warns of missing or unexpected keys
+    assert language_model.peft_config["default"].task_type == "CAUSAL_LM"
+    assert not any("score" in name or "modules_to_save" in name for name, _ in language_model.named_parameters())
+    batch = tokenizer(["def add(a, b):"], return_tensors="pt")
+    with torch.no_grad():
+        as_classifier = classifier.eval()(**batch, output_hidden_states=True).hidden_states[-1]
+        as_language_model = language_model(**batch, output_hidden_states=True).hidden_states[-1]
+        with language_model.disable_adapter():
+            as_base = language_model(**batch, output_hidden_states=True).hidden_states[-1]
+    torch.testing.assert_close(as_language_model, as_classifier)
+    assert (as_language_model - as_base).abs().max() > 1e-3
