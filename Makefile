@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
+# the fast tier in parallel workers (pytest-xdist), one per CPU up to 4, each test file whole in one worker
+# (`PARALLEL=` runs it serially). The whole suite runs serially: tried with two workers it took longer than one (36 min
+# against 26.5), nbval ran cells of a notebook apart from the cells before them, and the red team timed out.
+PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile
 
 .PHONY: setup lab course test venvs venv-pinned venv-min test-fast test-fast-pinned test-fast-min test-latest bench notebooks executed
 
@@ -47,13 +51,13 @@ venv-min:
 	$(call version_env,minimum) --build-only
 
 test-fast: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" tests -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" tests -q $(PARALLEL)
 
 test-fast-pinned:
-	$(call version_env,pinned)
+	$(call version_env,pinned) $(PARALLEL)
 
 test-fast-min:
-	$(call version_env,minimum)
+	$(call version_env,minimum) $(PARALLEL)
 
 test-latest: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/source --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_quiet
