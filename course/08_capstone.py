@@ -123,7 +123,7 @@ with self_check("Exercise 8.1"):
 # **at least 85% held-out accuracy within a forgetting budget**: the model must keep what it knew. The classifier
 # trains LoRA on the same transformer the language model uses, so its adapter can damage knowledge the shop never
 # asked about. The budget is on chapter 7's capitals task: of the 40 capitals the model picks among four
-# (`lorakit_capitals_mc`), at most 4 (10 points) may be lost. The cell after the test loads the real model with a
+# (`lorakit_capitals_mc`), at most 6 (15 points) may be lost. The cell after the test loads the real model with a
 # classification head, does the training, saves the adapter for the language model
 # (`lorakit.evaluation.save_language_model_adapter`) and checks both targets with lm-evaluation-harness.
 
@@ -193,7 +193,7 @@ with self_check("Exercise 8.2, part 1"):
 from lorakit.evaluation import run_lm_eval, save_language_model_adapter
 from lorakit.lessons import check_equal, course_scale, uses_answer
 
-CAPITALS, CAPITALS_BUDGET = ["lorakit_capitals_mc", "lorakit_capitals_gen"], 0.10  # the budget: 4 of 40 capitals
+CAPITALS, CAPITALS_BUDGET = ["lorakit_capitals_mc", "lorakit_capitals_gen"], 0.15  # the budget: 6 of 40 capitals
 scale = course_scale()
 print(scale.describe())
 real_model, real_tokenizer = lorakit.load_base(scale.model_for("real"), quantization=scale.real_quantization,
@@ -219,16 +219,16 @@ with uses_answer("Exercise 8.2"):
     for task in CAPITALS:
         print(f"{task}: base model {base_capitals[task]:.1%} → with the classifier's adapter {kept_capitals[task]:.1%}")
     check_equal(base_capitals["lorakit_capitals_mc"] - kept_capitals["lorakit_capitals_mc"] <= CAPITALS_BUDGET, True,
-                "at most 4 of the 40 capitals lost", hint="a rate too high for the run damages the whole transformer; "
+                "at most 6 of the 40 capitals lost", hint="a rate too high for the run damages the whole transformer; "
                 "lower it and train a few steps longer.")
 
 # %% [markdown]
-# Read the two harness lines together. Picking a capital among four is the budget: it asks whether the knowledge
-# is still there, and the reference run (see the executed copy) kept every one. Generating the capital word for
-# word is stricter, and there the same run lost far more: the adapter changed the attention (q, v) that greedy
-# generation also runs through, so the model still ranks the right capital first among four but no longer
-# always writes it. A budget therefore names its measure, and chapter 7's advice stands: look at more than one.
-# Try `capstone_budget` returning a rate five times higher and watch both the accuracy and the capitals.
+# Read the two harness lines together. The classifier never saw a capital, yet its adapter changed the attention
+# (q, v) that the language model runs through, so both measures can move. Picking a capital among four asks
+# whether the knowledge is still there; generating it word for word also depends on how a greedy decode phrases
+# the answer, and on 40 facts a few flips either way move it by several points. The budget is on the steadier
+# measure, and a budget always names its measure (chapter 7: look at more than one). Try `capstone_budget`
+# returning a rate five times higher and watch the accuracy and both capital scores.
 #
 # ## Check yourself
 # - A fixed label set → classification recipe (r=8 on q,v + a trained head); generation tasks → instruction.

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..compat.notes import announce
-from ..compat.silence import drop_bitsandbytes_kernel_notice, new_head_report_dropped, no_loading_bars
+from ..compat.silence import new_head_report_dropped, no_loading_bars
 from ..config.choices import MODEL_TASKS as TASKS
 from ..config.choices import QUANTIZATIONS
 from .hardware import DTYPES, choose_dtype, resolve_device, sharded_launch
@@ -136,6 +136,7 @@ def load_base(
     task: str = "causal_lm",
     num_labels: int | None = None,
     dtype: str | torch.dtype | None = None,
+    head_seed: int | None = 0,
 ) -> tuple[Any, Any]:
     """Load (model, tokenizer).
 
@@ -143,14 +144,18 @@ def load_base(
     local path. quantization: None, 'nf4' or 'int8'.
     device: 'auto', 'cpu', 'cuda'. task: 'causal_lm' or 'seq_cls' (then `num_labels` ≥ 2 is required).
     dtype: None picks from the hardware; or 'bf16' / 'fp16' / 'fp32' / a torch dtype.
+    head_seed: the seed of a new classification head (task='seq_cls'), drawn without touching torch's global random
+    state, so the head is the same whatever ran before; None draws it from the global state (`lorakit.train` does
+    that right after seeding the run, so a run's seed picks its head).
     """
-    drop_bitsandbytes_kernel_notice()  # before transformers imports bitsandbytes
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     if task not in TASKS:
         raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
     if task == "seq_cls" and (not isinstance(num_labels, int) or num_labels < 2):
         raise ValueError(f"num_labels must be an integer ≥ 2 for task='seq_cls', got {num_labels!r}")
+    if head_seed is not None and (not isinstance(head_seed, int) or isinstance(head_seed, bool) or head_seed < 0):
+        raise ValueError(f"head_seed must be None or an integer ≥ 0, got {head_seed!r}")
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {list(QUANTIZATIONS)}, got {quantization!r}")
     device = resolve_device(device)
@@ -177,8 +182,11 @@ def load_base(
         auto = AutoModelForSequenceClassification
         kwargs.update(num_labels=num_labels, pad_token_id=tokenizer.pad_token_id)
     head_report = new_head_report_dropped() if task == "seq_cls" else contextlib.nullcontext()
+    own_seed = task == "seq_cls" and head_seed is not None
     try:
-        with no_loading_bars(), head_report:  # the new head is meant to start random: no MISSING report for it
+        with no_loading_bars(), head_report, torch.random.fork_rng(devices=[], enabled=own_seed):
+            if own_seed:
+                torch.manual_seed(head_seed)
             model = auto.from_pretrained(source, **kwargs)
     except OSError as err:
         raise _offline_error(name, err) from err

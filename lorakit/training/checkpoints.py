@@ -1,11 +1,12 @@
-"""A run's checkpoints: the newest complete one and the point a run resumes from, which per-epoch checkpoint a run
-kept with `load_best_model_at_end` (read from the Trainer's own state; chapter 3), and whether two adapters are the
-same."""
+"""A run's checkpoints: the newest complete one and the point a run resumes from, an earlier run's checkpoints
+cleared when a fresh run reuses its folder, which per-epoch checkpoint a run kept with `load_best_model_at_end` (read
+from the Trainer's own state; chapter 3), and whether two adapters are the same."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -55,6 +56,26 @@ def resume_point(resume_from_checkpoint: bool | str | os.PathLike | None, output
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     announce(f"resuming from {checkpoint} (epoch {state.get('epoch', 0):g}, step {state.get('global_step', 0)})")
     return str(checkpoint)
+
+
+def clear_earlier_checkpoints(output_dir: Path) -> list[str]:
+    """Remove the `checkpoint-N` folders an earlier run left in `output_dir` (announced) and return their names.
+
+    A fresh run that reuses a folder (a learner running a cell again with other settings) would otherwise mix its
+    checkpoints with the old ones: the newest checkpoint, the best epoch and a later resume would be the old run's.
+    """
+    earlier = sorted((p for p in Path(output_dir).glob("checkpoint-*") if p.name.rsplit("-", 1)[-1].isdigit()),
+                     key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+    for path in earlier:
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()
+        else:
+            shutil.rmtree(path)
+    if earlier:
+        announce(f"{output_dir} held {len(earlier)} checkpoint folder(s) of an earlier run ({earlier[0].name} … "
+                 f"{earlier[-1].name}): removed, so this run's checkpoints are its own (resume_from_checkpoint=True "
+                 "continues an earlier run instead)")
+    return [path.name for path in earlier]
 
 
 def kept_checkpoint(output_dir: str | Path) -> Path:

@@ -107,6 +107,7 @@ def _load(recipe: Recipe, model: Any, tokenizer: Any, data: Any) -> tuple[Any, A
             quantization=recipe.quantization,
             task="seq_cls" if recipe.task == "seq_cls" else "causal_lm",
             num_labels=num_labels,
+            head_seed=None,  # from the run's seed, set just before
         )
     if tokenizer is None:
         raise ValueError("tokenizer must be given when model is a model object (load both with lorakit.load_base)")

@@ -26,7 +26,7 @@ from ..memory.oom_advice import TrainingOutOfMemoryError, oom_message
 from ..memory.peak import PeakMemory, trim_heap
 from ..models.hardware import Hardware, choose_precision, cpu_threads_for, detect
 from ..models.shapes import ModelShape
-from .checkpoints import resume_point
+from .checkpoints import clear_earlier_checkpoints, resume_point
 from .history import series
 
 
@@ -161,9 +161,12 @@ class Run:
     @classmethod
     def start(cls, recipe: Recipe, output_dir: Path, resume_from_checkpoint: Any = None, adapter_dir: Path | None = None,
               resume_required: bool = True) -> "Run":
-        """Check the output folder and the resume point before anything heavy is loaded."""
+        """Check the output folder and the resume point before anything heavy is loaded; a fresh run clears an
+        earlier run's checkpoints from the folder."""
         check_writable(output_dir)
         resume_from = resume_point(resume_from_checkpoint, output_dir, required=resume_required)
+        if resume_from is None:
+            clear_earlier_checkpoints(output_dir)
         return cls(recipe, output_dir, adapter_dir or output_dir / "adapter", resume_from)
 
     def arguments(self, has_eval: bool, cls: type = TrainingArguments, **extra: Any) -> Any:

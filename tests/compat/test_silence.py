@@ -40,10 +40,12 @@ def test_only_the_offline_kernel_notice_is_dropped(caplog):
 
 
 @pytest.mark.slow
-def test_importing_peft_after_lorakit_prints_no_notice():
-    code = "import lorakit, peft, bitsandbytes"
+@pytest.mark.parametrize("code", ["import lorakit, peft, bitsandbytes",
+                                  "from lorakit.evaluation import diagnose; import bitsandbytes"])  # via the Trainer
+def test_importing_bitsandbytes_after_lorakit_prints_no_notice(code, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert BNB_KERNEL_NOTICE not in done.stderr
+    assert BNB_KERNEL_NOTICE not in done.stderr and KERNELS_OFFLINE_NOTICE not in done.stderr
 
 
 def test_loading_bars_come_back_after_the_block():

@@ -105,6 +105,8 @@ def test_seq_cls_head():
     ({"dtype": "fp8"}, "dtype must be one of"),
     ({"dtype": torch.int8}, "dtype must be one of"),
     ({"name": ""}, "name must be one of \\['tiny'"),
+    ({"head_seed": -1}, "head_seed must be None or an integer ≥ 0"),
+    ({"head_seed": "0"}, "head_seed must be None or an integer ≥ 0"),
 ])
 def test_bad_arguments_name_the_field(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -138,3 +140,26 @@ def test_unreachable_hub_fails_fast_without_offline_flag(monkeypatch, failure, f
     assert fragment in str(info.value)
     base._hub_model_info.assert_called_once()
 
+
+
+def _head(**kwargs):
+    return load_base("tiny", task="seq_cls", num_labels=3, **kwargs)[0].score.weight.detach().clone()
+
+
+def test_a_new_classification_head_is_drawn_from_its_own_seed_whatever_ran_before():
+    torch.manual_seed(1)
+    first = _head()
+    torch.rand(1000)  # the global random state moves on
+    assert torch.equal(first, _head()) and first.abs().sum() > 0
+    assert not torch.equal(first, _head(head_seed=1))
+    after = torch.rand(1)
+    torch.manual_seed(1)
+    torch.rand(1000)
+    assert torch.equal(after, torch.rand(1))  # loading left the caller's random state where it was
+
+
+def test_head_seed_none_draws_the_head_from_the_global_random_state():
+    torch.manual_seed(7)
+    first = _head(head_seed=None)
+    torch.manual_seed(7)
+    assert torch.equal(first, _head(head_seed=None)) and not torch.equal(first, _head(head_seed=None))

@@ -15,6 +15,8 @@ from lorakit.data.datasets import load_dataset
 from lorakit.evaluation import eval_loss
 from lorakit.training import kept_checkpoint, same_adapter
 from lorakit.training.schedules import lr_curve
+from lorakit.training.stage import Run
+from lorakit.config.recipes import RECIPES
 
 
 def trainer_warmup(total_steps, **overrides):
@@ -86,3 +88,17 @@ def test_kept_checkpoint_needs_a_run_that_kept_one(tmp_path):
         kept_checkpoint(tmp_path)
     with pytest.raises(ValueError, match="no run trained with load_best_model_at_end=True"):
         kept_checkpoint(tmp_path / "empty")
+
+
+def test_a_fresh_run_clears_an_earlier_runs_checkpoints_and_a_resume_keeps_them(tmp_path, monkeypatch):
+    notes = []
+    monkeypatch.setattr("lorakit.training.checkpoints.announce", notes.append)
+    for step in (4, 32):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text('{"best_model_checkpoint": "x"}')
+    (tmp_path / "checkpoint-notes").mkdir()  # not a Trainer checkpoint: left alone
+    Run.start(RECIPES["quickstart"], tmp_path, resume_from_checkpoint=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-32", "checkpoint-4", "checkpoint-notes"]
+    Run.start(RECIPES["quickstart"], tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-notes"]
+    assert len(notes) == 2 and "2 checkpoint folder(s) of an earlier run (checkpoint-4 … checkpoint-32): removed" in notes[1]
