@@ -11,8 +11,8 @@ from pathlib import Path
 
 import tomllib
 
-from tests.helpers import REPO
 from lorakit.compat.silence import BNB_CPU_LOGGER, KERNELS_HUB_LOGGER
+from tests.helpers import REPO
 
 PACKAGE = REPO / "lorakit"
 

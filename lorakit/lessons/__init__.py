@@ -5,14 +5,9 @@ course differs (`deviations`), learner self-checks (`self_checks`), graded exper
 from __future__ import annotations
 
 from ..compat import lazy_exports
-from ..compat.silence import drop_bitsandbytes_kernel_notice
-
-# Every chapter's first cell imports this package: from then on, bitsandbytes' hub-kernel notices (logged when peft or
-# transformers first import it) stay out of the lesson's outputs. One logging filter, no heavy import.
-drop_bitsandbytes_kernel_notice()
 
 EXPORTS = {
-    "course_scale": "scales", "deviations_table": "deviations", "Claim": "guide_audit", "audit": "guide_audit",
+    "course_scale": "scales", "deviations_table": "deviations", "dropout_for": "deviations", "Claim": "guide_audit", "audit": "guide_audit",
     "claims_table": "guide_audit", "counts": "guide_audit", "inconsistencies": "guide_audit",
     "nf4_bits_per_weight": "guide_measurements", "compare_train_losses": "plots", "plot_losses": "plots",
     "plot_memory_breakdown": "plots", "plot_lora_layer": "plots",

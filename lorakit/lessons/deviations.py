@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from ..models.shapes import tiny_config
 
 TOPICS = ("dropout", "learning rate", "recipes")
-# The course's dropout table (chapter 1, exercise 1.2): (fewer than this many examples, dropout), last band open.
-DROPOUT_BANDS = ((1_000, 0.2), (10_000, 0.1), (100_000, 0.05), (None, 0.0))
+# The course's dropout table (chapter 1): (at most this many training examples, dropout), the last band open.
+DROPOUT_BANDS = ((999, 0.2), (9_999, 0.1), (100_000, 0.05), (None, 0.0))
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,13 @@ class Deviation:
     follows: bool
     reason: str = ""
     evidence: str = ""
+
+
+def dropout_for(n_examples: int) -> float:
+    """The course's LoRA dropout for `n_examples` training examples (`DROPOUT_BANDS`, the guide's bands)."""
+    if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1:
+        raise ValueError(f"n_examples must be an integer ≥ 1, got {n_examples!r}")
+    return next(dropout for limit, dropout in DROPOUT_BANDS if limit is None or n_examples <= limit)
 
 
 def _lr(value: float) -> str:
@@ -57,16 +64,15 @@ def deviations() -> list[Deviation]:
     batch = inst.per_device_train_batch_size * inst.gradient_accumulation_steps
     kept, total = _code_rows_kept(code.max_length)
     positions = tiny_config()["max_position_embeddings"]
-    band = dict((limit, value) for limit, value in DROPOUT_BANDS)
     return [
-        Deviation("dropout", "< 1K examples", "| 0.2 | Very small datasets (<1K examples) |", f"{band[1_000]:g}",
-                  band[1_000] == 0.2),
-        Deviation("dropout", "< 10K examples", "| 0.1 | Small datasets (<10K examples) |", f"{band[10_000]:g}",
-                  band[10_000] == 0.1),
-        Deviation("dropout", "medium", "| 0.05 | Medium datasets, general use |", f"{band[100_000]:g} (10K–100K)",
-                  band[100_000] == 0.05),
+        Deviation("dropout", "< 1K examples", "| 0.2 | Very small datasets (<1K examples) |", f"{dropout_for(999):g}",
+                  dropout_for(999) == 0.2),
+        Deviation("dropout", "< 10K examples", "| 0.1 | Small datasets (<10K examples) |", f"{dropout_for(9_999):g}",
+                  dropout_for(9_999) == dropout_for(1_000) == 0.1),
+        Deviation("dropout", "medium", "| 0.05 | Medium datasets, general use |", f"{dropout_for(100_000):g} (10K–100K)",
+                  dropout_for(100_000) == dropout_for(10_000) == 0.05),
         Deviation("dropout", "> 100K examples", "| 0.0 | Large datasets (>100K examples), large models |",
-                  f"{band[None]:g}", band[None] == 0.0),
+                  f"{dropout_for(100_001):g}", dropout_for(100_001) == 0.0),
         Deviation("learning rate", "LoRA", "| LoRA | **1e-4 to 3e-4** |", rng["LoRA"], LR_RANGES["LoRA"] == (1e-4, 3e-4)),
         Deviation("learning rate", "QLoRA", "| QLoRA | **1e-4 to 2e-4** |", rng["QLoRA"],
                   LR_RANGES["QLoRA"] == (1e-4, 2e-4)),

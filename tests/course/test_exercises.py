@@ -192,6 +192,10 @@ def ignores_rslora(r: int, alpha: float, rslora: bool = False) -> float:
     return alpha / r
 
 
+def any_drop(losses: dict) -> bool:
+    return all(losses[seed, "new"] < losses[seed, "base"] for seed, _ in losses)
+
+
 def always_overfitting(history: list[dict]) -> str:
     return "overfitting"
 
@@ -216,6 +220,7 @@ def mean_of_perplexities(losses: list[float], token_counts: list[int]) -> float:
 
 
 WRONG = {"ch1-scale-tests": ("01_hyperparameters", "lora_scale", ignores_rslora),
+         "ch1-noise-tests": ("01_hyperparameters", "beats_seed_noise", any_drop),
          "ch5-history-tests": ("05_pitfalls", "what_went_wrong", always_overfitting),
          "ch8-choose-tests": ("08_capstone", "choose_recipe", classification_first),
          "ch4-t4-tests": ("04_memory", "first_fit", skips_checkpointing),

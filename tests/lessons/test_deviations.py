@@ -4,7 +4,7 @@ every difference."""
 import pytest
 
 from lorakit.config.recipes import RECIPES
-from lorakit.lessons.deviations import DROPOUT_BANDS, TOPICS, deviations, deviations_table
+from lorakit.lessons.deviations import TOPICS, deviations, deviations_table, dropout_for
 from lorakit.training.schedules import LR_RANGES
 from tests.helpers import GUIDE
 
@@ -26,7 +26,18 @@ def test_the_course_follows_the_guide_where_it_says_so():
     assert {"< 1K examples", "< 10K examples", "QLoRA", "DoRA", "classification dropout"} <= follows
     assert LR_RANGES["QLoRA"] == (1e-4, 2e-4) and LR_RANGES["DoRA"] == (5e-5, 2e-4)
     assert RECIPES["classification"].lora_dropout == 0.1
-    assert DROPOUT_BANDS[0] == (1_000, 0.2)
+
+
+@pytest.mark.parametrize("n_examples,dropout", [(1, 0.2), (999, 0.2), (1_000, 0.1), (9_999, 0.1), (10_000, 0.05),
+                                                (100_000, 0.05), (100_001, 0.0), (10**9, 0.0)])
+def test_dropout_for_follows_the_bands_at_their_edges(n_examples, dropout):
+    assert dropout_for(n_examples) == dropout
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, "1000", True])
+def test_dropout_for_refuses_a_count_that_is_not_one(bad):
+    with pytest.raises(ValueError, match="n_examples must be an integer ≥ 1"):
+        dropout_for(bad)
 
 
 def test_code_length_evidence_is_computed():

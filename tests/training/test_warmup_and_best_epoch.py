@@ -11,12 +11,12 @@ from transformers import TrainerCallback
 
 import lorakit
 from lorakit.compat import versions as compat
+from lorakit.config.recipes import RECIPES
 from lorakit.data.datasets import load_dataset
 from lorakit.evaluation import eval_loss
 from lorakit.training import kept_checkpoint, same_adapter
 from lorakit.training.schedules import lr_curve
 from lorakit.training.stage import Run
-from lorakit.config.recipes import RECIPES
 
 
 def trainer_warmup(total_steps, **overrides):
