@@ -3,17 +3,13 @@
 The package's folders are its jobs: `config` (choices, recipes), `models`, `data`, `training`, `memory`,
 `evaluation`, `lessons` (what the chapters show and check), `grading`, `authoring`, and `compat` (the internal seam
 to the libraries). What the chapters use from models, data, config, training and memory is re-exported here,
-each imported on first use, so that `import lorakit` stays instant (no torch import until needed). Its one side
-effect is a logging filter: bitsandbytes' notices about its optional hub kernel (logged whenever peft, transformers'
-Trainer or lorakit first import it offline) stay out of lesson outputs and logs.
+each imported on first use, so that `import lorakit` stays instant (no torch import until needed) and has no side
+effects.
 """
 
 from __future__ import annotations
 
 from .compat import lazy_exports
-from .compat.silence import drop_bitsandbytes_kernel_notice
-
-drop_bitsandbytes_kernel_notice()
 
 __version__ = "0.1.0"
 

@@ -175,7 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .compat.silence import drop_bitsandbytes_kernel_notice
     from .memory.oom_advice import TrainingOutOfMemoryError
+
+    drop_bitsandbytes_kernel_notice()  # the command's first library import may be bitsandbytes' (offline: two notices)
 
     try:
         return args.func(args)
