@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 # the fast tier in parallel workers (pytest-xdist), one per CPU up to 4, each test file whole in one worker
-# (`PARALLEL=` runs it serially). The whole suite runs serially: tried with two workers it took longer than one (36 min
-# against 26.5), nbval ran cells of a notebook apart from the cells before them, and the red team timed out.
+# (`PARALLEL=` runs it serially), at every version set. The slow tests and the chapters under nbval run serially:
+# tried with two workers the whole suite took longer than one (36 min against 26.5), nbval ran cells of a notebook
+# apart from the cells before them, and the red team timed out.
 PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile
 
 .PHONY: setup lab course test venvs venv-pinned venv-min test-fast test-fast-pinned test-fast-min test-latest bench notebooks executed
@@ -30,8 +31,8 @@ lab: setup
 
 # `make test` (CI's command): the fast tier (pytest -m "not slow") at the pinned lock and at the declared minimum
 # versions, each in a venv of its own (tests/version_env.sh), then the whole suite at the latest versions (.venv):
-# unit tests + nbgrader round trips and every instructor notebook under nbval, then the widget tests again under
-# ipywidgets 7.7 (Colab's).
+# the fast tier in workers, then the slow tests (nbgrader round trips, training runs) and every instructor notebook
+# under nbval (tests/nbval_slow.py marks its cells slow), then the widget tests again under ipywidgets 7.7 (Colab's).
 # The three venvs are built at once first (each is ~2 min of pip), then the tests run one version set at a time.
 # The version sets live in .venvs/, beside .venv and not inside it: building .venv and a venv inside it at once raced
 # (`python3 -m venv .venv` failed with "File exists" when the other build created .venv first).
@@ -60,7 +61,8 @@ test-fast-min:
 	$(call version_env,minimum) $(PARALLEL)
 
 test-latest: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/source --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_quiet
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" tests -q $(PARALLEL)
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow tests notebooks/source --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_quiet -p tests.nbval_slow --durations=20
 	IPYW7_ENV="$(CURDIR)/$(VENV)/ipywidgets7" BASE_PY="$(CURDIR)/$(BIN)/python" HF_HUB_OFFLINE=1 tests/ipywidgets7_env.sh
 
 # sources (keeping stored reference outputs) + student versions; `make notebooks EXECUTE=--execute` refreshes the
