@@ -80,7 +80,8 @@ assert dropout_effect < seed_effect
 
 # %% [markdown]
 # **What you see.** With dropout 0.2 the run still memorises its sixteen rows and is still flagged, and the final
-# eval loss moves less than it does between two seeds: at this size dropout is no cure. The course keeps the
+# eval loss moves less than it does between two seeds, so by exercise 1.2's test it is not an effect: at this
+# size dropout is no cure. The course keeps the
 # guide's bands as the default (they cost nothing), but what rescues this run is keeping the best epoch, and what
 # would fix it is more data.
 
