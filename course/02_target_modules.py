@@ -10,10 +10,9 @@
 
 # %%
 import lorakit
-from peft import LoraConfig
-
 from lorakit import get_peft_model  # peft's, without transformers 5's deprecation warning
 from lorakit import LLAMA2_7B, ModelShape, count_base_params, count_lora_params, lora_table
+from peft import LoraConfig  # after a lorakit name: lorakit keeps bitsandbytes' offline import notices out of outputs
 
 model, tokenizer = lorakit.load_base("tiny")
 shape = ModelShape.from_config(model.config, name="lorakit tiny")

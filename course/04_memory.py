@@ -9,14 +9,14 @@
 # 4. check a guide's memory claims against computation and measurement.
 
 # %%
-import lorakit  # first: it also keeps a bitsandbytes import notice out of the outputs
 import torch
-from peft import LoraConfig
 
+import lorakit
 from lorakit.lessons import audit, claims_table, counts, inconsistencies, nf4_bits_per_weight
 from lorakit import get_peft_model  # peft's, without transformers 5's deprecation warning
 from lorakit import estimate, saved_activation_bytes
 from lorakit import LLAMA2_7B, ModelShape
+from peft import LoraConfig  # after a lorakit name: lorakit keeps bitsandbytes' offline import notices out of outputs
 
 torch.manual_seed(0)
 

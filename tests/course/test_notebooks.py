@@ -2,6 +2,7 @@
 autograding round trip (solution = full marks, blank release = 0) for every chapter. nbval executes the instructor
 notebooks separately (pytest collects notebooks/source with --nbval-lax)."""
 
+import ast
 import os
 import shutil
 import subprocess
@@ -25,6 +26,31 @@ GRADED_CHAPTERS = [c for c in CHAPTERS if "[tests]" in (REPO / "course" / f"{c}.
 def _cells(path: Path) -> list[tuple[str, str, dict]]:
     nb = nbformat.read(path, as_version=4)
     return [(c.cell_type, c.source, dict(c.metadata.get("nbgrader", {}))) for c in nb.cells]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_a_lorakit_name_is_imported_before_any_library_that_imports_bitsandbytes(chapter):
+    """peft, trl and transformers' Trainer import bitsandbytes, which logs two notices offline on CPUs with
+    AVX512-BF16; the first lorakit name a chapter uses installs the filter for them (lorakit.compat.lazy_exports)."""
+    first_lorakit = first_library = None
+    cells = [c for c in nbformat.read(SOURCE / chapter / f"{chapter}.ipynb", as_version=4).cells
+             if c.cell_type == "code"]
+    for index, cell in enumerate(cells):
+        for node in sorted((n for n in ast.walk(ast.parse(cell.source))
+                            if isinstance(n, (ast.Import, ast.ImportFrom, ast.Attribute))), key=lambda n: n.lineno):
+            at = (index, node.lineno)
+            if isinstance(node, ast.Attribute):  # lorakit.<name>: a re-exported name's first use
+                if isinstance(node.value, ast.Name) and node.value.id == "lorakit" and node.attr != "__version__":
+                    first_lorakit = first_lorakit or at
+                continue
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            if isinstance(node, ast.ImportFrom) and names[0].split(".")[0] == "lorakit":
+                first_lorakit = first_lorakit or at
+            elif any(n.split(".")[0] in ("peft", "trl", "bitsandbytes") for n in names) or (
+                    isinstance(node, ast.ImportFrom) and names[0].split(".")[0] == "transformers"):
+                first_library = first_library or at
+    assert first_library is None or (first_lorakit is not None and first_lorakit < first_library), (
+        f"{chapter}: cell {first_library[0]} imports peft, trl, bitsandbytes or from transformers before any lorakit name")
 
 
 def test_every_chapter_of_the_guide_is_there():
