@@ -18,12 +18,15 @@ Everything else in lorakit speaks one vocabulary (the Training Guide's: `warmup_
 - bitsandbytes 0.50 repacks 4-bit weights for CPUs with AVX512-BF16 at inference and keeps them packed; training
   afterwards gets wrong gradients through the packed kernel, and the repacking fails unless a layer's output size is
   a multiple of 32 (the built-in model's MLP is 688 wide): `keep_4bit_layers_off_cpu_repacking`.
+- peft 0.22 renamed `prepare_model_for_kbit_training`'s `gradient_checkpointing_kwargs` to
+  `activation_checkpointing_kwargs` and warns on the old name: `prepare_model_for_kbit_training`.
 - peft 0.18's `unload()` leaves `peft_config` on the base model: `unload_adapters`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,6 +72,16 @@ def get_peft_model(model: Any, peft_config: Any, **kwargs: Any) -> Any:
 
     with quiet_peft_deprecations():
         return peft_get_peft_model(model, peft_config, **kwargs)
+
+
+def prepare_model_for_kbit_training(model: Any, use_gradient_checkpointing: bool) -> Any:
+    """peft's `prepare_model_for_kbit_training` with non-reentrant checkpointing, under the installed peft's name
+    for the checkpointing keyword arguments (`activation_checkpointing_kwargs` from 0.22)."""
+    from peft import prepare_model_for_kbit_training as peft_prepare
+
+    parameters = inspect.signature(peft_prepare).parameters
+    name = next(n for n in ("activation_checkpointing_kwargs", "gradient_checkpointing_kwargs") if n in parameters)
+    return peft_prepare(model, use_gradient_checkpointing=use_gradient_checkpointing, **{name: {"use_reentrant": False}})
 
 
 def unload_adapters(peft_model: Any) -> Any:

@@ -93,6 +93,9 @@ def compare_adapters(model: Any, tokenizer: Any, adapters: dict[str, str], rows:
 
     `model` is a base model (the first adapter wraps it with `PeftModel.from_pretrained`) or a peft model already.
     Returns one dict per row: the prompt, the expected answer and each adapter's answer, plus a final "accuracy" row.
+    The names label the table; an adapter the model does not hold yet is loaded under peft name `compared_<i>_`,
+    because peft (0.22) checks a loaded adapter's missing keys by searching parameter names for the adapter's name,
+    and a short name such as "B" occurs in every other adapter's `lora_B` keys.
     """
     from peft import PeftModel
 
@@ -100,15 +103,17 @@ def compare_adapters(model: Any, tokenizer: Any, adapters: dict[str, str], rows:
 
     if not adapters:
         raise ValueError("adapters must name at least one saved adapter folder, got {}")
+    peft_names = {name: name if isinstance(model, PeftModel) and name in model.peft_config else f"compared_{i}_"
+                  for i, name in enumerate(adapters)}
     if not isinstance(model, PeftModel):
         first_name, first_path = next(iter(adapters.items()))
         with quiet_peft_deprecations():
-            model = PeftModel.from_pretrained(model, first_path, adapter_name=first_name)
+            model = PeftModel.from_pretrained(model, first_path, adapter_name=peft_names[first_name])
     answers: dict[str, list[str]] = {}
     for name, path in adapters.items():
-        if name not in model.peft_config:
-            model.load_adapter(path, adapter_name=name)
-        model.set_adapter(name)
+        if peft_names[name] not in model.peft_config:
+            model.load_adapter(path, adapter_name=peft_names[name])
+        model.set_adapter(peft_names[name])
         answers[name] = generate_answers(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
     table = [{"prompt": r["prompt"], "expected": r["response"], **{n: a[i] for n, a in answers.items()}}
              for i, r in enumerate(rows)]

@@ -16,7 +16,7 @@ from typing import Any
 
 from transformers import Trainer, TrainerCallback, set_seed
 
-from ..compat.versions import get_peft_model
+from ..compat.versions import get_peft_model, prepare_model_for_kbit_training
 from ..config.choices import check_choice
 from ..config.recipes import Recipe, get_recipe
 from ..data.datasets import DATASETS
@@ -75,18 +75,12 @@ def prepare_model(recipe: Recipe, model: Any) -> Any:
     Under a sharded launch (FSDP / ZeRO-3) the k-bit preparation is skipped: it up-casts the frozen norms and
     embeddings to fp32, and sharding needs one dtype across a layer's frozen parameters.
     """
-    from peft import prepare_model_for_kbit_training
-
     quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
     if quantized and sharded_launch():
         if recipe.gradient_checkpointing:
             model.enable_input_require_grads()  # checkpointed blocks need an input that requires grad
     elif quantized:
-        model = prepare_model_for_kbit_training(
-            model,
-            use_gradient_checkpointing=recipe.gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False},
-        )
+        model = prepare_model_for_kbit_training(model, recipe.gradient_checkpointing)
     return get_peft_model(model, recipe.lora_config(model))
 
 

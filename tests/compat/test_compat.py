@@ -190,3 +190,14 @@ def test_unloading_leaves_no_peft_config_on_the_base(peft_leaves_config):
             return base
 
     assert compat.unload_adapters(Adapted()) is base and not hasattr(base, "peft_config")
+
+
+def test_kbit_preparation_enables_non_reentrant_checkpointing_without_a_deprecation_warning(recwarn):
+    import lorakit
+
+    model, _ = lorakit.load_base("tiny", quantization="nf4")
+    prepared = compat.prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+    checkpointed = [m for m in prepared.modules() if getattr(m, "gradient_checkpointing", False)]
+    assert checkpointed and all(m._gradient_checkpointing_func.keywords == {"use_reentrant": False} for m in checkpointed)
+    assert all(not p.requires_grad for p in prepared.parameters())  # the base frozen, ready for an adapter
+    assert not [w for w in recwarn if issubclass(w.category, FutureWarning) and "checkpointing" in str(w.message)]
