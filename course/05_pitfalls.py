@@ -30,12 +30,13 @@ from lorakit.lessons import plot_losses
 
 # %% grading="skip"
 flat = reproduce("flat")
-plot_losses(flat.log_history, title="LR 1e-6: flat")
-plt.show()
-print(report(diagnose(flat)))
 base_model, tokenizer = lorakit.load_base("tiny")
 flat_eval = load_dataset("instruction", tokenizer, n_train=480, n_eval=32, seed=flat.recipe.seed)
 untrained = eval_loss(base_model, flat_eval)
+plot_losses(flat.log_history, title="LR 1e-6: flat", baselines={
+    f"uniform guessing ln {len(tokenizer)}": uniform_loss(tokenizer), "base model (eval)": untrained})
+plt.show()
+print(report(diagnose(flat)))
 print(f"eval loss: after 60 steps at LR 1e-6 {flat.final_eval_loss:.2f}; the base model {untrained:.2f}; "
       f"uniform guessing ln {len(tokenizer)} = {uniform_loss(tokenizer):.2f}")
 assert abs(flat.final_eval_loss - untrained) < 0.05 * untrained  # flat: the adapter has not moved the model
@@ -174,11 +175,21 @@ unmasked = reproduce("unmasked")  # lorakit.evaluation.diagnostics builds unmask
 masked = lorakit.train("quickstart", data=masked_data, learning_rate=1e-3, max_steps=150, logging_steps=10,
                        seed=unmasked.recipe.seed, gradient_checkpointing=False, save_strategy="no",
                        output_dir="runs/pitfalls/masked")
-for name, run in (("unmasked", unmasked), ("masked", masked)):
+exact, found = {}, {}
+for name, run, data in (("unmasked", unmasked, unmasked_data), ("masked", masked, masked_data)):
     answers = generate_answers(run.model, run.tokenizer, [r["prompt"] for r in rows])
-    right = sum(a == r["response"] for a, r in zip(answers, rows)) / len(rows)
-    print(f"{name:9s} exact match {right:.0%}; first answers {answers[:5]}")
-    print(report(diagnose(run, answers=answers)))
+    exact[name] = sum(a == r["response"] for a, r in zip(answers, rows)) / len(rows)
+    found[name] = diagnose(run, answers=answers, data=data)  # data: diagnose reads the labels too
+    print(f"{name:9s} exact match {exact[name]:.0%}; first answers {answers[:5]}")
+    print(report(found[name]))
+assert exact["masked"] > exact["unmasked"]
+assert [f.pitfall for f in found["unmasked"]] == ["poor generation"] and found["masked"] == []
+
+# %% [markdown]
+# **What you see.** Masking the prompts answers more of the 48 eval prompts exactly, on the same rows, steps and
+# seeds. The unmasked run's answers are short and well formed (the built-in model learned to end its turns in
+# pre-training), so the answers alone look fine: `diagnose` finds the cause in the labels it is given, where every
+# prompt token is a training target.
 
 # %% [markdown]
 # ## The fixes table
@@ -215,15 +226,17 @@ pitfall_panel
 #
 # Write `what_went_wrong(history)` for a run's log history (a list of dicts as `trainer.state.log_history`: train
 # logs have `"loss"` and `"grad_norm"`, eval logs have `"eval_loss"`; there are at least 10 train logs). Return one
-# str, deciding in this order:
-# 1. `"divergence"` if any `loss`, `grad_norm` or `eval_loss` is NaN or infinite;
-# 2. with `first` and `last` the means of the first 5 and of the last 5 train losses: `"divergence"` if
-#    `last > 1.2 × first`, `"loss not decreasing"` if `last > 0.9 × first`;
-# 3. `"overfitting"` if the run has eval losses and the last one is more than 1.05 × the lowest one;
-# 4. otherwise `"healthy"`.
+# of `"divergence"`, `"loss not decreasing"`, `"overfitting"` or `"healthy"`.
 #
-# These are the relative thresholds `diagnose` uses (it averages fifths of the run rather than five logs). Below is
-# the log of a run someone sent you, to try your function on.
+# There is no rule to copy this time: you have seen each of these in this chapter's runs, and in Exercise 1.2 how
+# large a change must be before it is more than noise. Choose the signals and the thresholds yourself (`diagnose` is
+# one such rule, and this exercise forbids calling it). When a run shows two signs, name the more serious one:
+# divergence, then a loss that is not decreasing, then overfitting. The grader's runs are clear cases, each with 12–40
+# train logs (every loss ±2% noise) and 3–8 evaluations: a diverging run has a NaN or an infinite value, or ends well
+# above where it started (1.5× or more); a flat run moves by less than 10% from its first log to its last; a healthy
+# one loses at least a quarter of its loss and its eval loss keeps falling; an overfitting one learns like a healthy
+# one, but its eval loss rises for at least its last two evaluations. Below is the log of a run someone sent you, to
+# try your function on.
 
 # %%
 mystery = ([{"step": s, "epoch": s / 10, "loss": 2.5 * math.exp(-s / 40), "grad_norm": 0.5} for s in range(5, 105, 5)]
@@ -233,6 +246,7 @@ mystery = ([{"step": s, "epoch": s / 10, "loss": 2.5 * math.exp(-s / 40), "grad_
 # %% [solution] id="ch5-history"
 def what_went_wrong(history: list[dict]) -> str:
     ### BEGIN SOLUTION
+    # one sensible rule (diagnose's thresholds, on means of five logs); any rule that separates the clear cases passes
     values = [h[k] for h in history for k in ("loss", "grad_norm", "eval_loss") if k in h]
     if not all(math.isfinite(v) for v in values):
         return "divergence"
@@ -257,16 +271,16 @@ from lorakit.grading import collect
 
 def logged_run(rng, kind):
     n_logs, start = rng.randint(12, 40), rng.uniform(1.5, 4.0)
-    rate = {"flat": rng.uniform(0.0, 0.002), "rising": -rng.uniform(0.05, 0.08)}.get(kind, rng.uniform(0.03, 0.1))
+    rate = {"flat": rng.uniform(0.0, 0.001), "rising": -rng.uniform(0.08, 0.12)}.get(kind, rng.uniform(0.05, 0.1))
     history = [{"step": 5 * i, "loss": start * math.exp(-rate * i) * rng.uniform(0.98, 1.02),
                 "grad_norm": rng.uniform(0.2, 1.0)} for i in range(1, n_logs + 1)]
     if kind == "non-finite":
         history[rng.randrange(n_logs // 2, n_logs)][rng.choice(["loss", "grad_norm"])] = rng.choice(
             [math.nan, math.inf])
-    n_evals, best = rng.randint(3, 8), rng.uniform(1.0, 2.0)
-    turn = rng.randint(1, n_evals - 2) if kind == "overfit" else n_evals
+    n_evals, best, slope = rng.randint(3, 8), rng.uniform(1.0, 2.0), rng.uniform(0.1, 0.2)
+    turn = rng.randint(1, n_evals - 2) if kind == "overfit" else n_evals  # eval loss falls to its best, then rises
     for epoch in range(1, n_evals + 1):
-        away = abs(epoch - turn) * rng.uniform(0.1, 0.2)
+        away = abs(epoch - turn) * slope
         history.append({"step": 5 * n_logs * epoch // n_evals, "epoch": float(epoch), "eval_loss": best + away})
     return history
 

@@ -1,5 +1,6 @@
-"""Loss curves with matplotlib (an optional dependency: the `course` extra): one run's (`plot_losses`), a lesson's
-few runs side by side (`compare_train_losses`), and the sweep panel's overlay of many (`loss_figure`, drawn without pyplot so it is safe from a training thread)."""
+"""Loss curves with matplotlib (an optional dependency: the `course` extra): one run's (`plot_losses`, with baselines
+when given), a lesson's few runs side by side (`compare_train_losses`), and the sweep panel's overlay of many
+(`loss_figure`, drawn without pyplot so it is safe from a training thread)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from ..training.history import series
 
 
 def plot_losses(log_history: list[dict[str, float]], path: str | Path | None = None, title: str = "",
-                ax: Any = None) -> Any:
-    """Plot train loss per step and eval loss per evaluation; save to `path` when given. Returns the Axes."""
+                ax: Any = None, baselines: dict[str, float] | None = None) -> Any:
+    """Plot train loss per step and eval loss per evaluation; save to `path` when given. Returns the Axes.
+
+    `baselines` ({label: loss}, e.g. uniform guessing ln V, the base model's eval loss) adds a grey line each and
+    starts the loss axis at 0, so that a small wobble is drawn at its true size rather than across the whole plot."""
     import matplotlib
 
     if path is not None and ax is None:
@@ -29,6 +33,9 @@ def plot_losses(log_history: list[dict[str, float]], path: str | Path | None = N
         ax.plot(*zip(*train), label="train loss")
     if evals:
         ax.plot(*zip(*evals), "o-", label="eval loss")
+    if baselines:
+        draw_baselines(ax, baselines)
+        ax.set_ylim(bottom=0)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("cross-entropy loss")
     ax.set_title(title)
@@ -50,12 +57,17 @@ def compare_train_losses(curves: dict[str, list[tuple[float, float]]],
     _, ax = plt.subplots(figsize=(7, 3.5))
     for label, losses in curves.items():
         ax.plot(*zip(*losses), label=label)
-    for (label, loss), style in zip((baselines or {}).items(), itertools.cycle((":", "--", "-."))):
-        ax.axhline(loss, linestyle=style, color="0.4", label=label)
+    draw_baselines(ax, baselines or {})
     ax.set_xlabel("step")
     ax.set_ylabel("train loss")
     ax.legend()
     return ax
+
+
+def draw_baselines(ax: Any, baselines: dict[str, float]) -> None:
+    """A grey horizontal line per labelled baseline loss, each in its own dash style."""
+    for (label, loss), style in zip(baselines.items(), itertools.cycle((":", "--", "-."))):
+        ax.axhline(loss, linestyle=style, color="0.4", label=label)
 
 
 def loss_figure(runs: list[Any], live: Any = None, highlight: Any = None) -> Any:

@@ -200,6 +200,19 @@ def always_overfitting(history: list[dict]) -> str:
     return "overfitting"
 
 
+def first_log_against_last(history: list[dict]) -> str:
+    """Another sensible rule for Exercise 5.1: single logs instead of means, other thresholds."""
+    if not all(math.isfinite(h[k]) for h in history for k in ("loss", "grad_norm", "eval_loss") if k in h):
+        return "divergence"
+    train = [h["loss"] for h in history if "loss" in h]
+    if train[-1] > 1.5 * train[0]:
+        return "divergence"
+    if train[-1] > 0.85 * train[0]:
+        return "loss not decreasing"
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    return "overfitting" if len(evals) > 2 and evals[-1] > evals[-2] > evals[-3] else "healthy"
+
+
 def classification_first(task: dict) -> str:
     return "classification" if task["labels"] is not None else "dpo" if task["pairs"] else "instruction"
 
@@ -237,6 +250,21 @@ def test_a_wrong_answer_collects_different_results(exercise, tmp_path, monkeypat
     assert collected(cell, answers, "course-secret", results, monkeypatch) == reference, "cases must be reproducible"
     mistaken = collected(cell, {**answers, name: wrong}, "course-secret", results, monkeypatch)
     assert len(mistaken) == len(reference) and mistaken != reference
+
+
+# exercises of judgement: the student picks the rule; any sensible one must score as the reference does
+SENSIBLE = {"ch5-history-tests": ("05_pitfalls", "what_went_wrong", first_log_against_last)}
+
+
+@pytest.mark.parametrize("exercise", sorted(SENSIBLE))
+def test_another_sensible_rule_collects_the_reference_results(exercise, tmp_path, monkeypatch):
+    chapter, name, other = SENSIBLE[exercise]
+    (cell,) = [c for c in cells(chapter) if kind(c) == "tests" and c.metadata.nbgrader["grade_id"] == exercise]
+    answers = answers_of(chapter)
+    results = tmp_path / "results.jsonl"
+    for seed in range(40):
+        reference = collected(cell, answers, f"secret-{seed}", results, monkeypatch)
+        assert collected(cell, {**answers, name: other}, f"secret-{seed}", results, monkeypatch) == reference, seed
 
 
 # ------------------------------------------------------------------------ a release notebook runs top to bottom

@@ -5,7 +5,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from lorakit.lessons.plots import compare_train_losses, plot_lora_layer  # noqa: E402
+from lorakit.lessons.plots import compare_train_losses, plot_lora_layer, plot_losses  # noqa: E402
 
 
 def test_compare_train_losses_draws_one_labelled_line_per_run():
@@ -24,6 +24,15 @@ def test_compare_train_losses_draws_each_baseline_as_a_labelled_horizontal_line(
     for label, loss in (("uniform ln 4096", 8.32), ("base model", 6.4)):
         assert set(lines[label].get_ydata()) == {loss}
     assert lines["uniform ln 4096"].get_linestyle() != lines["base model"].get_linestyle()
+
+
+def test_a_runs_plot_with_baselines_starts_its_loss_axis_at_zero():
+    history = [{"step": 5, "loss": 6.02}, {"step": 10, "loss": 5.98}, {"step": 10, "eval_loss": 6.0}]
+    bare = plot_losses(history)
+    assert bare.get_ylim()[0] > 5  # autoscaled: a 0.04 wobble fills the plot
+    ax = plot_losses(history, baselines={"uniform ln 4096": 8.32, "base model": 6.0})
+    assert [line.get_label() for line in ax.lines] == ["train loss", "eval loss", "uniform ln 4096", "base model"]
+    assert set(ax.lines[2].get_ydata()) == {8.32} and ax.get_ylim()[0] == 0 and ax.get_ylim()[1] > 8.32
 
 
 def test_the_lora_layer_is_drawn_to_scale_with_true_counts():
