@@ -50,14 +50,19 @@ print(deviations_table("learning rate"))
 # %%
 TOTAL = 1000
 fig, ax = plt.subplots(figsize=(8, 3.5))
+schedules = {}
 for name, kwargs in [("cosine", {}), ("linear", {}), ("cosine_with_restarts", {"num_cycles": 3}),
                      ("constant_with_warmup", {})]:
-    ax.plot(lr_curve(name, TOTAL, peak_lr=2e-4, warmup_ratio=0.03, **kwargs), label=name)
+    schedules[name] = lr_curve(name, TOTAL, peak_lr=2e-4, warmup_ratio=0.03, **kwargs)
+    ax.plot(schedules[name], label=name)
 ax.set_xlabel("optimizer step")
 ax.set_ylabel("learning rate")
 ax.legend()
 ax.grid(alpha=0.3)
 plt.show()
+quarter, three_quarters = TOTAL // 4, 3 * TOTAL // 4
+assert schedules["cosine"][quarter] > schedules["linear"][quarter]  # cosine stays nearer the peak at first...
+assert schedules["cosine"][three_quarters] < schedules["linear"][three_quarters]  # ...then anneals below linear
 
 # %% [markdown]
 # Cosine spends longer near the peak than linear and then anneals gently: the default of the guide's recipes.
@@ -205,6 +210,7 @@ print(f"base model {base_loss:.2f}, uniform guessing {uniform:.2f}; after 40 ste
 best_lr = min(eval_losses, key=eval_losses.get)
 assert base_loss < uniform  # the base model starts well below guessing: it knows the chat format
 assert eval_losses[2e-3] < eval_losses[2e-4] < eval_losses[2e-5] < base_loss  # up to 2e-3, higher learns more
+assert base_loss - eval_losses[2e-5] < (base_loss - eval_losses[2e-4]) / 4  # 2e-5 hardly moves the model
 assert best_lr == 2e-3 and eval_losses[1e-2] > eval_losses[2e-3]  # ...and past it, worse again
 
 # %% [markdown]

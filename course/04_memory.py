@@ -81,9 +81,11 @@ assert gc_saving > 60  # "far more than" the guide's ~40% (and its ~60%)
 
 # %%
 # NBVAL_CHECK_OUTPUT
+states = {}
 for optimizer in ("adamw", "adamw_8bit", "sgd"):
-    states = estimate(LLAMA2_7B, optimizer=optimizer, r=16).optimizer_states
-    print(f"{optimizer:11s} LLaMA-2-7B, LoRA r=16 all-linear: {states / 2**20:7.1f} MiB of optimizer state")
+    states[optimizer] = estimate(LLAMA2_7B, optimizer=optimizer, r=16).optimizer_states
+    print(f"{optimizer:11s} LLaMA-2-7B, LoRA r=16 all-linear: {states[optimizer] / 2**20:7.1f} MiB of optimizer state")
+assert round(100 * (1 - states["adamw_8bit"] / states["adamw"])) == 75  # 75% less (74.6: the blocks' constants)
 
 # %% [markdown]
 # ## 4. The 7B memory table, recomputed

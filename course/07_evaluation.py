@@ -63,7 +63,7 @@ for name, (match, ppl) in task_scores.items():
     print(f"adapter {name}: exact match {match:.0%}, answer perplexity {ppl:.2f}")
 base_match = exact_match(model, tokenizer, rows)
 print(f"base: exact match {base_match:.0%}")
-assert task_scores["A"][0] > task_scores["B"][0] > base_match  # A learned the task best in 150 steps
+assert task_scores["A"][0] > 2 * task_scores["B"][0] and task_scores["B"][0] > base_match == 0  # A learned far more
 assert task_scores["A"][1] < task_scores["B"][1]  # and its answers are also the more likely ones
 
 # %% [markdown]
@@ -227,6 +227,7 @@ assert after["lorakit_capitals_gen"] < before["lorakit_capitals_gen"]
 inputs = tokenizer(["The for statement", "def add(a, b):"], return_tensors="pt", padding=True)
 equal, diff = merged_matches_unmerged(runs["A"].model, inputs, atol=1e-4)
 print(f"merged == unmerged: {equal} (max |Δlogit| = {diff:.2e})")
+assert equal  # merging changed no logit by more than 1e-4
 
 # %% [markdown]
 # ### Exercise 7.1 — perplexity from losses (2 points)
@@ -332,9 +333,22 @@ for name, m in measured.items():
     print(f"adapter {name}: " + ", ".join(f"{k} {v:.3g}" for k, v in m.items()))
 with uses_answer("Exercise 7.2"):
     shipped = pick_adapter(measured)
-    print(f"ship: {shipped} (refused: forgetting ratio above {FORGETTING_RATIO:g})")
+    refused = [name for name, m in measured.items() if m["forgetting_ratio"] > FORGETTING_RATIO]
+    print(f"ship: {shipped}; refused for a forgetting ratio above {FORGETTING_RATIO:g}: {', '.join(refused) or 'none'}")
     check_equal(shipped is None or measured[shipped]["forgetting_ratio"] <= FORGETTING_RATIO, True,
                 "the shipped adapter stays under the forgetting threshold", hint="never ship a ratio above 3.")
+
+# %% grading="skip"
+import matplotlib.pyplot as plt
+
+_, (match_ax, forgetting_ax) = plt.subplots(1, 2, figsize=(10, 3), layout="constrained")
+match_ax.bar(list(measured), [m["exact_match"] for m in measured.values()])
+match_ax.set(title="exact match on the eval prompts", xlabel="adapter", ylim=(0, 1))
+forgetting_ax.bar(list(measured), [m["forgetting_ratio"] for m in measured.values()])
+forgetting_ax.axhline(FORGETTING_RATIO, color="0.4", linestyle=":", label="diagnose's threshold")
+forgetting_ax.set(title="forgetting ratio (base-text perplexity on / off)", xlabel="adapter")
+forgetting_ax.legend()
+plt.show()
 
 # %% [markdown]
 # ## TensorBoard

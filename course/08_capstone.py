@@ -190,8 +190,10 @@ with self_check("Exercise 8.2, part 1"):
     check_equal(plan["steps_per_epoch"], 113, "steps per epoch on 900 reviews", hint="ceil(900 / 8) batches of 8.")
 
 # %% grading="skip"
+import matplotlib.pyplot as plt
+
 from lorakit.evaluation import run_lm_eval, save_language_model_adapter
-from lorakit.lessons import check_equal, course_scale, uses_answer
+from lorakit.lessons import check_equal, course_scale, plot_losses, uses_answer
 
 CAPITALS, CAPITALS_BUDGET = ["lorakit_capitals_mc", "lorakit_capitals_gen"], 0.15  # the budget: 6 of 40 capitals
 scale = course_scale()
@@ -210,6 +212,8 @@ with uses_answer("Exercise 8.2"):
     accuracy = classification_accuracy(capstone.model, real_tokenizer, real_reviews.raw_eval)
     print(f"held-out accuracy: {accuracy:.1%} (chance {1 / len(reviews.label_names):.1%}) after "
           f"{capstone.train_seconds:.0f} s of training; peak memory {capstone.peak_memory_bytes / 2**20:,.0f} MiB")
+    plot_losses(capstone.log_history, title=f"capstone: {capstone_steps} steps at LR {capstone_lr:g}")
+    plt.show()
     check_equal(accuracy >= 0.85, True, "at least 85% held-out accuracy",
                 hint="train longer (more steps in capstone_budget) or raise the learning rate a little; look at the "
                      "loss curve with lorakit.lessons.plot_losses(capstone.log_history).")
@@ -224,11 +228,11 @@ with uses_answer("Exercise 8.2"):
 
 # %% [markdown]
 # Read the two harness lines together. The classifier never saw a capital, yet its adapter changed the attention
-# (q, v) that the language model runs through, so both measures can move. Picking a capital among four asks
-# whether the knowledge is still there; generating it word for word also depends on how a greedy decode phrases
-# the answer, and on 40 facts a few flips either way move it by several points. The budget is on the steadier
-# measure, and a budget always names its measure (chapter 7: look at more than one). Try `capstone_budget`
-# returning a rate five times higher and watch the accuracy and both capital scores.
+# (q, v) that the language model runs through, so both measures can move. Picking a capital among four asks whether
+# the knowledge is still there; generating it word for word also depends on how a greedy decode phrases the answer,
+# and on 40 facts each flip moves it by 2.5 points. The budget is on the first, the knowledge itself, and a budget
+# always names its measure (chapter 7: look at more than one). Try `capstone_budget` returning a rate five times
+# higher and watch the accuracy and both capital scores.
 #
 # ## Check yourself
 # - A fixed label set → classification recipe (r=8 on q,v + a trained head); generation tasks → instruction.
