@@ -272,15 +272,18 @@ with self_check("Exercise 7.1"):
 # ### Exercise 7.2 — pick the adapter to ship (2 points)
 #
 # Write `pick_adapter(results)` for a dict that maps each adapter's name to its measurements
-# `{"exact_match": ..., "perplexity": ..., "forgetting_ratio": ...}`. Return the name (a str) of the adapter to
-# ship: never one whose forgetting ratio is above 3 (the threshold `diagnose` uses,
-# `lorakit.evaluation.FORGETTING_RATIO`); among the others the highest exact match, a tie broken by the lower
-# answer perplexity. Return `None` when every adapter forgot too much. The cell after the test applies it to the
-# two adapters trained above (a self-check, not graded).
+# `{"exact_match": ..., "perplexity": ..., "forgetting_ratio": ...}`. Return the name (a str) of the adapter you
+# would ship, or `None` when you would ship none. How you decide is yours: this chapter showed what each measure
+# says, and `diagnose` flags forgetting above `lorakit.evaluation.FORGETTING_RATIO` (3). The grader's cases are ones
+# a reviewer would not argue about: every forgetting ratio is either under 2 or over 5; two exact matches are
+# either equal or at least 0.1 apart (5 of 48 prompts); and two adapters tied on exact match differ in answer
+# perplexity by at least 25%. The cell after the test applies your rule to the two adapters trained above (a
+# self-check, not graded).
 
 # %% [solution] id="ch7-ship"
 def pick_adapter(results: dict[str, dict[str, float]]) -> str | None:
     ### BEGIN SOLUTION
+    # one sensible rule: no adapter past diagnose's threshold; then the best answers, the more confident on a tie
     kept = {name: m for name, m in results.items() if m["forgetting_ratio"] <= 3}
     if not kept:
         return None
@@ -296,11 +299,12 @@ def adapter_results(rng):
     cases = []
     for _ in range(5):
         names = rng.sample(["A", "B", "C", "D", "E", "r8", "r16", "lr1e-3"], rng.randint(2, 5))
-        shared_match = rng.randint(0, 48) / 48  # ties on exact match happen: 48 eval rows give coarse steps
-        cases.append(({name: {"exact_match": shared_match if rng.random() < 0.5 else rng.randint(0, 48) / 48,
-                              "perplexity": rng.uniform(1.5, 40.0),
-                              "forgetting_ratio": rng.choice([rng.uniform(0.9, 2.9), rng.uniform(3.1, 9.0)])}
-                       for name in names},))
+        matches = [k / 48 for k in rng.sample(range(0, 49, 5), 3)]  # 5 of 48 prompts apart, or tied
+        lowest, confidence = rng.uniform(1.5, 3.0), rng.sample(range(len(names)), len(names))  # 25% apart, or more
+        cases.append(({name: {"exact_match": rng.choice(matches),
+                              "perplexity": lowest * 1.25 ** confidence[i],
+                              "forgetting_ratio": rng.choice([rng.uniform(0.9, 2.0), rng.uniform(5.0, 9.0)])}
+                       for i, name in enumerate(names)},))
     return cases
 
 
@@ -366,8 +370,9 @@ print("TensorBoard event files written:", len(event_files) > 0)
 # ### Exercise 7.3 — read two results before shipping (written, 2 points, graded by your instructor)
 #
 # Two adapters for a support bot were evaluated on the same 48 held-out questions: A has exact match 35% and a
-# forgetting ratio of 2.6; B has 31% and 1.1. Your `pick_adapter` rule ships A. Would you ship A? Say what the
-# numbers do and do not show, and the one further measurement you would want first. Three to five sentences.
+# forgetting ratio of 2.6; B has 31% and 1.1. A rule that ships the best exact match under `diagnose`'s threshold
+# ships A. Would you ship A? Say what the numbers do and do not show, and the one further measurement you would want
+# first. Three to five sentences.
 
 # %% [markdown] [written] id="ch7-read-results" points=2
 # Model answer (for the instructor). On 48 questions, 35% vs 31% is 17 vs 15 right answers: two questions, well

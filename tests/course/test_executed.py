@@ -28,8 +28,10 @@ def test_each_chapter_has_a_fresh_executed_copy_with_outputs(chapter):
 
 def test_the_executed_copies_show_figures_and_reveal_no_solution():
     copies = sorted(EXECUTED.glob("*.ipynb"))
-    assert sum("image/png" in o.get("data", {}) for p in copies
-               for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code" for o in c.outputs) >= 5
+    figures = {p.stem: sum("image/png" in o.get("data", {}) for c in nbformat.read(p, as_version=4).cells
+                           if c.cell_type == "code" for o in c.outputs) for p in copies}
+    trains = {p.stem for p in copies if "lorakit.train(" in (REPO / "course" / f"{p.stem}.py").read_text()}
+    assert trains and all(figures[chapter] >= 1 for chapter in trains), figures  # every chapter that trains draws it
     secrets = secret_lines(sorted((REPO / "notebooks" / "source").glob("*/*.ipynb")))
     assert leaks(copies, secrets) == {}
     assert not any("BEGIN SOLUTION" in p.read_text() or "BEGIN HIDDEN TESTS" in p.read_text() for p in copies)

@@ -213,6 +213,31 @@ def first_log_against_last(history: list[dict]) -> str:
     return "overfitting" if len(evals) > 2 and evals[-1] > evals[-2] > evals[-3] else "healthy"
 
 
+def loose_forgetting_line(results: dict) -> str | None:
+    """Another sensible rule for Exercise 7.2: forgetting allowed up to 4, exact matches within 0.05 a tie."""
+    kept = {name: m for name, m in results.items() if m["forgetting_ratio"] < 4}
+    if not kept:
+        return None
+    close = {name: m for name, m in kept.items() if m["exact_match"] > max(k["exact_match"] for k in kept.values()) - 0.05}
+    return min(close, key=lambda name: close[name]["perplexity"])
+
+
+def ignores_forgetting(results: dict) -> str | None:
+    return max(results, key=lambda name: results[name]["exact_match"])
+
+
+def labels_before_pairs(task: dict) -> str:
+    """Another sensible order for Exercise 8.1: the data's shape first, then the output, each pair of checks swapped
+    (the grader's tasks never have both pairs and labels, nor both code output and new knowledge)."""
+    if task["labels"] is not None:
+        return "classification"
+    if task["pairs"]:
+        return "dpo"
+    if task["new_knowledge"]:
+        return "domain"
+    return "code" if task["output"] == "code" else "instruction"
+
+
 def classification_first(task: dict) -> str:
     return "classification" if task["labels"] is not None else "dpo" if task["pairs"] else "instruction"
 
@@ -235,6 +260,7 @@ def mean_of_perplexities(losses: list[float], token_counts: list[int]) -> float:
 WRONG = {"ch1-scale-tests": ("01_hyperparameters", "lora_scale", ignores_rslora),
          "ch1-noise-tests": ("01_hyperparameters", "beats_seed_noise", any_drop),
          "ch5-history-tests": ("05_pitfalls", "what_went_wrong", always_overfitting),
+         "ch7-ship-tests": ("07_evaluation", "pick_adapter", ignores_forgetting),
          "ch8-choose-tests": ("08_capstone", "choose_recipe", classification_first),
          "ch4-t4-tests": ("04_memory", "first_fit", skips_checkpointing),
          "ch7-ppl-tests": ("07_evaluation", "perplexity_from", mean_of_perplexities)}
@@ -253,7 +279,10 @@ def test_a_wrong_answer_collects_different_results(exercise, tmp_path, monkeypat
 
 
 # exercises of judgement: the student picks the rule; any sensible one must score as the reference does
-SENSIBLE = {"ch5-history-tests": ("05_pitfalls", "what_went_wrong", first_log_against_last)}
+SENSIBLE = {"ch5-history-tests": ("05_pitfalls", "what_went_wrong", first_log_against_last),
+            "ch7-ship-tests": ("07_evaluation", "pick_adapter", loose_forgetting_line),
+            "ch8-choose-tests": ("08_capstone", "choose_recipe", labels_before_pairs),
+            "ch8-plan-tests": ("08_capstone", "choose_recipe", labels_before_pairs)}
 
 
 @pytest.mark.parametrize("exercise", sorted(SENSIBLE))
