@@ -146,9 +146,7 @@ with uses_answer("Exercise 1.1"):
 # learning rate 2e-4 and again at 2e-3. (Gradient checkpointing off for speed; it does not change the loss.)
 
 # %% grading="skip"
-from lorakit.evaluation import eval_loss, uniform_loss
-from lorakit import load_dataset
-from lorakit.lessons import compare_train_losses
+from lorakit.lessons import baselines_of, compare_train_losses
 
 RANKS, RATES = (4, 16, 64), (2e-4, 2e-3)
 results = {}
@@ -157,18 +155,16 @@ for lr in RATES:
         results[rank, lr] = lorakit.train("quickstart", r=rank, lora_alpha=2 * rank, learning_rate=lr, max_steps=40,
                                           n_train=320, n_eval=64, gradient_checkpointing=False, save_strategy="no",
                                           progress=False, output_dir=f"runs/ch1-r{rank}-lr{lr:g}")
-base_model, tokenizer = lorakit.load_base("tiny")
-same_eval = load_dataset("instruction", tokenizer, n_train=320, n_eval=64, seed=results[4, 2e-4].recipe.seed)
-baseline, uniform = eval_loss(base_model, same_eval), uniform_loss(tokenizer)
+reference = baselines_of(results[4, 2e-4])  # the same 64 eval rows for every run
+baseline, uniform = reference.base_model, reference.uniform
 compare_train_losses({f"r={rank}, LR {lr:g}: {res.trainable_params:,} params, eval {res.final_eval_loss:.2f}":
-                      res.train_losses for (rank, lr), res in results.items()},
-                     baselines={f"uniform ln {len(tokenizer)} = {uniform:.2f}": uniform,
-                                f"base model eval {baseline:.2f}": baseline})
+                      res.train_losses for (rank, lr), res in results.items()}, baselines=reference.lines())
 plt.show()
 
 # %% grading="skip"
 evals = {key: res.final_eval_loss for key, res in results.items()}
-print(f"eval loss per answer token: base model {baseline:.2f}, uniform guessing ln {len(tokenizer)} = {uniform:.2f}")
+print(f"eval loss per answer token: base model {baseline:.2f}, uniform guessing ln {reference.vocab_size} = "
+      f"{uniform:.2f}")
 for lr in RATES:
     print(f"after 40 steps at LR {lr:g}:", ", ".join(f"r={rank} {evals[rank, lr]:.2f}" for rank in RANKS))
 spread = {lr: evals[4, lr] - evals[64, lr] for lr in RATES}

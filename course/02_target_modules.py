@@ -116,19 +116,13 @@ assert target_losses["all-linear"] < target_losses["q,k,v,o"] < target_losses["q
 # %% grading="skip"
 import matplotlib.pyplot as plt
 
-from lorakit import load_dataset
-from lorakit.evaluation import eval_loss, uniform_loss
-from lorakit.lessons import compare_train_losses
+from lorakit.lessons import baselines_of, compare_train_losses
 
-base_model, tokenizer = lorakit.load_base("tiny")
-same_eval = load_dataset("instruction", tokenizer, n_train=320, n_eval=64, seed=runs["q,v"].recipe.seed)
-baseline, uniform = eval_loss(base_model, same_eval), uniform_loss(tokenizer)
+reference = baselines_of(runs["q,v"])  # the same 64 eval rows for every run
 compare_train_losses({f"{targets}: {res.trainable_params:,} params, eval {res.final_eval_loss:.2f}": res.train_losses
-                      for targets, res in runs.items()},
-                     baselines={f"uniform ln {len(tokenizer)} = {uniform:.2f}": uniform,
-                                f"base model eval {baseline:.2f}": baseline})
+                      for targets, res in runs.items()}, baselines=reference.lines())
 plt.show()
-assert max(target_losses.values()) < baseline < uniform  # every target set improves on the base model
+assert max(target_losses.values()) < reference.base_model < reference.uniform  # every target set improves on the base model
 assert runs["all-linear"].trainable_params > 3 * runs["q,v"].trainable_params  # several times the parameters
 
 # %% [markdown]

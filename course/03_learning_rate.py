@@ -186,21 +186,17 @@ with self_check("Exercise 3.2"):
 # over the vocabulary (ln V) and the base model's own eval loss before any training.
 
 # %% grading="skip"
-from lorakit import load_dataset
-from lorakit.evaluation import eval_loss, uniform_loss
+from lorakit.lessons import baselines_of
 
 runs = {}
 for lr in (2e-5, 2e-4, 2e-3, 1e-2):
     runs[lr] = lorakit.train("quickstart", learning_rate=lr, max_steps=40, n_train=320, n_eval=64,
                              gradient_checkpointing=False, save_strategy="no", logging_steps=5, progress=False,
                              output_dir=f"runs/ch3-lr-{lr:g}")
-base_model, tokenizer = lorakit.load_base("tiny")
-same_eval = load_dataset("instruction", tokenizer, n_train=320, n_eval=64, seed=runs[2e-4].recipe.seed)
-base_loss, uniform = eval_loss(base_model, same_eval), uniform_loss(tokenizer)
+reference = baselines_of(runs[2e-4])  # the same 64 eval rows for every run
+base_loss, uniform = reference.base_model, reference.uniform
 compare_train_losses({f"LR {lr:g} (eval {result.final_eval_loss:.2f})": result.train_losses
-                      for lr, result in runs.items()},
-                     baselines={f"uniform ln {len(tokenizer)} = {uniform:.2f}": uniform,
-                                f"base model eval {base_loss:.2f}": base_loss})
+                      for lr, result in runs.items()}, baselines=reference.lines())
 plt.show()
 
 # %% grading="skip"

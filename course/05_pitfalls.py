@@ -15,13 +15,12 @@ import matplotlib.pyplot as plt
 
 import lorakit
 from lorakit import load_tokenizer
-from lorakit.evaluation import eval_loss, uniform_loss
 from lorakit import pretraining_texts
 from lorakit import load_dataset
 from lorakit.evaluation import FIXES, FORGETTING_RATIO, diagnose, report
 from lorakit.evaluation import reproduce
 from lorakit.evaluation import forgetting, generate_answers
-from lorakit.lessons import plot_losses
+from lorakit.lessons import baselines_of, plot_losses
 
 # %% [markdown]
 # ## 1. The loss does not move
@@ -30,15 +29,13 @@ from lorakit.lessons import plot_losses
 
 # %% grading="skip"
 flat = reproduce("flat")
-base_model, tokenizer = lorakit.load_base("tiny")
-flat_eval = load_dataset("instruction", tokenizer, n_train=480, n_eval=32, seed=flat.recipe.seed)
-untrained = eval_loss(base_model, flat_eval)
-plot_losses(flat.log_history, title="LR 1e-6: flat", baselines={
-    f"uniform guessing ln {len(tokenizer)}": uniform_loss(tokenizer), "base model (eval)": untrained})
+reference = baselines_of(flat)
+untrained = reference.base_model
+plot_losses(flat.log_history, title="LR 1e-6: flat", baselines=reference.lines())
 plt.show()
 print(report(diagnose(flat)))
 print(f"eval loss: after 60 steps at LR 1e-6 {flat.final_eval_loss:.2f}; the base model {untrained:.2f}; "
-      f"uniform guessing ln {len(tokenizer)} = {uniform_loss(tokenizer):.2f}")
+      f"uniform guessing ln {reference.vocab_size} = {reference.uniform:.2f}")
 assert abs(flat.final_eval_loss - untrained) < 0.05 * untrained  # flat: the adapter has not moved the model
 
 # %% [markdown]

@@ -154,7 +154,7 @@ assert dpo.final_eval_loss < math.log(2) - 0.08
 # %% grading="skip"
 import matplotlib.pyplot as plt
 
-from lorakit.training import series
+from lorakit import series
 
 _, (sft_ax, dpo_ax) = plt.subplots(1, 2, figsize=(10, 3.2))
 sft_ax.plot(*zip(*instruction.train_losses))

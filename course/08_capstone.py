@@ -85,18 +85,7 @@ def choose_recipe(task: dict) -> str:
 
 # %% [tests] id="ch8-choose-tests" points=1
 ### BEGIN HIDDEN TESTS
-from lorakit.grading import collect
-
-
-def random_task(rng):
-    """A task only one recipe fits: never both pairs and labels, never both code output and new knowledge."""
-    labels = rng.sample(["negative", "neutral", "positive", "spam", "urgent", "billing", "other"], rng.randint(2, 5))
-    shape, (output, new_knowledge) = rng.choice(["pairs", "labels", "rows"]), rng.choice(
-        [("code", False), ("text", True), ("text", False)])
-    return {"n_train": rng.choice([rng.randint(50, 999), rng.randint(1_000, 200_000)]),
-            "labels": labels if shape == "labels" else None, "pairs": shape == "pairs",
-            "output": output, "new_knowledge": new_knowledge}
-
+from lorakit.grading import collect, random_task
 
 collect("ch8-choose-tests", choose_recipe, cases=lambda rng: [(random_task(rng),) for _ in range(6)])
 ### END HIDDEN TESTS
@@ -164,18 +153,8 @@ def capstone_budget() -> tuple[int, float]:
 
 # %% [tests] id="ch8-plan-tests" points=3
 ### BEGIN HIDDEN TESTS
-from lorakit.grading import collect
+from lorakit.grading import collect, random_task
 from lorakit import Hardware
-
-
-def random_task(rng):
-    """A task only one recipe fits: never both pairs and labels, never both code output and new knowledge."""
-    labels = rng.sample(["negative", "neutral", "positive", "spam", "urgent", "billing", "other"], rng.randint(2, 5))
-    shape, (output, new_knowledge) = rng.choice(["pairs", "labels", "rows"]), rng.choice(
-        [("code", False), ("text", True), ("text", False)])
-    return {"n_train": rng.choice([rng.randint(50, 999), rng.randint(1_000, 200_000)]),
-            "labels": labels if shape == "labels" else None, "pairs": shape == "pairs",
-            "output": output, "new_knowledge": new_knowledge}
 
 
 def random_machine(rng):

@@ -25,7 +25,7 @@ EXPORTS = {
     "train": "training.pipeline", "get_peft_model": "training.pipeline", "dpo_stage": "training.dpo",
     "TrainResult": "training.stage", "Sweep": "training.sweep", "kept_checkpoint": "training.checkpoints",
     "same_adapter": "training.checkpoints", "LR_RANGES": "training.schedules", "lr_curve": "training.schedules",
-    "warmup_steps": "training.schedules", "logged_values": "training.history",
+    "warmup_steps": "training.schedules", "logged_values": "training.history", "series": "training.history",
     "estimate": "memory.estimator", "MemoryBreakdown": "memory.estimator",
     "saved_activation_bytes": "memory.estimator", "measure": "memory.measurement", "release_memory": "memory.peak",
     "diagnose": "evaluation.diagnostics",

@@ -266,12 +266,16 @@ WRONG = {"ch1-scale-tests": ("01_hyperparameters", "lora_scale", ignores_rslora)
          "ch7-ppl-tests": ("07_evaluation", "perplexity_from", mean_of_perplexities)}
 
 
+def hidden_tests_of(chapter: str, exercise: str) -> Any:
+    """The [tests] cell of `chapter` whose grade id is `exercise`."""
+    (cell,) = [c for c in cells(chapter) if kind(c) == "tests" and c.metadata.nbgrader["grade_id"] == exercise]
+    return cell
+
+
 @pytest.mark.parametrize("exercise", sorted(WRONG))
 def test_a_wrong_answer_collects_different_results(exercise, tmp_path, monkeypatch):
     chapter, name, wrong = WRONG[exercise]
-    (cell,) = [c for c in cells(chapter) if kind(c) == "tests" and c.metadata.nbgrader["grade_id"] == exercise]
-    answers = answers_of(chapter)
-    results = tmp_path / "results.jsonl"
+    cell, answers, results = hidden_tests_of(chapter, exercise), answers_of(chapter), tmp_path / "results.jsonl"
     reference = collected(cell, answers, "course-secret", results, monkeypatch)
     assert collected(cell, answers, "course-secret", results, monkeypatch) == reference, "cases must be reproducible"
     mistaken = collected(cell, {**answers, name: wrong}, "course-secret", results, monkeypatch)
@@ -288,9 +292,7 @@ SENSIBLE = {"ch5-history-tests": ("05_pitfalls", "what_went_wrong", first_log_ag
 @pytest.mark.parametrize("exercise", sorted(SENSIBLE))
 def test_another_sensible_rule_collects_the_reference_results(exercise, tmp_path, monkeypatch):
     chapter, name, other = SENSIBLE[exercise]
-    (cell,) = [c for c in cells(chapter) if kind(c) == "tests" and c.metadata.nbgrader["grade_id"] == exercise]
-    answers = answers_of(chapter)
-    results = tmp_path / "results.jsonl"
+    cell, answers, results = hidden_tests_of(chapter, exercise), answers_of(chapter), tmp_path / "results.jsonl"
     for seed in range(40):
         reference = collected(cell, answers, f"secret-{seed}", results, monkeypatch)
         assert collected(cell, {**answers, name: other}, f"secret-{seed}", results, monkeypatch) == reference, seed
