@@ -14,7 +14,7 @@ import typing
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Iterable, Literal, Union
 
-from ..data.datasets import DATASETS, MAX_ROWS
+from ..data.datasets import DATASETS, MAX_ROWS, TaskData, load_dataset
 from .choices import (
     LLAMA_LINEAR_MODULES,
     OPTIMIZERS,
@@ -170,6 +170,12 @@ class Recipe:
         """A copy with some fields changed (validated again). Unknown field names raise ValueError."""
         check_known(overrides)
         return dataclasses.replace(self, **overrides)
+
+    def load_data(self, tokenizer: Any, name: str | None = None) -> TaskData:
+        """Dataset `name` (default: this recipe's `dataset`) at the recipe's sizes, seed and max_length: the data
+        `lorakit.train` trains and evaluates on when it is given none."""
+        return load_dataset(name or self.dataset, tokenizer, n_train=self.n_train, n_eval=self.n_eval, seed=self.seed,
+                            max_length=self.max_length)
 
     def lora_config(self, model: Any = None) -> Any:
         """The peft LoraConfig this recipe describes (target names checked against `model` when given)."""

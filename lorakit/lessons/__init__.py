@@ -9,7 +9,8 @@ from ..compat import lazy_exports
 EXPORTS = {
     "course_scale": "scales", "deviations_table": "deviations", "dropout_for": "deviations", "Claim": "guide_audit",
     "audit": "guide_audit", "claims_table": "guide_audit", "counts": "guide_audit", "inconsistencies": "guide_audit",
-    "baselines_of": "baselines", "Baselines": "baselines", "nf4_bits_per_weight": "guide_measurements", "compare_train_losses": "plots", "plot_losses": "plots",
+    "baselines_of": "baselines", "Baselines": "baselines", "nf4_bits_per_weight": "guide_measurements",
+    "compare_train_losses": "plots", "plot_losses": "plots",
     "plot_memory_breakdown": "plots", "plot_lora_layer": "plots",
     "check_close": "self_checks", "check_equal": "self_checks", "self_check": "self_checks",
     "uses_answer": "self_checks", "SweepPanel": "widgets", "WhatIf": "widgets",

@@ -22,16 +22,14 @@ class Baselines:
 
 
 def baselines_of(run: Any) -> Baselines:
-    """The base model's eval loss on the rows `run` (a causal-LM `TrainResult`) was evaluated on, measured on the
-    run's own model with its adapter switched off, and uniform guessing's loss over the run's tokenizer."""
-    from ..data.datasets import load_dataset
+    """The base model's eval loss on the eval rows of `run` (a causal-LM `TrainResult` trained on its recipe's own
+    data, as `lorakit.train` loads it when given none), measured on the run's model with its adapter switched off,
+    and uniform guessing's loss over the run's tokenizer."""
     from ..evaluation.metrics import eval_loss, uniform_loss
 
-    recipe = run.recipe
-    if recipe.task != "causal_lm":
-        raise ValueError(f"run must be a causal_lm run (its loss is per token), got task {recipe.task!r}")
-    data = load_dataset(recipe.dataset, run.tokenizer, n_train=recipe.n_train, n_eval=recipe.n_eval, seed=recipe.seed,
-                        max_length=recipe.max_length)
+    if run.recipe.task != "causal_lm":
+        raise ValueError(f"run must be a causal_lm run (its loss is per token), got task {run.recipe.task!r}")
+    data = run.recipe.load_data(run.tokenizer)
     with run.model.disable_adapter():
         base = eval_loss(run.model, data)
     return Baselines(base_model=base, uniform=uniform_loss(run.tokenizer), vocab_size=len(run.tokenizer))

@@ -15,20 +15,24 @@ from safetensors.torch import load_file
 from ..compat.notes import announce
 
 
+def numbered_checkpoints(output_dir: str | Path) -> list[Path]:
+    """The `checkpoint-N` entries of `output_dir` (N a step number), in step order; complete or not."""
+    numbered = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.rsplit("-", 1)[-1].isdigit()]
+    return sorted(numbered, key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+
+
 def last_checkpoint(output_dir: Path) -> Path | None:
     """The newest complete `checkpoint-N` folder in `output_dir`: one whose trainer_state.json, which the Trainer
     writes last, reads back. (transformers' `get_last_checkpoint` takes the newest folder even when a run killed
     while saving left it incomplete; this skips such a folder.)"""
     complete = []
-    for path in Path(output_dir).glob("checkpoint-*"):
-        step = path.name.rsplit("-", 1)[-1]
+    for path in numbered_checkpoints(output_dir):
         try:
             json.loads((path / "trainer_state.json").read_text())
         except (OSError, ValueError):
             continue
-        if step.isdigit():
-            complete.append((int(step), path))
-    return max(complete)[1] if complete else None
+        complete.append(path)
+    return complete[-1] if complete else None
 
 
 def resume_point(resume_from_checkpoint: bool | str | os.PathLike | None, output_dir: Path,
@@ -64,8 +68,7 @@ def clear_earlier_checkpoints(output_dir: Path) -> list[str]:
     A fresh run that reuses a folder (a learner running a cell again with other settings) would otherwise mix its
     checkpoints with the old ones: the newest checkpoint, the best epoch and a later resume would be the old run's.
     """
-    earlier = sorted((p for p in Path(output_dir).glob("checkpoint-*") if p.name.rsplit("-", 1)[-1].isdigit()),
-                     key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+    earlier = numbered_checkpoints(output_dir)
     for path in earlier:
         if path.is_symlink() or not path.is_dir():
             path.unlink()

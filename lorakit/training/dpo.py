@@ -64,14 +64,11 @@ def dpo_stage(recipe: Recipe, sft: TrainResult, data: Any = None, output_dir: Pa
     adapter's shape (r, targets) and `recipe`'s dropout. The result's time and notes include the SFT stage's."""
     from trl import DPOConfig, DPOTrainer
 
-    from ..data.datasets import load_dataset
-
     run = Run.start(recipe, output_dir / "dpo", resume_from_checkpoint, adapter_dir=output_dir / "adapter",
                     resume_required=False)
     tokenizer, policy = sft.tokenizer, sft.model
     if data is None or isinstance(data, str):
-        data = load_dataset(data or recipe.dataset, tokenizer, n_train=recipe.n_train, n_eval=recipe.n_eval,
-                            seed=recipe.seed, max_length=recipe.max_length)
+        data = recipe.load_data(tokenizer, data)
     set_seed(recipe.seed)
     set_adapter_dropout(policy, recipe.lora_dropout)
     # TRL casts a 4-bit model's trainable weights to bf16; they are put back as the SFT stage left them (and as the

@@ -106,10 +106,7 @@ def _load(recipe: Recipe, model: Any, tokenizer: Any, data: Any) -> tuple[Any, A
     if tokenizer is None:
         raise ValueError("tokenizer must be given when model is a model object (load both with lorakit.load_base)")
     if data is None or isinstance(data, str):
-        from ..data.datasets import load_dataset
-
-        data = load_dataset(data or recipe.dataset, tokenizer, n_train=recipe.n_train, n_eval=recipe.n_eval,
-                            seed=recipe.seed, max_length=recipe.max_length)
+        data = recipe.load_data(tokenizer, data)
     if data.train is None or len(data.train) == 0:
         raise ValueError(f"data.train is empty: dataset {data.name!r} has no training rows")
     return model, tokenizer, data

@@ -26,7 +26,7 @@ from ..memory.oom_advice import TrainingOutOfMemoryError, oom_message
 from ..memory.peak import PeakMemory, trim_heap
 from ..models.hardware import Hardware, choose_precision, cpu_threads_for, detect
 from ..models.shapes import ModelShape
-from .checkpoints import clear_earlier_checkpoints, resume_point
+from .checkpoints import clear_earlier_checkpoints, numbered_checkpoints, resume_point
 from .history import series
 
 
@@ -70,8 +70,7 @@ class TrainResult:
 
     def checkpoints(self) -> list[Path]:
         """Per-epoch checkpoint folders, oldest first."""
-        found = self.output_dir.glob("checkpoint-*")
-        return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+        return numbered_checkpoints(self.output_dir)
 
     def summary(self) -> str:
         ev = self.final_eval_loss
