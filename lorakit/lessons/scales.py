@@ -5,11 +5,21 @@
 | scale | quick runs and sweeps | lessons that need a real LM | training |
 |---|---|---|---|
 | cpu | the built-in tiny Llama (3.95M) | SmolLM2-135M-Instruct, offline (`smollm2-135m`) | as written in the chapter |
-| gpu | the built-in tiny Llama | Qwen2.5-1.5B-Instruct in NF4 (Apache-2.0, from the hub) | `steps`/`rows` × 4 |
+| gpu | the built-in tiny Llama | SmolLM2-1.7B-Instruct in NF4 (Apache-2.0, from the hub) | `steps`/`rows` × 4 |
 
 Quick runs stay on the built-in model at both scales: chapters 1–5 teach with sweeps and reproduced pitfalls whose
 settings and asserted outcomes (the LR that diverges, the run that overfits, the parameter counts by hand) are the
 built-in model's, and a sweep point must take seconds on any machine. What a GPU changes is the real-LM lessons.
+
+The GPU-scale model is SmolLM2-1.7B-Instruct, the larger sibling of the CPU scale's model: the same tokenizer at
+both scales, and a family measured inside fp16's range, which matters on a T4 (no bf16, so QLoRA's linear layers
+compute in fp16; the residual stream is fp32 after k-bit preparation). Qwen2/Qwen2.5 models, the earlier choice, are
+reported upstream to overflow to NaN or garbage in fp16. tests/models/test_fp16_safety.py measures SmolLM2-135M on
+the course's prompts: its largest linear-layer input or output is about 24,900, 38% of fp16's 65,504. The 1.7B
+itself cannot be measured offline; benchmarks/gpu_check.py runs chapter 6's path forced to fp16 on its shape.
+
+Each scale has a memory limit that chapter 6 asserts every real-model run stays under: at CPU scale Binder's 2 GiB
+(1.9 GiB, since the notebook server shares it), at GPU scale a Colab T4's 15 GiB.
 
 `auto` (the default) is `gpu` on a CUDA machine that may reach the hub, else `cpu`. Asking for `gpu` without CUDA is
 one clear ValueError. Chapters call `model_for("quick")` / `model_for("real")`, `steps(n)` and `rows(n)` and print
@@ -26,7 +36,7 @@ from ..models.load import hub_offline
 SCALE_ENV = "LORAKIT_SCALE"
 SCALE_NAMES = ("cpu", "gpu", "auto")
 ROLES = ("quick", "real")
-GPU_REAL_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"  # Apache-2.0, ungated, 1.54B parameters
+GPU_REAL_MODEL = "HuggingFaceTB/SmolLM2-1.7B-Instruct"  # Apache-2.0, ungated, 1.71B parameters (SMOLLM2_1_7B)
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,8 @@ class Scale:
     real_model: str
     real_quantization: str | None
     factor: int
+    memory_limit_bytes: int
+    memory_limit_reason: str
 
     def model_for(self, role: str) -> str:
         """The base-model name for a role: 'quick' (sweeps, fast demos) or 'real' (lessons that need a real LM)."""
@@ -61,8 +73,11 @@ class Scale:
 
 
 SCALES = {
-    "cpu": Scale("cpu", quick_model="tiny", real_model="smollm2-135m", real_quantization=None, factor=1),
-    "gpu": Scale("gpu", quick_model="tiny", real_model=GPU_REAL_MODEL, real_quantization="nf4", factor=4),
+    "cpu": Scale("cpu", quick_model="tiny", real_model="smollm2-135m", real_quantization=None, factor=1,
+                 memory_limit_bytes=int(1.9 * 2**30),
+                 memory_limit_reason="Binder's 2 GiB, which the notebook server shares with the kernel"),
+    "gpu": Scale("gpu", quick_model="tiny", real_model=GPU_REAL_MODEL, real_quantization="nf4", factor=4,
+                 memory_limit_bytes=15 * 2**30, memory_limit_reason="a Colab T4's 15 GiB of GPU memory"),
 }
 
 

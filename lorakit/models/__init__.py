@@ -9,6 +9,7 @@ EXPORTS = {
     "Hardware": "hardware", "choose_dtype": "hardware", "choose_precision": "hardware", "detect": "hardware",
     "load_base": "load", "load_tokenizer": "load", "quantization_config": "load", "REAL_MODELS": "packaged",
     "converted_dir": "packaged", "LLAMA2_13B": "shapes", "LLAMA2_7B": "shapes", "LLAMA3_8B": "shapes",
+    "SMOLLM2_1_7B": "shapes",
     "ModelShape": "shapes", "TINY_DIR": "shapes", "count_base_params": "shapes", "count_lora_params": "shapes",
     "lora_table": "shapes", "lora_table_7b": "shapes", "tiny_shape": "shapes",
 }

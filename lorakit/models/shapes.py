@@ -84,6 +84,8 @@ class ModelShape:
 LLAMA2_7B = ModelShape(32000, 4096, 11008, 32, 32, 32, name="LLaMA-2-7B")
 LLAMA2_13B = ModelShape(32000, 5120, 13824, 40, 40, 40, name="LLaMA-2-13B")
 LLAMA3_8B = ModelShape(128256, 4096, 14336, 32, 32, 8, name="LLaMA-3-8B")
+# the course's GPU-scale real model (HuggingFaceTB/SmolLM2-1.7B-Instruct): its config.json's sizes, 1.71B parameters
+SMOLLM2_1_7B = ModelShape(49152, 2048, 8192, 24, 32, 32, tie_word_embeddings=True, name="SmolLM2-1.7B")
 
 
 def count_base_params(shape: ModelShape) -> int:

@@ -9,6 +9,7 @@ from lorakit.config.choices import resolve_targets
 from lorakit.models.shapes import (
     LLAMA2_7B,
     LLAMA3_8B,
+    SMOLLM2_1_7B,
     ModelShape,
     count_base_params,
     count_lora_params,
@@ -82,6 +83,13 @@ def test_the_built_in_model():
 def test_llama2_7b_numbers():
     assert count_base_params(LLAMA2_7B) == 6_738_415_616
     assert count_base_params(LLAMA3_8B) == 8_030_261_248
+    assert count_base_params(SMOLLM2_1_7B) == 1_711_376_384  # the 1.71B of SmolLM2-1.7B's model card
+
+
+def test_a_named_shape_counts_what_transformers_builds():
+    with torch.device("meta"):
+        model = LlamaForCausalLM(SMOLLM2_1_7B.llama_config())
+    assert count_base_params(SMOLLM2_1_7B) == sum(p.numel() for p in model.parameters())
     assert count_lora_params(LLAMA2_7B, 8, "q,v") == 4_194_304
     assert count_lora_params(LLAMA2_7B, 16, "all-linear") == 39_976_960
     table = lora_table()
