@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..compat import lazy_exports
 
 EXPORTS = {
-    "what_if": "calculator", "MemoryBreakdown": "estimator", "estimate": "estimator",
+    "what_if": "calculator", "MemoryBreakdown": "estimator", "estimate": "estimator", "estimate_run": "estimator",
     "saved_activation_bytes": "estimator", "Measurement": "measurement", "measure": "measurement",
     "TrainingOutOfMemoryError": "oom_advice", "PeakMemory": "peak", "release_memory": "peak",
 }

@@ -5,6 +5,8 @@ Components, in bytes:
   constants (one absmax per 64 weights: fp32 = 4 bytes, or with double quantisation 1 byte plus one fp32 per 256
   absmax); embeddings, norms and lm_head stay in the compute dtype (transformers never quantizes them). int8: 1 byte
   per linear weight plus an fp32 scale per output row.
+  With `kbit_prepared` (peft's `prepare_model_for_kbit_training`, which `lorakit.train` applies to every quantized
+  base) those unquantized weights are up-cast to fp32: 4 bytes each instead of the compute dtype's 2.
 - adapters: LoRA parameters in fp32 (peft up-casts adapter weights of bf16/fp16 models to fp32 by default).
 - gradients: one per trainable parameter, in the trainable parameters' dtype.
 - optimizer_states: AdamW 8 bytes per trainable parameter (two fp32 moments); 8-bit AdamW (paged or not) 2 bytes
@@ -16,7 +18,8 @@ Components, in bytes:
   which `torch.cuda.max_memory_allocated` does not see (they are counted here all the same).
 - activations: tensors autograd saves for backward, per token per layer, counted from a Llama block with frozen
   base weights (see `_layer_activation_bytes`); with gradient checkpointing only each layer's input is kept, plus
-  one layer's activations while it is recomputed.
+  one layer's activations while it is recomputed. After `kbit_prepared` the fp32 embeddings make the residual stream
+  fp32, so the kept block inputs take 4 bytes per value (the other activation terms are not adjusted).
 - logits: batch × seq × vocab, upcast to fp32 for the loss.
 - overhead: transient buffers: the largest dequantized weight (4-bit/8-bit bases dequantize one layer at a time
   for compute), with gradient checkpointing the activations of the one block being recomputed, and the start of
@@ -31,6 +34,7 @@ The activation terms were checked against autograd's saved tensors on CPU (tests
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 from ..config.choices import (
     DTYPE_NAMES,
@@ -139,12 +143,17 @@ def estimate(
     r: int = 16,
     targets: str | list[str] = "all-linear",
     full_finetune: bool = False,
+    kbit_prepared: bool = False,
 ) -> MemoryBreakdown:
-    """Estimate training memory for `shape` (see the module docstring for each component's formula)."""
+    """Estimate training memory for `shape` (see the module docstring for each component's formula).
+
+    kbit_prepared: the quantized base went through peft's `prepare_model_for_kbit_training` (as in `lorakit.train`),
+    which up-casts embeddings, norms and lm_head to fp32; only with `quantization`.
+    """
     if not isinstance(shape, ModelShape):
         raise ValueError(f"shape must be a lorakit.ModelShape (e.g. lorakit.LLAMA2_7B), got {shape!r}")
     for name, flag in (("double_quant", double_quant), ("gradient_checkpointing", gradient_checkpointing),
-                       ("full_finetune", full_finetune)):
+                       ("full_finetune", full_finetune), ("kbit_prepared", kbit_prepared)):
         check_bool(name, flag)
     check_choice("precision", precision, DTYPE_NAMES)
     check_choice("quantization", quantization, QUANTIZATIONS)
@@ -153,20 +162,24 @@ def estimate(
     check_range("seq_len", seq_len, 1, 10**7, int)
     if full_finetune and quantization:
         raise ValueError("full_finetune=True cannot train quantized weights: set quantization=None")
+    if kbit_prepared and not quantization:
+        raise ValueError("kbit_prepared=True describes a quantized base: set quantization='nf4' or 'int8', or "
+                         "kbit_prepared=False")
     b = PRECISION_BYTES[precision]
     names = resolve_targets(targets, "targets")
     tokens = batch * seq_len
     total_params = count_base_params(shape)
     linear_params = shape.num_layers * sum(i * o for i, o in shape.linear_shapes().values())
     other_params = total_params - linear_params
+    other_bytes = other_params * (FP32 if kbit_prepared else b)  # embeddings, norms, lm_head: never quantized
 
     if quantization == "nf4":
         blocks = -(-linear_params // NF4_BLOCK)
         constants = blocks + FP32 * -(-blocks // NF4_NESTED_BLOCK) if double_quant else FP32 * blocks
-        base = linear_params // 2 + constants + other_params * b
+        base = linear_params // 2 + constants + other_bytes
     elif quantization == "int8":
         rows = shape.num_layers * sum(o for _, o in shape.linear_shapes().values())
-        base = linear_params + FP32 * rows + other_params * b
+        base = linear_params + FP32 * rows + other_bytes
     else:
         base = total_params * b
 
@@ -185,7 +198,7 @@ def estimate(
     per_layer = [_layer_activation_bytes(shape, names, r, b, full_finetune, layer == 0)
                  for layer in range(shape.num_layers)]
     if gradient_checkpointing:  # only block inputs are kept; one block is recomputed at a time (overhead)
-        activations = tokens * shape.num_layers * shape.hidden_size * b
+        activations = tokens * shape.num_layers * shape.hidden_size * (FP32 if kbit_prepared else b)
     else:
         activations = tokens * sum(per_layer)
     activations += tokens * ((shape.hidden_size + 1) * FP32 + 2 * shape.dim_per_head * b)  # final norm, RoPE cos/sin
@@ -194,6 +207,17 @@ def estimate(
     overhead = (largest * b if quantization else 0) + (tokens * max(per_layer) if gradient_checkpointing else 0)
     overhead += 2 * logits  # loss backward: grad of the log-softmax output and of the logits, fp32
     return MemoryBreakdown(base, adapters, gradients, optimizer_states, activations, logits, overhead)
+
+
+def estimate_run(result: Any, shape: ModelShape) -> MemoryBreakdown:
+    """The estimate for a finished `lorakit.train` run (its TrainResult) whose base has `shape`: the recipe's settings,
+    the precision the run trained in, a micro-batch of `max_length` tokens, and a quantized base k-bit prepared, as
+    `lorakit.train` prepares it."""
+    recipe = result.recipe
+    return estimate(shape, precision=result.precision, quantization=recipe.quantization, optimizer=recipe.optim,
+                    gradient_checkpointing=recipe.gradient_checkpointing, batch=recipe.per_device_train_batch_size,
+                    seq_len=recipe.max_length, r=recipe.r, targets=recipe.target_modules,
+                    kbit_prepared=recipe.quantization is not None)
 
 
 def saved_activation_bytes(model, input_ids) -> int:

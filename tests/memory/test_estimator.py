@@ -79,6 +79,42 @@ def test_monotonic_in_batch_sequence_and_checkpointing():
     assert gc.activations < 0.1 * base.activations and gc.total < base.total
 
 
+def test_kbit_preparation_costs_what_the_estimate_counts():
+    """peft's prepare_model_for_kbit_training (lorakit.train's path for a quantized base) up-casts the unquantized
+    weights to fp32, and the fp32 residual stream doubles what checkpointing keeps: both as estimated."""
+    from lorakit.compat.versions import prepare_model_for_kbit_training
+    from lorakit.models.load import load_base
+
+    model, _ = load_base("tiny", quantization="nf4", dtype="bf16", device="cpu")
+    shape = ModelShape.from_config(model.config)
+    before = sum(p.numel() * p.element_size() for p in model.parameters())
+    model = prepare_model_for_kbit_training(model, True)
+    after = sum(p.numel() * p.element_size() for p in model.parameters())
+    settings = dict(precision="bf16", quantization="nf4", gradient_checkpointing=True, batch=2, seq_len=32, r=8)
+    plain, prepared = estimate(shape, **settings), estimate(shape, kbit_prepared=True, **settings)
+    assert after - before == prepared.base_weights - plain.base_weights > 0
+
+    model = get_peft_model(model, LoraConfig(r=8, target_modules="all-linear", lora_dropout=0.0))
+    model.train()
+    measured = saved_activation_bytes(model, torch.randint(0, shape.vocab_size, (2, 32)))
+    assert measured == pytest.approx(prepared.activations + prepared.logits, rel=0.05)
+    assert abs(measured - (prepared.activations + prepared.logits)) < abs(measured - (plain.activations + plain.logits))
+
+
+def test_a_runs_estimate_uses_what_the_run_trained_with(tmp_path):
+    import lorakit
+
+    model, tokenizer = lorakit.load_base("tiny", quantization="nf4", device="cpu")
+    run = lorakit.train("quickstart", model=model, tokenizer=tokenizer, quantization="nf4", max_steps=1, r=4,
+                        per_device_train_batch_size=2, max_length=48, output_dir=tmp_path, progress=False)
+    shape = ModelShape.from_config(model.config)
+    assert run.precision == "fp32" and run.recipe.quantization == "nf4"
+    expected = estimate(shape, precision="fp32", quantization="nf4", optimizer=run.recipe.optim, batch=2, seq_len=48,
+                        r=4, targets=run.recipe.target_modules, kbit_prepared=True,
+                        gradient_checkpointing=run.recipe.gradient_checkpointing)
+    assert lorakit.estimate_run(run, shape) == expected
+
+
 @pytest.mark.parametrize("kwargs,fragment", [
     ({"precision": "fp8"}, "precision must be one of"),
     ({"optimizer": "lion"}, "optimizer must be one of"),
@@ -87,6 +123,7 @@ def test_monotonic_in_batch_sequence_and_checkpointing():
     ({"seq_len": -5}, "seq_len must be an integer"),
     ({"r": 0}, "r must be an integer"),
     ({"full_finetune": True, "quantization": "nf4"}, "cannot train quantized weights"),
+    ({"kbit_prepared": True}, "kbit_prepared=True describes a quantized base"),
 ])
 def test_bad_input(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
