@@ -5,18 +5,26 @@ throughput sections after every point, so a run cut short or killed keeps what i
 (--deadline-s) interrupts the running section and skips the rest, each marked "deadline" in the JSON:
   preflight   the versions, lorakit's floors (pyproject.toml), whether transformers has `activation_checkpointing_enable`,
               the imports the sections need, and an NF4 round trip (bitsandbytes, double quantisation) on the device.
-  memory      lorakit.estimate vs torch.cuda.max_memory_allocated: bf16 LoRA and NF4 QLoRA × gradient checkpointing
-              on/off × sequence 512/2048, on a 1.1B (TinyLlama-shaped) and a 7B (Llama-2-shaped) randomly initialised
-              Llama (no downloads): lorakit.memory.measurement writes each shape's random bf16 checkpoint once, shard by
-              shard, and loads it in bf16 and in NF4 (double quantisation, bf16 compute). LoRA r=16 all-linear,
-              dropout 0, torch AdamW, batch 1; four optimizer steps per point, timed over the last two. Error per
-              point = (estimate − measured) / measured; target |error| ≤ 10%. prepare_model_for_kbit_training is not
-              applied (it up-casts norms and embeddings to fp32, which the estimate does not model).
+  course      chapter 6's real-model path as a learner runs it at GPU scale, on a randomly initialised model of the
+              GPU-scale model's exact shape (SmolLM2-1.7B, lorakit.SMOLLM2_1_7B) with the course tokenizer, in NF4:
+              the instruction QLoRA run, SFT → DPO (the DPO start must equal the SFT model: margin 0) and the
+              classification run; once in bf16 and once forced to fp16, as on a T4. Per run: seconds, first and last
+              train loss, whether every loss was finite, peak memory.
+  memory      lorakit.estimate vs torch.cuda.max_memory_allocated (and max_memory_reserved): on a 1.1B
+              (TinyLlama-shaped) randomly initialised Llama, bf16 LoRA, NF4 QLoRA and NF4 QLoRA after peft's
+              prepare_model_for_kbit_training (lorakit.train's path: embeddings and norms up-cast to fp32) ×
+              gradient checkpointing on/off × sequence 512/2048; then the Training Guide's 7B row "QLoRA 4-bit +
+              gradient checkpointing ~4.5 GB" on a Llama-2-7B-shaped model at sequence 512, with and without the
+              preparation. lorakit.memory.measurement writes each shape's random bf16 checkpoint once, shard by shard
+              (no downloads), and loads it per point group. LoRA r=16 all-linear, dropout 0, torch AdamW, batch 1;
+              four optimizer steps per point, timed over the last two. Error per point = (estimate − measured) /
+              measured; target |error| ≤ 10%.
   slowdown    from the memory section's step times: QLoRA vs bf16 LoRA and checkpointing on vs off, per shape and
               sequence length, against the Training Guide's "~10% slower training" and "~20% slower".
   throughput  benchmarks/throughput.py on a ≥1B random Llama in NF4 with checkpointing (the course's QLoRA recipe):
-              lorakit.train vs the plain guide-style script vs TRL's SFTTrainer (defaults, padding-free, packing),
-              one variant at a time; tokens/s, peak memory, eval loss, MFU and the lorakit / TRL ratios.
+              lorakit.train vs a plain Trainer + peft script with dynamic padding vs TRL's SFTTrainer (defaults,
+              padding-free, packing), one variant at a time, two runs each, timed after two warm-up steps; tokens/s,
+              peak memory, eval loss, MFU against the device's peak looked up from its name, and the ratios.
   chapter6    course/06_recipes.py built and executed top to bottom with nbclient, LORAKIT_SCALE=gpu, in what is left
               of the deadline (skipped where the hub model is out of reach, as on a lent machine).
 
@@ -32,6 +40,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -53,18 +62,20 @@ import torch  # noqa: E402
 import lorakit  # noqa: E402
 from lorakit.memory.measurement import add_lora, load_checkpoint, measure_loaded, random_checkpoint, release  # noqa: E402
 
-SECTIONS = ("preflight", "memory", "slowdown", "throughput", "chapter6")
+SECTIONS = ("preflight", "course", "memory", "slowdown", "throughput", "chapter6")
 DEFAULT_DEADLINE_S = 360
 TARGET_ERROR_PCT = 10.0
-GUIDE_CLAIMS = {  # the Training Guide's "Technique Comparison" table, Speed Impact column, quoted exactly
+GUIDE_CLAIMS = {  # the Training Guide's "Technique Comparison" table (Speed Impact) and 7B memory table, quoted exactly
     "qlora_vs_lora": "~10% slower training",
     "checkpointing_on_vs_off": "~20% slower",
+    "qlora_checkpointing_7b": "~4.5 GB",
 }
+COURSE_TOKENIZER = "smollm2-135m"  # SmolLM2's tokenizer: the course's real models at both scales use it
 SCALE_SWITCH = "LORAKIT_SCALE"
 TINYLLAMA_1B = lorakit.ModelShape(32000, 2048, 5632, 22, 32, 4, name="1.1b")
 PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "datasets", "nbclient")
 IMPORTS = ("lorakit.training.pipeline", "lorakit.training.dpo", "lorakit.memory.measurement", "peft", "trl",
-           "bitsandbytes", "datasets", "nbclient", "throughput")
+           "bitsandbytes", "datasets", "throughput")  # not nbclient: only the chapter6 section, skipped offline
 NF4_MAX_RELATIVE_ERROR = 0.2  # NF4's mean round-trip error on normal weights is about a tenth of their mean size
 
 Record = Callable[..., None]  # record(key, item, name=None): add item to the running section's `key` list (or dict)
@@ -79,9 +90,14 @@ class DeadlineExceeded(BaseException):
 class Scale:
     """The sizes one run uses: the GPU check itself, or tiny shapes that exercise every code path on CPU."""
 
-    shapes: tuple[Any, ...]  # lorakit.ModelShape
+    grid_shape: Any  # lorakit.ModelShape of the estimate-vs-measured grid
+    claim_shape: Any  # the shape of the guide's 7B memory row
+    course_shape: Any  # the GPU-scale real model's shape
     seqs: tuple[int, ...]
+    claim_seq: int
     steps: int
+    course_precisions: tuple[str, ...]
+    course_steps: int
     throughput_args: tuple[str, ...]
     throughput_subprocesses: bool
     chapter_scale: str
@@ -91,14 +107,17 @@ class Scale:
 
 
 GPU_SCALE = Scale(
-    shapes=(TINYLLAMA_1B, lorakit.LLAMA2_7B), seqs=(512, 2048), steps=4,
+    grid_shape=TINYLLAMA_1B, claim_shape=lorakit.LLAMA2_7B, course_shape=lorakit.SMOLLM2_1_7B,
+    seqs=(512, 2048), claim_seq=512, steps=4, course_precisions=("bf16", "fp16"), course_steps=24,
     throughput_args=("--model", "random-llama", "--layers", "24", "--hidden", "2048", "--quantization", "nf4",
-                     "--dataset", "code", "--n-train", "256", "--n-eval", "24", "--max-length", "384"),
+                     "--dataset", "code", "--n-train", "256", "--n-eval", "24", "--max-length", "384",
+                     "--repeats", "2", "--warmup-steps", "2"),
     throughput_subprocesses=True, chapter_scale="gpu")
 TINY_SCALE = Scale(
-    shapes=(lorakit.ModelShape(1024, 256, 704, 2, 4, 2, name="tiny-a"),
-            lorakit.ModelShape(2048, 384, 1024, 3, 6, 2, name="tiny-b")),
-    seqs=(32, 64), steps=2,
+    grid_shape=lorakit.ModelShape(1024, 256, 704, 2, 4, 2, name="tiny-a"),
+    claim_shape=lorakit.ModelShape(2048, 384, 1024, 3, 6, 2, name="tiny-b"),
+    course_shape=lorakit.ModelShape(49152, 64, 128, 2, 4, 4, tie_word_embeddings=True, name="tiny-course"),
+    seqs=(32, 64), claim_seq=32, steps=2, course_precisions=("fp32",), course_steps=4,
     throughput_args=("--n-train", "16", "--n-eval", "8"),
     throughput_subprocesses=False, chapter_scale="cpu")
 
@@ -175,18 +194,23 @@ def preflight_section(device: str) -> dict[str, Any]:
 
 
 def memory_section(scale: Scale, device: str, record: Record) -> dict[str, Any]:
-    """The estimate-vs-measured grid; each shape's random checkpoint is written once, then loaded in bf16 and in
-    NF4, each model serving all the points of its (shape, quantization). Each point is recorded as it is measured."""
-    for shape in scale.shapes:
+    """The estimate-vs-measured grid, then the guide's 7B row; each shape's random checkpoint is written once and
+    loaded once per (quantization, k-bit preparation), each model serving all its points. Each point is recorded as
+    it is measured."""
+    groups = (  # shape, (quantization, kbit_prepared) per load, checkpointing values, sequence lengths
+        (scale.grid_shape, ((None, False), ("nf4", False), ("nf4", True)), (False, True), scale.seqs),
+        (scale.claim_shape, (("nf4", True), ("nf4", False)), (True,), (scale.claim_seq,)),
+    )
+    for shape, loads, checkpointing_values, seqs in groups:
         folder = scratch_folder(2 * lorakit.count_base_params(shape))
         try:
             random_checkpoint(shape, folder)
-            for quantization in (None, "nf4"):
-                model = add_lora(load_checkpoint(folder, quantization, device), scale.r)
-                for checkpointing in (False, True):
-                    for seq in scale.seqs:
+            for quantization, prepared in loads:
+                model = add_lora(load_checkpoint(folder, quantization, device), scale.r, prepared)
+                for checkpointing in checkpointing_values:
+                    for seq in seqs:
                         point = measure_loaded(model, shape, quantization, checkpointing, seq, scale.batch,
-                                               scale.steps, scale.r, device)
+                                               scale.steps, scale.r, device, prepared)
                         within = abs(point.error_pct) <= TARGET_ERROR_PCT if device == "cuda" else None
                         record("points", asdict(point) | dict(within_target=within))
                 del model
@@ -197,19 +221,25 @@ def memory_section(scale: Scale, device: str, record: Record) -> dict[str, Any]:
                 lora=f"r={scale.r}, alpha={2 * scale.r}, all-linear, dropout 0")
 
 
-def memory_summary(points: list[dict[str, Any]], device: str) -> dict[str, Any]:
-    """The worst error over the points measured, and whether all are within the target (None on CPU)."""
+def memory_summary(points: list[dict[str, Any]], device: str, claim_shape: Any) -> dict[str, Any]:
+    """The worst error over the points measured, whether all are within the target (None on CPU), and the guide's
+    7B row next to what the claim shape's points measured and estimated."""
     if not points:
         return {}
+    claim = [dict(kbit_prepared=p["kbit_prepared"], measured_gb=p["measured_bytes"] / 1e9,
+                  reserved_gb=p["reserved_bytes"] / 1e9 if p["reserved_bytes"] else None,
+                  estimate_gb=p["estimate_bytes"] / 1e9)
+             for p in points if p["shape"] == claim_shape.name]
     return dict(worst_abs_error_pct=max(abs(p["error_pct"]) for p in points),
-                all_within_target=all(p["within_target"] for p in points) if device == "cuda" else None)
+                all_within_target=all(p["within_target"] for p in points) if device == "cuda" else None,
+                guide_7b=dict(guide=GUIDE_CLAIMS["qlora_checkpointing_7b"], shape=claim_shape.name, points=claim))
 
 
 def slowdown_section(memory: dict[str, Any]) -> dict[str, Any]:
     """QLoRA vs bf16 LoRA (same checkpointing) and checkpointing on vs off (same quantization), from step times of
     the points the memory section measured (a pair with a point missing is left out)."""
     times = {(p["shape"], p["quantization"], p["checkpointing"], p["seq"]): p["step_seconds"]
-             for p in memory.get("points", [])}
+             for p in memory.get("points", []) if not p["kbit_prepared"]}
     qlora, checkpointing = [], []
     for (shape, quantization, ckpt, seq), seconds in times.items():
         plain = times.get((shape, "none", ckpt, seq))
@@ -227,6 +257,67 @@ def slowdown_section(memory: dict[str, Any]) -> dict[str, Any]:
         checkpointing_on_vs_off=dict(guide=GUIDE_CLAIMS["checkpointing_on_vs_off"], points=checkpointing,
                                      median_pct=statistics.median(p["slowdown_pct"] for p in checkpointing)),
         measured_as="mean optimizer-step time (forward + backward + AdamW) of the memory section's last steps")
+
+
+def course_runs(folder: Path, precision: str, scale: Scale, device: str, out: Path, record: Record) -> None:
+    """Chapter 6's three real-model runs, with its settings and GPU-scale sizes, on the NF4-loaded random model in
+    `folder` in `precision`; each run is recorded as it ends."""
+    from lorakit.training.history import logged_values
+
+    steps = scale.course_steps
+    runs = dict(precision=precision, quantization="nf4", gradient_checkpointing=False, save_strategy="no",
+                logging_steps=1, progress=False)
+
+    def report(task: str, result: Any, **extra: Any) -> dict[str, Any]:
+        losses = [loss for _, loss in result.train_losses]
+        return dict(task=task, precision=precision, seconds=result.train_seconds, steps=len(losses),
+                    first_loss=losses[0], last_loss=losses[-1], losses_finite=all(map(math.isfinite, losses)),
+                    peak_memory_bytes=result.peak_memory_bytes, peak_memory_kind=result.peak_memory_kind, **extra)
+
+    lm, tokenizer = lorakit.load_base(str(folder), quantization="nf4", dtype=precision, device=device)
+    data = lorakit.load_dataset("instruction", tokenizer, n_train=4 * steps, n_eval=8, max_length=64)
+    instruction = lorakit.train("instruction", model=lm, tokenizer=tokenizer, data=data, max_steps=steps,
+                                per_device_train_batch_size=4, max_length=64, learning_rate=5e-4, eval_strategy="no",
+                                output_dir=out / "instruction", **runs)
+    record("runs", report("instruction", instruction))
+    dpo_recipe = lorakit.get_recipe("dpo", max_steps=max(2, steps // 2), per_device_train_batch_size=1,
+                                    gradient_accumulation_steps=4, max_length=64, learning_rate=5e-4,
+                                    lora_dropout=0.0, n_train=2 * steps, n_eval=8, logging_steps=1,
+                                    gradient_checkpointing=False, save_strategy="no", precision=precision)
+    dpo = lorakit.dpo_stage(dpo_recipe, instruction, output_dir=out / "dpo", progress=False)
+    first_margin = logged_values(dpo.log_history, "rewards/margins")[0]
+    record("runs", report("dpo", dpo, first_margin=first_margin, starts_at_sft=abs(first_margin) < 1e-3))
+    del lm, instruction, dpo
+    release(device)
+    classifier, cls_tokenizer = lorakit.load_base(str(folder), quantization="nf4", task="seq_cls", num_labels=6,
+                                                  dtype=precision, device=device)
+    cls_data = lorakit.load_dataset("classification", cls_tokenizer, n_train=4 * steps, n_eval=8, max_length=32)
+    classification = lorakit.train("classification", model=classifier, tokenizer=cls_tokenizer, data=cls_data,
+                                   max_steps=steps, per_device_train_batch_size=4, max_length=32, learning_rate=1e-3,
+                                   output_dir=out / "classification", **runs)
+    record("runs", report("classification", classification, eval_loss=classification.final_eval_loss))
+    del classifier, classification
+    release(device)
+
+
+def course_section(scale: Scale, device: str, record: Record) -> dict[str, Any]:
+    """Chapter 6's real-model path on a random model of the GPU-scale model's shape with the course tokenizer, once
+    per precision (bf16, and fp16 as on a T4); a precision that fails is recorded and the next one runs."""
+    folder = scratch_folder(2 * lorakit.count_base_params(scale.course_shape))
+    try:
+        random_checkpoint(scale.course_shape, folder)
+        lorakit.load_tokenizer(COURSE_TOKENIZER).save_pretrained(folder)
+        for precision in scale.course_precisions:
+            try:
+                with tempfile.TemporaryDirectory(prefix="gpu-check-runs-") as runs_dir:
+                    course_runs(folder, precision, scale, device, Path(runs_dir), record)
+            except Exception as err:  # fp16 may fail where bf16 works: keep both results
+                record("failed", dict(precision=precision, message=f"{type(err).__name__}: {str(err)[-2000:]}"))
+                release(device)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return dict(shape=scale.course_shape.name, tokenizer=COURSE_TOKENIZER, quantization="nf4",
+                precisions=list(scale.course_precisions))
 
 
 def throughput_section(scale: Scale, record: Record) -> dict[str, Any]:
@@ -377,9 +468,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = runner.results
     if "preflight" in args.only:
         runner.section("preflight", lambda record: preflight_section(args.device))
+    if "course" in args.only:
+        runner.section("course", lambda record: course_section(scale, args.device, record))
     if "memory" in args.only or "slowdown" in args.only:
         runner.section("memory", lambda record: memory_section(scale, args.device, record))
-        results["memory"].update(memory_summary(results["memory"].get("points", []), args.device))
+        results["memory"].update(memory_summary(results["memory"].get("points", []), args.device, scale.claim_shape))
     if "slowdown" in args.only:
         runner.section("slowdown", lambda record: slowdown_section(results["memory"]))
     if "throughput" in args.only:

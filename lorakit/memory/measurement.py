@@ -6,8 +6,10 @@ with double quantisation if asked (what fits a 7B on a 15 GB Colab T4). `measure
 random tokens with LoRA (r, alpha 2r, all-linear, dropout 0) and compares the peak with `lorakit.memory.estimator.estimate`;
 `measure` does all of it for one point. On a GPU the peak is `torch.cuda.max_memory_allocated`; on CPU it is the
 process's peak RSS, which also counts the libraries (a code-path check, not a measurement to compare).
-`prepare_model_for_kbit_training` is not applied: it up-casts norms and embeddings to fp32, which the estimate does
-not model.
+`add_lora(kbit_prepared=True)` first applies peft's `prepare_model_for_kbit_training` to a quantized model, as
+`lorakit.train` does (embeddings, norms and lm_head up-cast to fp32; the estimate counts that with its own
+`kbit_prepared`). On a GPU each point also records `torch.cuda.max_memory_reserved`: what the caching allocator held,
+allocated or not (fragmentation and cached blocks), still without the CUDA context.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from ..compat.silence import no_loading_bars
-from ..compat.versions import get_peft_model
+from ..compat.versions import get_peft_model, prepare_model_for_kbit_training
 from ..models.hardware import DTYPES, choose_dtype
 from ..models.shapes import ModelShape
 from .estimator import estimate
@@ -51,6 +53,8 @@ class Measurement:
     measured_kind: str
     error_pct: float  # (estimate - measured) / measured
     step_seconds: float
+    kbit_prepared: bool = False
+    reserved_bytes: int | None = None  # torch.cuda.max_memory_reserved on a GPU; None on CPU
 
 
 def parameter_shapes(shape: ModelShape) -> dict[str, torch.Size]:
@@ -123,8 +127,11 @@ def load_checkpoint(folder: str | Path, quantization: str | None = None, device:
                                                     device_map={"": 0 if device == "cuda" else device})
 
 
-def add_lora(model: Any, r: int = 16) -> Any:
-    """`model` with a LoRA adapter: rank r, alpha 2r, every linear layer, no dropout."""
+def add_lora(model: Any, r: int = 16, kbit_prepared: bool = False) -> Any:
+    """`model` with a LoRA adapter: rank r, alpha 2r, every linear layer, no dropout; with `kbit_prepared`, after
+    peft's `prepare_model_for_kbit_training` (a quantized model, as `lorakit.train` prepares it)."""
+    if kbit_prepared:
+        model = prepare_model_for_kbit_training(model, True)
     config = LoraConfig(r=r, lora_alpha=2 * r, target_modules="all-linear", lora_dropout=0.0, task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
@@ -147,9 +154,10 @@ def set_checkpointing(model: Any, on: bool) -> None:
 
 
 def measure_loaded(model: Any, shape: ModelShape, quantization: str | None = None, checkpointing: bool = True,
-                   seq: int = 512, batch: int = 1, steps: int = 3, r: int = 16, device: str = "cuda") -> Measurement:
-    """Train `steps` torch AdamW steps of `model` (from `load_checkpoint` + `add_lora(r)`) on random tokens; its peak
-    memory, the mean time of the last half of the steps, and the estimate for the same settings."""
+                   seq: int = 512, batch: int = 1, steps: int = 3, r: int = 16, device: str = "cuda",
+                   kbit_prepared: bool = False) -> Measurement:
+    """Train `steps` torch AdamW steps of `model` (from `load_checkpoint` + `add_lora(r, kbit_prepared)`) on random
+    tokens; its peak memory, the mean time of the last half of the steps, and the estimate for the same settings."""
     set_checkpointing(model, checkpointing)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -168,11 +176,14 @@ def measure_loaded(model: Any, shape: ModelShape, quantization: str | None = Non
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     measured, kind = meter.read()
+    reserved = torch.cuda.max_memory_reserved() if device.startswith("cuda") else None
     del optimizer
     est = estimate(shape, precision=PRECISION_NAMES[model.config.dtype], quantization=quantization, optimizer="adamw",
-                   gradient_checkpointing=checkpointing, batch=batch, seq_len=seq, r=r, targets="all-linear")
+                   gradient_checkpointing=checkpointing, batch=batch, seq_len=seq, r=r, targets="all-linear",
+                   kbit_prepared=kbit_prepared)
     return Measurement(shape.name, quantization or "none", checkpointing, seq, batch, est.total, measured, kind,
-                       100 * (est.total - measured) / measured, statistics.mean(times[-max(1, steps // 2):]))
+                       100 * (est.total - measured) / measured, statistics.mean(times[-max(1, steps // 2):]),
+                       kbit_prepared, reserved)
 
 
 def measure(shape: ModelShape, quantization: str | None = None, checkpointing: bool = True, seq: int = 512,

@@ -29,8 +29,10 @@ def load_gpu_check():
 def test_slowdown_compares_matching_points():
     gpu_check = load_gpu_check()
     seconds = {("none", False): 1.0, ("none", True): 1.25, ("nf4", False): 1.1, ("nf4", True): 1.5}
-    points = [dict(shape="s", quantization=q, checkpointing=c, seq=64, step_seconds=t) for (q, c), t in seconds.items()]
-    result = gpu_check.slowdown_section(dict(points=points))
+    points = [dict(shape="s", quantization=q, checkpointing=c, seq=64, step_seconds=t, kbit_prepared=False)
+              for (q, c), t in seconds.items()]
+    prepared = dict(shape="s", quantization="nf4", checkpointing=True, seq=64, step_seconds=9.0, kbit_prepared=True)
+    result = gpu_check.slowdown_section(dict(points=[*points, prepared]))  # like for like: the prepared one is left out
     qlora = {p["checkpointing"]: p["slowdown_pct"] for p in result["qlora_vs_lora"]["points"]}
     ckpt = {p["quantization"]: p["slowdown_pct"] for p in result["checkpointing_on_vs_off"]["points"]}
     assert qlora == pytest.approx({False: 10.0, True: 20.0})
@@ -117,10 +119,11 @@ def test_cuda_run_without_a_gpu_is_refused(capsys):
 
 
 def test_dry_run_ends_within_its_deadline_and_keeps_what_it_measured(tmp_path):
-    """The fast tier's dry run (#25 asks for it there): given 30 s, the script stops within them (after its imports), with the preflight done
-    and every section either finished or marked at the deadline, the ones after it not started."""
+    """The fast tier's dry run (#25 asks for it there): given 45 s, the script stops within them (after its imports),
+    with the preflight done and every section either finished or marked at the deadline, the ones after it not
+    started; the course path (chapter 6's three runs) has run, its DPO starting at the SFT model."""
     gpu_check = load_gpu_check()
-    out, deadline = tmp_path / "gpu_check.json", 30
+    out, deadline = tmp_path / "gpu_check.json", 45
     start = time.monotonic()
     subprocess.run([sys.executable, str(SCRIPT), "--dry-run", str(out), "--deadline-s", str(deadline)],
                    check=True, capture_output=True, text=True, timeout=deadline + 120, cwd=tmp_path)
@@ -135,6 +138,14 @@ def test_dry_run_ends_within_its_deadline_and_keeps_what_it_measured(tmp_path):
         cut = statuses.index("deadline")
         assert all(status == "deadline" for status in statuses[cut:])
         assert all(results[name]["message"].startswith("not started") for name in gpu_check.SECTIONS[cut + 1:])
+    course = results["course"]
+    assert course["status"] == "ok"
+    assert [run["task"] for run in course["runs"]] == ["instruction", "dpo", "classification"]
+    steps = gpu_check.TINY_SCALE.course_steps
+    assert [run["steps"] for run in course["runs"]] == [steps, max(2, steps // 2), steps]
+    assert all(run["losses_finite"] for run in course["runs"])
+    dpo = course["runs"][1]
+    assert dpo["starts_at_sft"] and abs(dpo["first_loss"] - math.log(2)) < 1e-3
     assert results["memory"].get("points"), "the memory section had time for at least one point"
 
 
@@ -151,19 +162,26 @@ def test_dry_run_fills_every_section(tmp_path):
 
     memory = results["memory"]
     assert memory["status"] == "ok"
-    shapes = [s.name for s in gpu_check.TINY_SCALE.shapes]
-    grid = {(p["shape"], p["quantization"], p["checkpointing"], p["seq"]) for p in memory["points"]}
-    assert grid == set(itertools.product(shapes, ["none", "nf4"], [False, True], gpu_check.TINY_SCALE.seqs))
+    scale = gpu_check.TINY_SCALE
+    keys = [(p["shape"], p["quantization"], p["kbit_prepared"], p["checkpointing"], p["seq"]) for p in memory["points"]]
+    grid = set(itertools.product([scale.grid_shape.name], ["none", "nf4"], [False], [False, True], scale.seqs))
+    grid |= set(itertools.product([scale.grid_shape.name], ["nf4"], [True], [False, True], scale.seqs))
+    claim_points = {(scale.claim_shape.name, "nf4", prepared, True, scale.claim_seq) for prepared in (False, True)}
+    assert len(keys) == len(set(keys)) and set(keys) == grid | claim_points
     for point in memory["points"]:
         assert point["estimate_bytes"] > 0 and point["measured_bytes"] > 0 and point["step_seconds"] > 0
         assert math.isfinite(point["error_pct"]) and point["within_target"] is None  # no target on CPU
-    nf4 = {p["estimate_bytes"] for p in memory["points"] if p["quantization"] == "nf4"}
-    assert max(nf4) < max(p["estimate_bytes"] for p in memory["points"] if p["quantization"] == "none")
+    estimates = {key: p["estimate_bytes"] for key, p in zip(keys, memory["points"])}
+    for checkpointing, seq in itertools.product([False, True], scale.seqs):
+        plain, nf4, prepared = (estimates[(scale.grid_shape.name, q, k, checkpointing, seq)]
+                                for q, k in (("none", False), ("nf4", False), ("nf4", True)))
+        assert nf4 < plain and nf4 < prepared  # the up-cast embeddings and norms cost more than NF4 alone
+    assert memory["guide_7b"]["guide"] == "~4.5 GB" and len(memory["guide_7b"]["points"]) == 2
 
     slowdown = results["slowdown"]
     assert slowdown["status"] == "ok"
     for claim in ("qlora_vs_lora", "checkpointing_on_vs_off"):
-        assert len(slowdown[claim]["points"]) == len(grid) // 2
+        assert len(slowdown[claim]["points"]) == 4  # per matching pair of the grid's unprepared points
         assert math.isfinite(slowdown[claim]["median_pct"])
 
     throughput = results["throughput"]
@@ -191,5 +209,5 @@ def test_chapter_section_skips_a_gpu_scale_whose_hub_model_is_out_of_reach(monke
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.try_to_load_from_cache", lambda *args, **kwargs: None)  # not cached
     result = gpu_check.chapter_section(gpu_check.GPU_SCALE, 60)
-    assert result["status"] == "skipped" and "Qwen/Qwen2.5-1.5B-Instruct" in result["message"]
+    assert result["status"] == "skipped" and "HuggingFaceTB/SmolLM2-1.7B-Instruct" in result["message"]
     assert gpu_check.real_model_missing("cpu") is None  # the offline 135M needs no hub
