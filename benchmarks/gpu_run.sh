@@ -2,8 +2,10 @@
 # The GPU check (benchmarks/gpu_check.py) on a lent GPU machine, which has torch but not bitsandbytes and cannot
 # reach a package index. Two steps (docs/gpu.md, "First GPU run"):
 #   1. here:  bash benchmarks/gpu_run.sh prepare
-#             downloads the wheels into the ignored .whl/ folder and checks that the working tree plus .whl stay under
-#             the 64 MiB the device tool carries (EXTRA_WHEELS="transformers==5.24.0" adds one, ~13 MiB, if needed).
+#             builds the carry set into the ignored .whl/ folder (benchmarks/carry.py: the wheels the machine lacks,
+#             bitsandbytes slimmed to its CUDA 12.8 and 13.0 libraries, the Python-3.12-only ones downloaded), prints
+#             each wheel's size and fails if the working tree plus .whl exceed its 56 MiB budget (64 MiB carried).
+#             It rebuilds the packages installed in .venv (PYTHON=... names another interpreter).
 #   2. there: the device tool's run with carry [".whl"], timeout_s 480 and the command
 #             bash benchmarks/gpu_run.sh run [DEADLINE_S]
 #             installs the wheels into /tmp/site, prints the versions and the GPU, runs the check under its global
@@ -12,20 +14,11 @@
 #             docs/gpu.md explains the JSON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WHEELS=(bitsandbytes==0.50.2 peft==0.21.2 trl==1.16.0 accelerate==1.15.0 datasets==5.2.0 nbclient==0.11.0)
-LIMIT=$((64 * 1048576))
 
 case "${1:-}" in
 prepare)
-  rm -rf .whl && mkdir -p .whl
-  # shellcheck disable=SC2086  # EXTRA_WHEELS is a space-separated list
-  python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
-    --platform manylinux_2_24_x86_64 --platform any --dest .whl "${WHEELS[@]}" ${EXTRA_WHEELS:-}
-  tree=$(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1)
-  total=$((tree + $(du -sb .whl | cut -f1)))
-  ls -l .whl
-  echo "working tree + .whl = $((total / 1048576)) MiB (the device tool carries at most 64 MiB)"
-  [ "$total" -lt "$LIMIT" ] || { echo "too large to carry: drop a wheel from EXTRA_WHEELS" >&2; exit 1; }
+  rm -rf .whl
+  "${PYTHON:-.venv/bin/python}" benchmarks/carry.py --out .whl --download
   ;;
 run)
   out="${OUT:-.}"
