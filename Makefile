@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 # apart from the cells before them, and the red team timed out.
 PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile
 
-.PHONY: setup lab course test venvs venv-pinned venv-min test-fast test-fast-pinned test-fast-min test-latest bench notebooks executed
+.PHONY: setup lab course test venvs venv-pinned venv-min test-fast test-fast-pinned test-fast-min test-latest test-colab bench notebooks executed
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,12 +32,13 @@ lab: setup
 # `make test` (CI's command): the fast tier (pytest -m "not slow") at the pinned lock and at the declared minimum
 # versions, each in a venv of its own (tests/version_env.sh), then the whole suite at the latest versions (.venv):
 # the fast tier in workers, then the slow tests (nbgrader round trips, training runs) and every instructor notebook
-# under nbval (tests/nbval_slow.py marks its cells slow), then the widget tests again under ipywidgets 7.7 (Colab's).
+# under nbval (tests/nbval_slow.py marks its cells slow), then Colab's set: the widget tests and chapters 0 and 6 again
+# under ipywidgets 7.7 (Colab's) over the pinned versions the Colab cell installs.
 # The three venvs are built at once first (each is ~2 min of pip), then the tests run one version set at a time.
 # The version sets live in .venvs/, beside .venv and not inside it: building .venv and a venv inside it at once raced
 # (`python3 -m venv .venv` failed with "File exists" when the other build created .venv first).
 test: venvs
-	$(MAKE) test-fast-pinned test-fast-min test-latest
+	$(MAKE) test-fast-pinned test-fast-min test-latest test-colab
 
 venvs:
 	$(MAKE) -j3 --output-sync=target setup venv-pinned venv-min
@@ -63,7 +64,11 @@ test-fast-min:
 test-latest: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" tests -q $(PARALLEL)
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow tests notebooks/source --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_quiet -p tests.nbval_slow --durations=20
-	IPYW7_ENV="$(CURDIR)/$(VENV)/ipywidgets7" BASE_PY="$(CURDIR)/$(BIN)/python" HF_HUB_OFFLINE=1 tests/ipywidgets7_env.sh
+
+# Colab's set at CPU scale (tests/ipywidgets7_env.sh): ipywidgets 7.7 over the pinned set's venv, the widget tests and
+# chapters 0 and 6 under nbval
+test-colab: venv-pinned
+	IPYW7_ENV="$(CURDIR)/.venvs/colab" BASE_PY="$(CURDIR)/.venvs/pinned/bin/python" HF_HUB_OFFLINE=1 tests/ipywidgets7_env.sh
 
 # sources (keeping stored reference outputs) + student versions; `make notebooks EXECUTE=--execute` refreshes the
 # reference outputs of the NBVAL_CHECK_OUTPUT cells by running every chapter

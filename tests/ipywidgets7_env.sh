@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Run tests/lessons/test_widgets.py under ipywidgets 7.7 (what Colab ships) in its own venv, so that the widget panels are
-# checked on 7.7 as well as on the 8.x of the project venv (JupyterLab 4).
+# Colab's set, at CPU scale: ipywidgets 7.7 (what Colab ships and its first cell keeps) over the packages BASE_PY's
+# environment holds (`make test` gives the pinned set's venv: the known-good versions the Colab cell installs for what
+# Colab lacks). Runs tests/lessons/test_widgets.py, so that the widget panels are checked on 7.7 as well as on the 8.x
+# of the project venv (JupyterLab 4), then chapters 0 (set-up) and 6 (the real-model recipes) under nbval in this
+# venv's own kernel.
 #
-#   tests/ipywidgets7_env.sh [pytest args]
+#   tests/ipywidgets7_env.sh [pytest args for the widget tests]
 #
 # Environment:
 #   IPYW7_ENV   the venv to create/reuse (default /tmp/ipyw7); delete it to start from scratch
@@ -52,5 +55,8 @@ case "$version" in 7.7.*) ;; *) echo "expected ipywidgets 7.7.x, got $version" >
 cd "$ROOT"
 status=0
 "$PY" -m pytest tests/lessons/test_widgets.py -q -p no:cacheprovider "$@" || status=$?
-echo "tests/lessons/test_widgets.py under ipywidgets $version: exit $status, $((SECONDS - start)) s in all"
+echo "tests/lessons/test_widgets.py under ipywidgets $version: exit $status, $((SECONDS - start)) s so far"
+LORAKIT_SCALE=cpu "$PY" -m pytest notebooks/source/00_setup notebooks/source/06_recipes --nbval-lax --nbval-current-env \
+  --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_quiet -q -p no:cacheprovider || status=$?
+echo "chapters 0 and 6 under nbval with ipywidgets $version: exit $status, $((SECONDS - start)) s in all"
 exit $status
