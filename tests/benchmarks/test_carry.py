@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import importlib.metadata
 import importlib.util
 import io
 import json
@@ -36,6 +37,20 @@ def load_carry():
 
 
 carry = load_carry()
+
+
+def installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+MISSING = [name for name in carry.CARRIED if not installed(name)]
+if MISSING:  # the minimum set's huggingface_hub 1.x has no httpx2: `gpu_run.sh prepare` builds from the project's .venv
+    pytest.skip(f"the carry set is built from the latest set's .venv; this version set lacks {MISSING}",
+                allow_module_level=True)
 
 
 def project(wheel: Path) -> str:
