@@ -22,9 +22,11 @@ throughput sections after every point, so a run cut short or killed keeps what i
   slowdown    from the memory section's step times: QLoRA vs bf16 LoRA and checkpointing on vs off, per shape and
               sequence length, against the Training Guide's "~10% slower training" and "~20% slower".
   throughput  benchmarks/throughput.py on a ≥1B random Llama in NF4 with checkpointing (the course's QLoRA recipe):
-              lorakit.train vs a plain Trainer + peft script with dynamic padding vs TRL's SFTTrainer (defaults,
-              padding-free, packing), one variant at a time, two runs each, timed after two warm-up steps; tokens/s,
-              peak memory, eval loss, MFU against the device's peak looked up from its name, and the ratios.
+              lorakit.train vs a plain Trainer + peft script with dynamic padding vs TRL's SFTTrainer (default and
+              padding-free; the dry run adds packing), one variant at a time on one random model, two runs each,
+              timed after two warm-up steps; tokens/s, peak memory, eval loss, MFU against the device's peak looked
+              up from its name, and the ratios. Last of the measuring sections: the deadline may cut it short (then
+              rerun it alone: --only preflight throughput).
   chapter6    course/06_recipes.py built and executed top to bottom with nbclient, LORAKIT_SCALE=gpu, in what is left
               of the deadline (skipped where the hub model is out of reach, as on a lent machine).
 
@@ -110,9 +112,9 @@ GPU_SCALE = Scale(
     grid_shape=TINYLLAMA_1B, claim_shape=lorakit.LLAMA2_7B, course_shape=lorakit.SMOLLM2_1_7B,
     seqs=(512, 2048), claim_seq=512, steps=4, course_precisions=("bf16", "fp16"), course_steps=24,
     throughput_args=("--model", "random-llama", "--layers", "24", "--hidden", "2048", "--quantization", "nf4",
-                     "--dataset", "code", "--n-train", "256", "--n-eval", "24", "--max-length", "384",
+                     "--dataset", "code", "--n-train", "128", "--n-eval", "24", "--max-length", "384",
                      "--repeats", "2", "--warmup-steps", "2"),
-    throughput_subprocesses=True, chapter_scale="gpu")
+    throughput_subprocesses=True, chapter_scale="gpu", variants=("plain", "lorakit", "trl", "trl-padding-free"))
 TINY_SCALE = Scale(
     grid_shape=lorakit.ModelShape(1024, 256, 704, 2, 4, 2, name="tiny-a"),
     claim_shape=lorakit.ModelShape(2048, 384, 1024, 3, 6, 2, name="tiny-b"),
@@ -326,19 +328,24 @@ def throughput_section(scale: Scale, record: Record) -> dict[str, Any]:
     import throughput
 
     argv = [*scale.throughput_args, "--variants", ",".join(scale.variants)]
+    options = throughput.parser().parse_args(argv)
     reports = {}
-    for variant in scale.variants:
-        try:
-            if scale.throughput_subprocesses:
-                args = throughput.parser().parse_args([*scale.throughput_args, "--variants", variant])
-                report = throughput.run_all(args)["variants"][variant]
-            else:
-                report = throughput.run_variant(throughput.parser().parse_args([*argv, "--variant", variant]))
-        except (Exception, SystemExit) as err:  # throughput.py exits on a failed variant
-            record("failed", dict(variant=variant, message=f"{type(err).__name__}: {str(err)[-2000:]}"))
-            continue
-        reports[variant] = report
-        record("variants", report, name=variant)
+    with tempfile.TemporaryDirectory(prefix="gpu-check-throughput-") as tmp:
+        shared = []  # one random Llama for every variant (each run_all call would build its own)
+        if scale.throughput_subprocesses and options.model == "random-llama":
+            shared = ["--model-path", throughput.random_llama(Path(tmp), options.layers, options.hidden)]
+        for variant in scale.variants:
+            try:
+                if scale.throughput_subprocesses:
+                    args = throughput.parser().parse_args([*scale.throughput_args, *shared, "--variants", variant])
+                    report = throughput.run_all(args)["variants"][variant]
+                else:
+                    report = throughput.run_variant(throughput.parser().parse_args([*argv, "--variant", variant]))
+            except (Exception, SystemExit) as err:  # throughput.py exits on a failed variant
+                record("failed", dict(variant=variant, message=f"{type(err).__name__}: {str(err)[-2000:]}"))
+                continue
+            reports[variant] = report
+            record("variants", report, name=variant)
     if not reports:
         raise RuntimeError("every throughput variant failed")
     return dict(command=f"python benchmarks/throughput.py {' '.join(argv)}", ratios=throughput.compare(reports))

@@ -353,11 +353,14 @@ def run_once(args: argparse.Namespace, variant: str, model_path: str | None) -> 
 
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
     """Every requested variant, `--repeats` interleaved rounds (a busy spell hits them alike); returns {variants:
-    each one's `summarize`d report, ratios: `compare` of those}."""
+    each one's `summarize`d report, ratios: `compare` of those}. A random Llama is built once for all of them, unless
+    `--model-path` names one already built (gpu_check runs the variants one call at a time)."""
     variants = args.variants.split(",")
     runs: dict[str, list[dict[str, Any]]] = {variant: [] for variant in variants}
     with tempfile.TemporaryDirectory() as tmp:
-        model_path = random_llama(Path(tmp), args.layers, args.hidden) if args.model == "random-llama" else None
+        model_path = args.model_path
+        if model_path is None and args.model == "random-llama":
+            model_path = random_llama(Path(tmp), args.layers, args.hidden)
         for _ in range(args.repeats):
             for variant in variants:
                 runs[variant].append(run_once(args, variant, model_path))

@@ -129,3 +129,17 @@ def test_step_clock_clips_the_warm_up_and_counts_only_real_training_tokens():
     ("NVIDIA GeForce RTX 3090", None), ("cpu", None)])
 def test_peak_flops_is_looked_up_from_the_device_name(name, peak):
     assert throughput.peak_flops(name) == peak
+
+
+def test_run_all_builds_one_random_model_or_uses_the_one_it_is_given(monkeypatch, tmp_path):
+    built, used = [], []
+    monkeypatch.setattr(throughput, "random_llama", lambda out, layers, hidden: built.append(out) or str(out))
+    monkeypatch.setattr(throughput, "run_once", lambda args, variant, path: used.append((variant, path)) or {})
+    monkeypatch.setattr(throughput, "summarize", lambda runs: dict(runs=len(runs)))
+    monkeypatch.setattr(throughput, "compare", lambda reports: {})
+    argv = ["--model", "random-llama", "--variants", "plain,lorakit", "--repeats", "2"]
+    throughput.run_all(throughput.parser().parse_args(argv))
+    assert len(built) == 1 and {path for _, path in used} == {str(built[0])} and len(used) == 4
+    used.clear()
+    throughput.run_all(throughput.parser().parse_args([*argv, "--model-path", str(tmp_path)]))
+    assert len(built) == 1 and {path for _, path in used} == {str(tmp_path)}
