@@ -9,6 +9,7 @@ asks it for its TrainingArguments, builds its own Trainer and hands it back to `
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -95,11 +96,16 @@ def check_writable(output_dir: Path) -> None:
 
 
 def silence_progress(trainer: Any) -> None:
-    """Remove the progress bar and the printed log dicts that Trainer adds by default."""
+    """Remove the progress bar and the printed log dicts that Trainer adds by default. Its notebook progress bar is
+    only there when Trainer imported transformers' notebook module, which needs IPython: a plain Python without
+    IPython (a GPU box, a script) trains too."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from transformers.utils.notebook import NotebookProgressCallback
 
-    for callback in (ProgressCallback, NotebookProgressCallback, PrinterCallback):
+    callbacks = [ProgressCallback, PrinterCallback]
+    notebook = sys.modules.get("transformers.utils.notebook")
+    if notebook is not None:
+        callbacks.append(notebook.NotebookProgressCallback)
+    for callback in callbacks:
         trainer.remove_callback(callback)
 
 

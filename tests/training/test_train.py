@@ -2,6 +2,8 @@
 recipe says so), saves its adapter, and logs what the course shows."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -149,3 +151,20 @@ def test_sft_then_dpo_resumes_each_stage_from_its_own_checkpoint(tmp_path, monke
     assert again.train_losses[-1][0] == first.train_losses[-1][0] == 2
     with pytest.raises(ValueError, match="must be None or True for task='dpo'"):
         lorakit.train("dpo", resume_from_checkpoint=str(tmp_path / "dpo" / "checkpoint-2"), **kw)
+
+
+def test_training_needs_no_ipython(tmp_path):
+    """A plain Python without IPython (a lent GPU box, a script) trains, progress on or off: lorakit never imports
+    transformers' notebook progress bar, which needs IPython."""
+    script = f"""
+import sys
+sys.modules["IPython"] = None  # `import IPython` now fails, as where it is not installed
+import lorakit
+for progress in (False, True):
+    result = lorakit.train("quickstart", max_steps=1, n_train=8, n_eval=4, progress=progress,
+                           output_dir={str(tmp_path)!r} + f"/{{progress}}")
+    assert result.train_losses
+print("trained")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("trained"), done.stderr[-2000:]
