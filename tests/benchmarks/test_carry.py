@@ -157,3 +157,11 @@ def test_the_carried_tokenizer_is_the_course_tokenizer(built):
     assert len(carried) == len(course) == 49152
     assert carried.apply_chat_template(chat, tokenize=False) == course.apply_chat_template(chat, tokenize=False)
     assert not carried.apply_chat_template(chat, tokenize=False).startswith("<|im_start|>system")
+
+
+def test_every_requirement_of_the_set_is_carried_or_on_the_machine(monkeypatch):
+    """transformers 5.25 began to require `kernels` (and raised without it on a machine given transformers with
+    --no-deps): a new requirement of a carried distribution shows here, not on a lent GPU."""
+    assert carry.unmet_requirements() == []
+    monkeypatch.setattr(carry, "CARRIED", tuple(name for name in carry.CARRIED if name != "huggingface_hub"))
+    assert any(line.startswith("transformers requires huggingface") for line in carry.unmet_requirements())
