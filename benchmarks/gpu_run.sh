@@ -12,6 +12,13 @@
 #             deadline (default 360 s: the 6 minutes of device time it is sized for) and writes $OUT/gpu_check.json
 #             (saved after every section and every measured point, so a killed run keeps them) and $OUT/gpu_check.log.
 #             docs/gpu.md explains the JSON.
+# Before spending device time:
+#   here:     bash benchmarks/gpu_run.sh simulate
+#             a machine like the lent one on this CPU: a venv (SIM_ENV, default /tmp/lent-machine) with only torch,
+#             transformers 5.17 (and their requirements), pandas and pyarrow from the package index, the carry set
+#             installed into a target as `run` does, and gpu_check's CPU dry run there (its JSON in SIM_ENV). It needs
+#             the package index once, for the venv; it found that training imported IPython and that transformers
+#             5.25 needs the kernels package, neither of which the lent machine has.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +26,20 @@ case "${1:-}" in
 prepare)
   rm -rf .whl
   "${PYTHON:-.venv/bin/python}" benchmarks/carry.py --out .whl --download
+  ;;
+simulate)
+  env_dir="${SIM_ENV:-/tmp/lent-machine}"
+  if [ ! -x "$env_dir/bin/python" ]; then
+    python3 -m venv "$env_dir"
+    "$env_dir/bin/pip" install -q "${TORCH:-torch==2.13.0}" transformers==5.17.0 pandas pyarrow
+  fi
+  rm -rf "$env_dir/site" "$env_dir/carry" "$env_dir/empty-cache"
+  "${PYTHON:-.venv/bin/python}" benchmarks/carry.py --out "$env_dir/carry"
+  "$env_dir/bin/python" -m pip install -q --no-index --no-deps --no-compile --target "$env_dir/site" "$env_dir"/carry/*.whl
+  # an empty lorakit cache, as there: the course tokenizer must come from the carry folder
+  LORAKIT_CACHE="$env_dir/empty-cache" LORAKIT_CARRY_DIR="$env_dir/carry" PYTHONPATH="$env_dir/site:$PWD" HF_HUB_OFFLINE=1 \
+    "$env_dir/bin/python" benchmarks/gpu_check.py --dry-run \
+    "$env_dir/gpu_check.json" --deadline-s 300 --only preflight course memory slowdown throughput
   ;;
 run)
   out="${OUT:-.}"
@@ -29,7 +50,7 @@ run)
   python3 benchmarks/gpu_check.py "$out/gpu_check.json" --deadline-s "${2:-360}" 2>&1 | tee "$out/gpu_check.log"
   ;;
 *)
-  echo "usage: bash benchmarks/gpu_run.sh prepare | run [DEADLINE_S]" >&2
+  echo "usage: bash benchmarks/gpu_run.sh prepare | simulate | run [DEADLINE_S]" >&2
   exit 2
   ;;
 esac
