@@ -99,14 +99,15 @@ def test_a_padding_free_run_starts_from_the_same_loss_as_a_padded_one(tmp_path):
 
 @pytest.mark.slow
 def test_throughput_benchmark_runs_and_reports():
-    """A small run of benchmarks/throughput.py: the plain variant pads most positions, lorakit's none."""
+    """A small run of benchmarks/throughput.py: the guide-style script padding to max_length pads most positions,
+    the dynamic-padding baseline some, lorakit's none; all train on the same real tokens."""
     reports = {}
-    for variant in ("plain", "lorakit"):
+    for variant in ("plain-max-length", "plain", "lorakit"):
         out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--n-train", "24",
                               "--n-eval", "8", "--variant", variant], capture_output=True, text=True, check=True)
         reports[variant] = json.loads(out.stdout.strip().splitlines()[-1])
-    plain, ours = reports["plain"], reports["lorakit"]
-    assert plain["real_tokens"] == ours["real_tokens"] == ours["processed_tokens"] > 0
-    assert plain["processed_tokens"] == 24 * 256
-    for report in (plain, ours):
+    padded, plain, ours = reports["plain-max-length"], reports["plain"], reports["lorakit"]
+    assert padded["real_tokens"] == plain["real_tokens"] == ours["real_tokens"] == ours["processed_tokens"] > 0
+    assert padded["processed_tokens"] == 24 * 256 > plain["processed_tokens"] > plain["real_tokens"]
+    for report in reports.values():
         assert 0 < report["eval_loss"] < 20 and report["tokens_per_s"] > 0 and report["peak_bytes"] > 0
