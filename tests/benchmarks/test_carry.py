@@ -20,23 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import load_benchmark
 
 if importlib.util.find_spec("bitsandbytes") is None:  # found, not imported: importing it would import torch here
     pytest.skip("the carry set slims the installed bitsandbytes, which is not installed", allow_module_level=True)
 
-SCRIPT = REPO / "benchmarks" / "carry.py"
-
-
-def load_carry():
-    spec = importlib.util.spec_from_file_location("carry", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["carry"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-carry = load_carry()
+carry = load_benchmark("carry")
 
 
 def installed(distribution: str) -> bool:

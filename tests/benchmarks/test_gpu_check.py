@@ -3,7 +3,6 @@ its deadline; the runner saves every point, records a failed section and goes on
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
@@ -13,17 +12,13 @@ import time
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, load_benchmark
 
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
 
 
 def load_gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_check")
 
 
 def test_slowdown_compares_matching_points():

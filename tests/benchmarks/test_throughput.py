@@ -4,26 +4,18 @@ MFU uses the peak FLOP/s looked up from the device's name."""
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from tests.helpers import REPO
+from tests.helpers import load_benchmark
 
 FAKE_PEAK = 1e12  # FLOP/s given to any device (the CPU has none in the table), so that the run computes an MFU
 
 
-def load_throughput():
-    spec = importlib.util.spec_from_file_location("throughput", REPO / "benchmarks" / "throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-throughput = load_throughput()
+throughput = load_benchmark("throughput")
 
 
 @pytest.fixture(scope="module")

@@ -133,11 +133,9 @@ def test_bad_input(kwargs, fragment):
 def test_benchmark_cpu_smoke_accounts_for_every_byte(repo):
     """benchmarks/memory_grid.py --cpu-smoke: weights + grads + optimizer states + saved activations, counted from
     live storage after a real step, against the estimate (minus its transient overhead term)."""
-    import importlib.util
+    from tests.helpers import load_benchmark
 
-    spec = importlib.util.spec_from_file_location("memory_grid", repo / "benchmarks" / "memory_grid.py")
-    grid = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(grid)
+    grid = load_benchmark("memory_grid")
     threads = torch.get_num_threads()
     try:
         assert grid.main(["--cpu-smoke"]) < 2.0  # worst |error| in %
